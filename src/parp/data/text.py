@@ -1,0 +1,241 @@
+"""Transcript normalisation and the character vocabulary shared by training, evaluation and export.
+
+Low-resource orthographies carry meaning in diacritics and tone marks (Mboshi "ώ" vs "ω"), so the
+normaliser only composes (NFC), lowercases and strips punctuation; it never strips accents or scripts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import unicodedata
+from collections import Counter
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from parp.errors import TextError
+
+logger = logging.getLogger(__name__)
+
+#: Punctuation removed by default. "|" and "[" "]" are included so transcripts can never spell the word
+#: delimiter or a special token.
+DEFAULT_DROP_CHARS = ',.?!;:"«»()[]{}<>“”„‟‹›…¿¡|/\\*#~_=+@^'
+DEFAULT_DROP = DEFAULT_DROP_CHARS  # name used in ARCHITECTURE.md
+
+#: Typographic apostrophes unified to "'" so one orthographic sign is one vocabulary entry.
+_APOSTROPHES = "’‘ʼ`´"
+#: Long dashes are punctuation and become spaces; the hyphen stays because it joins words ("Montre-moi").
+_DASH_PUNCTUATION = "—–―"
+
+PAD_TOKEN = "[PAD]"
+UNK_TOKEN = "[UNK]"
+WORD_DELIMITER = "|"
+TEXT_SETTINGS_FILE = "parp_text.json"
+
+
+class TextNormalizer:
+    """NFC, optional lowercasing, punctuation removal, whitespace collapse; keeps diacritics and scripts."""
+
+    def __init__(self, lowercase: bool = True, drop_chars: str = DEFAULT_DROP_CHARS, keep_apostrophe: bool = True):
+        self.lowercase = lowercase
+        self.drop_chars = drop_chars
+        self.keep_apostrophe = keep_apostrophe
+        # Punctuation becomes a space ("oui,non" -> "oui non"); a dropped apostrophe joins ("don't" -> "dont").
+        table = {ord(ch): " " for ch in drop_chars + _DASH_PUNCTUATION}
+        for ch in _APOSTROPHES:
+            table[ord(ch)] = "'" if keep_apostrophe else None
+        if not keep_apostrophe:
+            table[ord("'")] = None
+        self._table = table
+
+    def __call__(self, text: str) -> str:
+        text = unicodedata.normalize("NFC", text)
+        if self.lowercase:
+            text = text.lower()
+        text = text.translate(self._table)
+        return " ".join(text.split())
+
+    def to_dict(self) -> dict:
+        return {"lowercase": self.lowercase, "drop_chars": self.drop_chars, "keep_apostrophe": self.keep_apostrophe}
+
+    def __repr__(self) -> str:
+        return f"TextNormalizer(lowercase={self.lowercase}, drop_chars={self.drop_chars!r}, keep_apostrophe={self.keep_apostrophe})"
+
+
+def _describe(ch: str) -> str:
+    return f"{ch!r} (U+{ord(ch):04X})"
+
+
+class Vocabulary:
+    """Character vocabulary for CTC: ``[PAD]`` = 0 (the blank), ``[UNK]`` = 1, ``|`` for spaces, then characters.
+
+    It owns the normaliser it was built with, so ``encode`` and ``check`` see text exactly as training did,
+    and ``save`` records it beside the Hugging Face processor files.
+    """
+
+    def __init__(self, tokens: Sequence[str], normalizer: TextNormalizer | None = None):
+        if list(tokens[:2]) != [PAD_TOKEN, UNK_TOKEN]:
+            raise TextError(f"vocabulary must start with {PAD_TOKEN}, {UNK_TOKEN}; got {list(tokens[:2])}")
+        if len(set(tokens)) != len(tokens):
+            raise TextError("vocabulary has duplicate tokens")
+        self.tokens = list(tokens)
+        self.normalizer = normalizer or TextNormalizer()
+        self.token_to_id = {token: i for i, token in enumerate(self.tokens)}
+        self.pad_id = 0
+        self.unk_id = 1
+        self.word_delimiter_id = self.token_to_id.get(WORD_DELIMITER)
+
+    @classmethod
+    def build(cls, texts: Iterable[str], normalizer: TextNormalizer | None = None) -> "Vocabulary":
+        """Vocabulary of every character in the normalised ``texts`` (sorted, so it is reproducible)."""
+        normalizer = normalizer or TextNormalizer()
+        characters = set()
+        for text in texts:
+            characters.update(normalizer(text))
+        characters.discard(" ")
+        if not characters:
+            raise TextError("cannot build a vocabulary: the transcripts are empty after normalisation")
+        return cls([PAD_TOKEN, UNK_TOKEN, WORD_DELIMITER, *sorted(characters)], normalizer)
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Vocabulary) and self.tokens == other.tokens
+
+    def __repr__(self) -> str:
+        return f"Vocabulary({len(self)} tokens: {''.join(self.tokens[3:])!r})"
+
+    def unknown_characters(self, text: str) -> set[str]:
+        return {ch for ch in self.normalizer(text) if ch != " " and ch not in self.token_to_id}
+
+    def encode(self, text: str, allow_unknown: bool = False) -> list[int]:
+        """Normalise and map characters to ids (space -> ``|``).
+
+        Raises:
+            TextError: a character is not in the vocabulary, unless ``allow_unknown`` maps it to ``[UNK]``.
+        """
+        ids = []
+        for ch in self.normalizer(text):
+            token = WORD_DELIMITER if ch == " " else ch
+            token_id = self.token_to_id.get(token)
+            if token_id is None:
+                if not allow_unknown:
+                    raise TextError(f"character {_describe(ch)} is not in the vocabulary (in {text!r})")
+                token_id = self.unk_id
+            ids.append(token_id)
+        return ids
+
+    def check(self, texts: Iterable[str], source: str = "transcripts", allow_unknown: bool = False) -> Counter:
+        """Find characters the vocabulary lacks across ``texts``; returns their counts.
+
+        Raises:
+            TextError: naming ``source``, the unseen characters, how many transcripts have them and an
+                example, unless ``allow_unknown`` (then they are logged and will encode as ``[UNK]``).
+        """
+        unknown: Counter = Counter()
+        n_texts = n_bad = 0
+        example = None
+        for text in texts:
+            n_texts += 1
+            missing = self.unknown_characters(text)
+            if missing:
+                n_bad += 1
+                example = example or text
+                unknown.update(ch for ch in self.normalizer(text) if ch in missing)
+        if unknown:
+            listed = ", ".join(_describe(ch) for ch, _ in unknown.most_common())
+            message = (
+                f"{source}: {n_bad} of {n_texts} transcripts contain characters not in the vocabulary: {listed}; "
+                f"e.g. {example!r}"
+            )
+            if not allow_unknown:
+                raise TextError(message + ". Rebuild the vocabulary with this text, or allow unknown characters "
+                                "to map them to [UNK]")
+            logger.warning("%s (mapped to [UNK])", message)
+        return unknown
+
+    def decode_ids(self, ids: Iterable[int]) -> str:
+        """Greedy CTC text: collapse repeats, drop blanks and special tokens, ``|`` -> space.
+
+        Takes the argmax ids of one utterance (list, numpy array or 1-D tensor); ids < 0 are ignored.
+        """
+        pieces = []
+        previous = None
+        for token_id in (int(i) for i in ids):
+            if token_id < 0:
+                continue
+            if token_id != previous and token_id not in (self.pad_id, self.unk_id):
+                pieces.append(" " if token_id == self.word_delimiter_id else self.tokens[token_id])
+            previous = token_id
+        return " ".join("".join(pieces).split())
+
+    def decode_labels(self, ids: Iterable[int]) -> str:
+        """Text of a label sequence (no CTC collapse: "ll" stays "ll"); -100 padding is skipped."""
+        pieces = [
+            " " if i == self.word_delimiter_id else self.tokens[i]
+            for i in (int(i) for i in ids)
+            if i >= 0 and i not in (self.pad_id, self.unk_id)
+        ]
+        return " ".join("".join(pieces).split())
+
+    def processor(self, sampling_rate: int = 16000):
+        """A ``transformers.Wav2Vec2Processor`` equivalent to this vocabulary (for saving beside models)."""
+        import tempfile
+
+        from transformers import Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2Processor
+
+        with tempfile.TemporaryDirectory() as tmp:
+            vocab_file = Path(tmp) / "vocab.json"
+            self._write_vocab_json(vocab_file)
+            tokenizer = Wav2Vec2CTCTokenizer(
+                str(vocab_file),
+                unk_token=UNK_TOKEN,
+                pad_token=PAD_TOKEN,
+                word_delimiter_token=WORD_DELIMITER,
+                bos_token=None,
+                eos_token=None,
+                do_lower_case=False,
+            )
+        feature_extractor = Wav2Vec2FeatureExtractor(
+            feature_size=1,
+            sampling_rate=sampling_rate,
+            padding_value=0.0,
+            do_normalize=True,
+            return_attention_mask=True,
+        )
+        return Wav2Vec2Processor(feature_extractor=feature_extractor, tokenizer=tokenizer)
+
+    def _write_vocab_json(self, path: Path) -> None:
+        path.write_text(json.dumps(self.token_to_id, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+
+    def save(self, directory: str | os.PathLike, sampling_rate: int = 16000) -> Path:
+        """Write ``vocab.json``, the HF processor files (``AutoProcessor``-loadable) and the normaliser settings."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.processor(sampling_rate).save_pretrained(str(directory))
+        self._write_vocab_json(directory / "vocab.json")
+        (directory / TEXT_SETTINGS_FILE).write_text(json.dumps(self.normalizer.to_dict(), ensure_ascii=False) + "\n",
+                                                    encoding="utf-8")
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> "Vocabulary":
+        """Read a folder written by :meth:`save` (or any HF CTC processor folder using [PAD]/[UNK]/|)."""
+        directory = Path(directory)
+        vocab_file = directory / "vocab.json"
+        if not vocab_file.is_file():
+            raise TextError(f"{directory}: no vocab.json (not a saved vocabulary or processor folder)")
+        try:
+            token_to_id = json.loads(vocab_file.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise TextError(f"{vocab_file}: invalid JSON ({exc})") from None
+        tokens = [token for token, _ in sorted(token_to_id.items(), key=lambda item: item[1])]
+        if [token_to_id[t] for t in tokens] != list(range(len(tokens))):
+            raise TextError(f"{vocab_file}: token ids must be 0..{len(tokens) - 1} without gaps")
+        settings_file = directory / TEXT_SETTINGS_FILE
+        normalizer = None
+        if settings_file.is_file():
+            normalizer = TextNormalizer(**json.loads(settings_file.read_text(encoding="utf-8")))
+        return cls(tokens, normalizer)
