@@ -1,0 +1,114 @@
+"""Load any Hugging Face SSL speech encoder as a CTC model with a fresh head sized to our vocabulary.
+
+We rely on transformers' own classes (``AutoModelForCTC``): wav2vec 2.0 / XLS-R, HuBERT, WavLM and
+data2vec-audio all load the same way, from a hub id (users with a network) or a local folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import transformers
+from transformers import AutoConfig, AutoModelForCTC, PreTrainedModel
+
+from ..errors import ModelError
+
+log = logging.getLogger(__name__)
+
+ARCHITECTURES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio")
+
+
+def _looks_like_local_path(name: str) -> bool:
+    """Hub ids are ``name`` or ``org/name``; anything else with a path shape is meant as a folder."""
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
+
+
+def resolve_model_source(name_or_path: str | os.PathLike | None) -> str:
+    """A local folder (checked to exist and hold a config) or a hub id; ``None`` means the embedded default."""
+    from . import default_model_path
+
+    if name_or_path is None or str(name_or_path) == "":
+        return str(default_model_path())
+    name = str(name_or_path)
+    path = Path(name).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelError(f"--model {name}: expected a model folder, found a file")
+        if not (path / "config.json").exists():
+            raise ModelError(f"--model {name}: the folder has no config.json, so it is not a Hugging Face model folder")
+        return str(path)
+    if _looks_like_local_path(name):
+        raise ModelError(f"--model {name}: model folder does not exist")
+    return name  # a hub id such as facebook/wav2vec2-xls-r-300m
+
+
+def load_ctc_model(name_or_path: str | os.PathLike | None, vocab_size: int, pad_token_id: int = 0,
+                   **config_overrides) -> PreTrainedModel:
+    """Load an SSL encoder for CTC fine-tuning; the CTC head is (re)initialised when its size differs.
+
+    ``config_overrides`` go to the model config (e.g. ``mask_time_prob``, ``layerdrop``, dropouts).
+    """
+    source = resolve_model_source(name_or_path)
+    overrides = dict(ctc_loss_reduction="mean", ctc_zero_infinity=True, vocab_size=vocab_size,
+                     pad_token_id=pad_token_id)
+    overrides.update(config_overrides)
+    try:
+        config = AutoConfig.from_pretrained(source, **overrides)
+        # Some checkpoints store a CTC head of another vocabulary: let the head be re-initialised.
+        model = AutoModelForCTC.from_pretrained(source, config=config, ignore_mismatched_sizes=True)
+    except (OSError, ValueError, KeyError) as exc:
+        where = "no such folder, and the hub" if source == str(name_or_path) and "/" in source else "it"
+        raise ModelError(f"--model {name_or_path}: cannot load {where} as a CTC speech model "
+                         f"({_first_line(exc)})") from exc
+    return model
+
+
+def load_finetuned_model(path: str | os.PathLike) -> PreTrainedModel:
+    """Load a model fine-tuned by parp (or anyone) for inference, keeping its CTC head."""
+    source = resolve_model_source(path)
+    try:
+        model = AutoModelForCTC.from_pretrained(source)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelError(f"{path}: cannot load a CTC model from it ({_first_line(exc)})") from exc
+    return model.eval()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def tiny_config(arch: str = "wav2vec2", vocab_size: int = 32, **overrides) -> transformers.PretrainedConfig:
+    """A very small config of each supported architecture, for tests and smoke runs (no network)."""
+    common = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                  conv_dim=(16, 16, 16), conv_stride=(5, 4, 4), conv_kernel=(10, 4, 4),
+                  num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4, vocab_size=vocab_size,
+                  pad_token_id=0, ctc_loss_reduction="mean", ctc_zero_infinity=True,
+                  mask_time_prob=0.0, layerdrop=0.0, hidden_dropout=0.0, attention_dropout=0.0,
+                  activation_dropout=0.0, feat_proj_dropout=0.0, final_dropout=0.0)
+    common.update(overrides)
+    classes = {
+        "wav2vec2": transformers.Wav2Vec2Config,
+        "hubert": transformers.HubertConfig,
+        "wavlm": transformers.WavLMConfig,
+        "data2vec-audio": transformers.Data2VecAudioConfig,
+    }
+    if arch not in classes:
+        raise ModelError(f"unknown architecture {arch!r}; choose one of {', '.join(classes)}")
+    if arch == "wavlm":
+        common.setdefault("num_buckets", 32)
+        common.setdefault("max_bucket_distance", 100)
+    if arch == "data2vec-audio":
+        common["num_conv_pos_embeddings"] = 5  # data2vec-audio uses a stack of small positional convs
+        common.pop("num_conv_pos_embedding_groups")
+        common["num_conv_pos_embedding_groups"] = 4
+    return classes[arch](**common)
+
+
+def tiny_ctc_model(arch: str = "wav2vec2", vocab_size: int = 32, seed: int = 0, **overrides) -> PreTrainedModel:
+    import torch
+
+    torch.manual_seed(seed)
+    return AutoModelForCTC.from_config(tiny_config(arch, vocab_size, **overrides))

@@ -1,0 +1,69 @@
+"""The CTC fine-tuning objective plugged into the one training loop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from accelerate.utils import gather_object
+
+from ..data.batching import CTCCollator
+from ..data.text import Vocabulary
+from ..evaluation.decode import greedy_decode, output_lengths
+from ..evaluation.metrics import error_rates
+
+
+class CTCObjective:
+    """CTC loss for training; greedy-decoded WER/CER for validation; HF folder + processor for export."""
+
+    metric_for_best = "cer"
+
+    def __init__(self, vocabulary: Vocabulary, sampling_rate: int = 16000,
+                 decoder: Callable[[torch.Tensor, list[int]], list[str]] | None = None):
+        self.vocabulary = vocabulary
+        self.sampling_rate = sampling_rate
+        self.collate = CTCCollator(pad_token_id=vocabulary.pad_id)
+        self.decoder = decoder
+
+    def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return model(input_values=batch["input_values"], attention_mask=batch.get("attention_mask"),
+                     labels=batch["labels"]).loss
+
+    def transcribe_batch(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[list[str], Any]:
+        logits = model(input_values=batch["input_values"], attention_mask=batch.get("attention_mask")).logits
+        lengths = output_lengths(model, batch.get("attention_mask"), logits.shape[1], logits.shape[0])
+        if self.decoder is not None:
+            return self.decoder(logits, lengths), logits
+        return greedy_decode(logits, lengths, self.vocabulary), logits
+
+    def evaluate(self, model: torch.nn.Module, loader, accelerator) -> dict[str, float]:
+        rows = self.predict(model, loader, accelerator)
+        rates = error_rates([r["reference"] for r in rows], [r["hypothesis"] for r in rows])
+        return {"wer": rates["wer"], "cer": rates["cer"]}
+
+    def predict(self, model: torch.nn.Module, loader, accelerator) -> list[dict[str, Any]]:
+        """Per-utterance ``{index, reference, hypothesis}`` over the whole (possibly sharded) loader."""
+        rows = []
+        model.eval()
+        with torch.no_grad():
+            for batch in loader:
+                hypotheses, _ = self.transcribe_batch(model, batch)
+                references = [self.vocabulary.decode_labels(row) for row in batch["labels"].tolist()]
+                indices = batch["index"].tolist() if "index" in batch else [None] * len(hypotheses)
+                rows += [{"index": i, "reference": r, "hypothesis": h}
+                         for i, r, h in zip(indices, references, hypotheses)]
+        if accelerator is not None and accelerator.num_processes > 1:
+            rows = gather_object(rows)
+            seen, unique = set(), []  # even_batches may repeat a few items on the last batch
+            for row in rows:
+                if row["index"] not in seen:
+                    seen.add(row["index"])
+                    unique.append(row)
+            rows = unique
+        return sorted(rows, key=lambda r: (r["index"] is None, r["index"]))
+
+    def export(self, model: torch.nn.Module, directory: Path) -> None:
+        directory = Path(directory)
+        model.save_pretrained(str(directory), safe_serialization=True)
+        self.vocabulary.save(directory, sampling_rate=self.sampling_rate)

@@ -1,0 +1,174 @@
+"""A CTC fine-tuning job, top-down: corpora -> vocabulary -> datasets -> model -> the one loop.
+
+``prepare_finetune`` builds everything once; pruning methods (``parp.methods``) reuse it and call
+``train`` once per phase with their hooks. ``run_finetune`` is the plain full fine-tune of ``parp finetune``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..data.dataset import SpeechDataset
+from ..data.manifest import Utterance, load_hf_corpus, read_manifest
+from ..data.splits import split_train_valid
+from ..data.text import DEFAULT_DROP_CHARS, TextNormalizer, Vocabulary
+from ..errors import ConfigError
+from ..models import load_ctc_model
+from ..records import RunRecord
+from .ctc import CTCObjective
+from .loop import TrainConfig, TrainResult, train, validate_train_config
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DataArguments:
+    """Where the labelled speech comes from and how it is cleaned (mirrors the CLI)."""
+
+    train_manifest: str | None = field(default=None, metadata={"help": "TSV/CSV manifest (audio path, transcript)."})
+    valid_manifest: str | None = field(default=None, metadata={
+        "help": "Validation manifest; if absent a seeded split of the training manifest is held out."})
+    hf_dataset: str | None = field(default=None, metadata={
+        "help": "Hugging Face dataset id or save_to_disk folder instead of a manifest (needs parp[hf])."})
+    hf_config: str | None = field(default=None, metadata={"help": "Dataset config, e.g. a language code."})
+    hf_train_split: str = field(default="train", metadata={"help": "Dataset split used for training."})
+    hf_valid_split: str | None = field(default=None, metadata={"help": "Dataset split used for validation."})
+    audio_column: str | None = field(default=None, metadata={
+        "help": "Audio column (default: 'path' in manifests, 'audio' in HF datasets)."})
+    text_column: str | None = field(default=None, metadata={
+        "help": "Transcript column (default: 'text' in manifests, 'sentence' in HF datasets)."})
+    speaker_column: str | None = field(default="speaker", metadata={"help": "Optional speaker column."})
+    valid_fraction: float = field(default=0.1, metadata={"help": "Held-out fraction when no validation set."})
+    split_seed: int = field(default=0, metadata={"help": "Seed of the held-out split (0 = the documented split)."})
+    max_train_utterances: int | None = field(default=None, metadata={"help": "Seeded subset of the training set."})
+    max_valid_utterances: int | None = field(default=None, metadata={"help": "Seeded subset of the validation set."})
+    min_seconds: float = field(default=0.1, metadata={"help": "Drop shorter clips."})
+    max_seconds: float = field(default=20.0, metadata={"help": "Drop longer clips."})
+    lowercase: bool = field(default=True, metadata={"help": "Lowercase transcripts (diacritics are kept)."})
+    drop_chars: str = field(default=DEFAULT_DROP_CHARS, metadata={"help": "Characters removed from transcripts."})
+    allow_unknown_chars: bool = field(default=False, metadata={
+        "help": "Map validation characters missing from the training vocabulary to [UNK] instead of failing."})
+
+
+@dataclass
+class ModelArguments:
+    model: str | None = field(default=None, metadata={
+        "help": "Hub id (e.g. facebook/wav2vec2-xls-r-300m) or local folder; default: the embedded parp-ssl-small."})
+    mask_time_prob: float = field(default=0.05, metadata={"help": "SpecAugment time-mask probability."})
+    mask_feature_prob: float = field(default=0.0, metadata={"help": "SpecAugment channel-mask probability."})
+    layerdrop: float = field(default=0.0, metadata={"help": "LayerDrop probability."})
+    dropout: float = field(default=0.0, metadata={"help": "Hidden/attention/activation dropout."})
+
+
+def _subset(utterances: list[Utterance], limit: int | None, seed: int) -> list[Utterance]:
+    if limit is None or limit >= len(utterances):
+        return utterances
+    keep = np.sort(np.random.default_rng(seed).permutation(len(utterances))[:limit])
+    return [utterances[i] for i in keep]
+
+
+def load_utterances(args: DataArguments) -> tuple[list[Utterance], list[Utterance], str]:
+    """Training and validation utterances, plus a short description of where they came from."""
+    if args.hf_dataset:
+        audio, text = args.audio_column or "audio", args.text_column or "sentence"
+        train_utts = load_hf_corpus(args.hf_dataset, args.hf_config, args.hf_train_split, audio, text)
+        valid_utts = (load_hf_corpus(args.hf_dataset, args.hf_config, args.hf_valid_split, audio, text)
+                      if args.hf_valid_split else None)
+        source = f"{args.hf_dataset}:{args.hf_config or ''}:{args.hf_train_split}"
+    elif args.train_manifest:
+        audio, text = args.audio_column or "path", args.text_column or "text"
+        speaker = args.speaker_column
+        train_utts = read_manifest(args.train_manifest, audio, text, speaker)
+        valid_utts = read_manifest(args.valid_manifest, audio, text, speaker) if args.valid_manifest else None
+        source = str(args.train_manifest)
+    else:
+        raise ConfigError("no training data: give --train-manifest FILE.tsv or --hf-dataset NAME")
+    if valid_utts is None:
+        train_utts, valid_utts = split_train_valid(train_utts, args.valid_fraction, seed=args.split_seed)
+    train_utts = _subset(train_utts, args.max_train_utterances, args.split_seed)
+    valid_utts = _subset(valid_utts, args.max_valid_utterances, args.split_seed)
+    return train_utts, valid_utts, source
+
+
+@dataclass
+class FinetuneSetup:
+    """Everything a method needs to run phases of the loop."""
+
+    model_args: ModelArguments
+    vocabulary: Vocabulary
+    train_set: SpeechDataset
+    valid_set: SpeechDataset
+    objective: CTCObjective
+    data_summary: dict
+
+    def new_model(self):
+        """A fresh CTC model from the pretrained encoder (same seed => same head initialisation)."""
+        a = self.model_args
+        return load_ctc_model(a.model, vocab_size=len(self.vocabulary), pad_token_id=self.vocabulary.pad_id,
+                              mask_time_prob=a.mask_time_prob, mask_feature_prob=a.mask_feature_prob,
+                              layerdrop=a.layerdrop, hidden_dropout=a.dropout, attention_dropout=a.dropout,
+                              activation_dropout=a.dropout, final_dropout=a.dropout)
+
+
+def prepare_finetune(data_args: DataArguments, model_args: ModelArguments, progress: bool = True) -> FinetuneSetup:
+    if not math.isfinite(data_args.valid_fraction) or not 0 < data_args.valid_fraction < 1:
+        raise ConfigError(f"--valid-fraction must be between 0 and 1, got {data_args.valid_fraction}")
+    train_utts, valid_utts, source = load_utterances(data_args)
+    normalizer = TextNormalizer(lowercase=data_args.lowercase, drop_chars=data_args.drop_chars)
+    vocabulary = Vocabulary.build((u.text for u in train_utts), normalizer=normalizer)
+    train_set = SpeechDataset(train_utts, vocabulary, min_seconds=data_args.min_seconds,
+                              max_seconds=data_args.max_seconds, source=f"{source} (training)").validate(progress)
+    valid_set = SpeechDataset(valid_utts, vocabulary, min_seconds=data_args.min_seconds,
+                              max_seconds=data_args.max_seconds, allow_unknown=data_args.allow_unknown_chars,
+                              source=f"{data_args.valid_manifest or source} (validation)").validate(progress)
+    for name, dataset in (("training", train_set), ("validation", valid_set)):
+        if len(dataset) == 0:
+            raise ConfigError(f"{source}: no usable {name} utterances left after validation "
+                              f"({len(dataset.skipped)} skipped)")
+    summary = {
+        "source": source,
+        "train_utterances": len(train_set), "valid_utterances": len(valid_set),
+        "train_hours": round(sum(train_set.durations) / 3600, 4),
+        "valid_hours": round(sum(valid_set.durations) / 3600, 4),
+        "skipped": len(train_set.skipped) + len(valid_set.skipped),
+        "skipped_files": [f"{p}: {r}" for p, r in (train_set.skipped + valid_set.skipped)][:50],
+        "vocabulary_size": len(vocabulary),
+    }
+    return FinetuneSetup(model_args, vocabulary, train_set, valid_set, CTCObjective(vocabulary), summary)
+
+
+@dataclass
+class FinetuneResult:
+    train: TrainResult
+    record_path: Path
+
+
+def run_finetune(data_args: DataArguments, model_args: ModelArguments, config: TrainConfig) -> FinetuneResult:
+    """``parp finetune``: full fine-tuning (the 0 % sparsity baseline)."""
+    validate_train_config(config)
+    output_dir = Path(config.output_dir)
+    record = RunRecord(output_dir / "run.json", "finetune",
+                       {"data": data_args, "model": model_args, "train": config})
+    setup = prepare_finetune(data_args, model_args, progress=config.progress)
+    record.update("data", setup.data_summary)
+    model = setup.new_model()
+    with record.phase("finetune") as phase:
+        result = train(model, setup.train_set, setup.valid_set, config, setup.objective)
+        phase.update(steps=result.steps - result.resumed_from_step, resumed_from_step=result.resumed_from_step,
+                     audio_seconds_per_second=round(result.audio_seconds_per_second, 2))
+    record.update("metrics", {"final": result.final_metrics, "best": result.best_metrics,
+                              "best_step": result.best_step})
+    record.set("history", result.history)
+    record.set("outputs", {"model": result.model_dir, "best": result.best_dir})
+    record.finish()
+    return FinetuneResult(result, record.path)
+
+
+def with_output_dir(config: TrainConfig, sub: str) -> TrainConfig:
+    """The same schedule in a sub-folder (used by multi-phase methods)."""
+    return replace(config, output_dir=str(Path(config.output_dir) / sub))

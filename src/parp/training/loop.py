@@ -1,0 +1,394 @@
+"""THE training loop. Fine-tuning, pretraining and every pruning method run through ``train``.
+
+One code path for CPU, one GPU and many processes (Accelerate; ``accelerate launch`` / ``torchrun`` need no code
+change). What differs between jobs is injected: an *objective* (how to batch, the loss, how to validate, how to
+export) and *hooks* (what to do around optimizer steps; see ``hooks.py``).
+
+Output folder layout::
+
+    output_dir/checkpoints/step-N/   resumable state (model safetensors, optimizer, scheduler, RNG, hooks)
+    output_dir/checkpoints/latest    name of the newest complete checkpoint (written last, atomically)
+    output_dir/best/                 best model by validation metric (exported by the objective)
+    output_dir/model/                final model (after ``on_train_end``, e.g. PARP's final re-prune)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from safetensors.torch import load_file, save_file
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from ..data.batching import LengthGroupedBatchSampler
+from ..errors import ConfigError
+from .hooks import LoopState, TrainingHook
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings shared by every job (each field is a CLI flag and a config-file key)."""
+
+    output_dir: str = field(default="runs/finetune", metadata={"help": "Where checkpoints, models and records go."})
+    max_steps: int = field(default=2000, metadata={"help": "Number of optimizer updates."})
+    learning_rate: float = field(default=1e-4, metadata={"help": "Peak learning rate (AdamW)."})
+    warmup_steps: int = field(default=200, metadata={"help": "Linear warm-up updates."})
+    lr_schedule: str = field(default="linear", metadata={"help": "Decay after warm-up: linear | cosine | constant."})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay (not on biases and norms)."})
+    max_batch_seconds: float = field(default=60.0, metadata={"help": "Cap on total audio seconds per batch."})
+    grad_accum_steps: int = field(default=1, metadata={"help": "Micro-batches per optimizer update."})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm (0 disables)."})
+    freeze_feature_encoder: bool = field(default=True, metadata={"help": "Keep the CNN feature encoder frozen."})
+    freeze_transformer_steps: int = field(default=0, metadata={
+        "help": "Train only the output head for the first N updates (0 = never; PARP's fair default)."})
+    mixed_precision: str = field(default="auto", metadata={"help": "auto | no | fp16 | bf16 (auto: bf16 on GPU)."})
+    eval_every: int = field(default=250, metadata={"help": "Validate every N updates (0 = only at the end)."})
+    save_every: int = field(default=250, metadata={"help": "Write a resumable checkpoint every N updates (0 = never)."})
+    log_every: int = field(default=10, metadata={"help": "Record the training loss every N updates."})
+    seed: int = field(default=0, metadata={"help": "Seed for initialisation, data order and masking."})
+    resume: bool = field(default=True, metadata={"help": "Resume from output_dir/checkpoints if present."})
+    num_workers: int = field(default=0, metadata={"help": "DataLoader worker processes."})
+    progress: bool = field(default=True, metadata={"help": "Show a progress bar."})
+
+
+def validate_train_config(config: TrainConfig) -> None:
+    """One clear line per bad value, naming the flag."""
+
+    def bad(flag: str, why: str, value: Any) -> ConfigError:
+        return ConfigError(f"--{flag.replace('_', '-')} {why}, got {value!r}")
+
+    def finite(x: Any) -> bool:
+        return isinstance(x, (int, float)) and math.isfinite(x)
+
+    if not finite(config.learning_rate) or config.learning_rate <= 0:
+        raise bad("learning_rate", "must be a positive number", config.learning_rate)
+    for name in ("max_steps", "grad_accum_steps"):
+        if getattr(config, name) < 1:
+            raise bad(name, "must be at least 1", getattr(config, name))
+    for name in ("warmup_steps", "eval_every", "save_every", "freeze_transformer_steps", "num_workers"):
+        if getattr(config, name) < 0:
+            raise bad(name, "must be >= 0", getattr(config, name))
+    if config.log_every < 1:
+        raise bad("log_every", "must be at least 1", config.log_every)
+    if not finite(config.max_batch_seconds) or config.max_batch_seconds <= 0:
+        raise bad("max_batch_seconds", "must be a positive number", config.max_batch_seconds)
+    if not finite(config.max_grad_norm) or config.max_grad_norm < 0:
+        raise bad("max_grad_norm", "must be >= 0", config.max_grad_norm)
+    if not finite(config.weight_decay) or config.weight_decay < 0:
+        raise bad("weight_decay", "must be >= 0", config.weight_decay)
+    if config.lr_schedule not in ("linear", "cosine", "constant"):
+        raise bad("lr_schedule", "must be linear, cosine or constant", config.lr_schedule)
+    if config.mixed_precision not in ("auto", "no", "fp16", "bf16"):
+        raise bad("mixed_precision", "must be auto, no, fp16 or bf16", config.mixed_precision)
+
+
+class Objective(Protocol):
+    """What a job plugs into the loop: batching, loss, validation and export."""
+
+    metric_for_best: str  # lower is better
+
+    def collate(self, items: list[dict]) -> dict[str, torch.Tensor]: ...
+
+    def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor: ...
+
+    def evaluate(self, model: torch.nn.Module, loader: Any, accelerator: Accelerator) -> dict[str, float]: ...
+
+    def export(self, model: torch.nn.Module, directory: Path) -> None: ...
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    epochs: int
+    wall_seconds: float
+    train_seconds: float  # time inside optimisation steps only (no validation / checkpoint I/O)
+    train_audio_seconds: float
+    resumed_from_step: int
+    final_metrics: dict[str, float]
+    best_metrics: dict[str, float]
+    best_step: int
+    history: list[dict[str, Any]]
+    model_dir: str
+    best_dir: str | None
+
+    @property
+    def audio_seconds_per_second(self) -> float:
+        return self.train_audio_seconds / max(self.train_seconds, 1e-9)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["audio_seconds_per_second"] = round(self.audio_seconds_per_second, 3)
+        return d
+
+
+def _mixed_precision(choice: str) -> str:
+    if choice != "auto":
+        return choice
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return "bf16"
+    return "no"
+
+
+def freeze_feature_encoder(model: torch.nn.Module) -> None:
+    """Freeze the CNN feature encoder (standard for CTC fine-tuning of wav2vec2-style models)."""
+    if hasattr(model, "freeze_feature_encoder"):
+        model.freeze_feature_encoder()
+        return
+    for name, param in model.named_parameters():
+        if "feature_extractor" in name:
+            param.requires_grad_(False)
+
+
+def _is_head(name: str) -> bool:
+    return name.startswith(("lm_head.", "head.", "project_q.", "project_hid.", "quantizer."))
+
+
+def _param_groups(model: torch.nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
+    """Body vs head (the body can be held still for ``freeze_transformer_steps``), decay vs no decay."""
+    groups: dict[tuple[str, bool], list[torch.nn.Parameter]] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        part = "head" if _is_head(name) else "body"
+        no_decay = param.ndim < 2 or "norm" in name.lower() or name.endswith(".bias")
+        groups.setdefault((part, no_decay), []).append(param)
+    return [{"params": params, "part": part, "weight_decay": 0.0 if no_decay else config.weight_decay}
+            for (part, no_decay), params in sorted(groups.items())]
+
+
+def _lr_lambda(config: TrainConfig, part: str):
+    def factor(step: int) -> float:
+        if part == "body" and step < config.freeze_transformer_steps:
+            return 0.0
+        if config.warmup_steps and step < config.warmup_steps:
+            return (step + 1) / config.warmup_steps
+        if config.lr_schedule == "constant":
+            return 1.0
+        progress = (step - config.warmup_steps) / max(1, config.max_steps - config.warmup_steps)
+        progress = min(max(progress, 0.0), 1.0)
+        if config.lr_schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * progress))
+        return max(0.0, 1.0 - progress)
+
+    return factor
+
+
+def _make_loader(dataset, objective: Objective, config: TrainConfig, shuffle: bool) -> tuple[DataLoader, Any]:
+    sampler = LengthGroupedBatchSampler(dataset.durations, config.max_batch_seconds, shuffle=shuffle, seed=config.seed)
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=objective.collate, num_workers=config.num_workers)
+    return loader, sampler
+
+
+def _audio_seconds(batch: dict[str, torch.Tensor], objective: Objective) -> float:
+    """Audio in a batch, for throughput figures (padding excluded when an attention mask says where it is)."""
+    rate = getattr(objective, "sampling_rate", 16000)
+    if "attention_mask" in batch:
+        return float(batch["attention_mask"].sum()) / rate
+    if "input_values" in batch:
+        return batch["input_values"].numel() / rate
+    return 0.0
+
+
+# ----------------------------------------------------------------------------------------------- checkpoints
+
+
+def _latest_checkpoint(output_dir: Path) -> Path | None:
+    pointer = output_dir / "checkpoints" / "latest"
+    if not pointer.exists():
+        return None
+    path = output_dir / "checkpoints" / pointer.read_text().strip()
+    return path if (path / "trainer_state.json").exists() else None
+
+
+def _split_hook_state(hooks: Sequence[TrainingHook]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    tensors, plain = {}, {}
+    for i, hook in enumerate(hooks):
+        for key, value in hook.state_dict().items():
+            full = f"{i}.{hook.name}.{key}"
+            if isinstance(value, torch.Tensor):
+                tensors[full] = value.detach().cpu().contiguous()
+            else:
+                plain[full] = value
+    return tensors, plain
+
+
+def _restore_hook_state(hooks: Sequence[TrainingHook], tensors: dict[str, torch.Tensor], plain: dict[str, Any]):
+    for i, hook in enumerate(hooks):
+        prefix = f"{i}.{hook.name}."
+        state = {k[len(prefix):]: v for k, v in {**plain, **tensors}.items() if k.startswith(prefix)}
+        hook.load_state_dict(state)
+
+
+def _save_checkpoint(accelerator: Accelerator, output_dir: Path, state: LoopState, progress: dict[str, Any],
+                     hooks: Sequence[TrainingHook]) -> None:
+    root = output_dir / "checkpoints"
+    target = root / f"step-{state.step}"
+    accelerator.save_state(str(target), safe_serialization=True)
+    if accelerator.is_main_process:
+        tensors, plain = _split_hook_state(hooks)
+        if tensors:
+            save_file(tensors, str(target / "hooks.safetensors"))
+        payload = {**progress, "step": state.step, "epoch": state.epoch, "history": state.history,
+                   "hooks": plain, "config": asdict(state.config)}
+        (target / "trainer_state.json").write_text(json.dumps(payload, indent=1))
+        tmp = root / "latest.tmp"
+        tmp.write_text(target.name)
+        os.replace(tmp, root / "latest")  # the checkpoint counts only once this pointer names it
+        for old in root.glob("step-*"):
+            if old != target:
+                shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
+# ---------------------------------------------------------------------------------------------------- train
+
+
+def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, objective: Objective,
+          hooks: Sequence[TrainingHook] = ()) -> TrainResult:
+    """Optimise ``model`` on ``train_set`` with ``objective``; hooks run at the documented points."""
+    validate_train_config(config)
+    started = time.time()
+    output_dir = Path(config.output_dir)
+    accelerator = Accelerator(mixed_precision=_mixed_precision(config.mixed_precision),
+                              gradient_accumulation_steps=config.grad_accum_steps)
+    set_seed(config.seed)
+    if config.freeze_feature_encoder:
+        freeze_feature_encoder(model)
+
+    groups = _param_groups(model, config)
+    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, betas=(0.9, 0.98), eps=1e-8)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, [_lr_lambda(config, g["part"]) for g in groups])
+    train_loader, sampler = _make_loader(train_set, objective, config, shuffle=True)
+    valid_loader = _make_loader(valid_set, objective, config, shuffle=False)[0] if valid_set is not None else None
+
+    model, optimizer = accelerator.prepare(model, optimizer)
+    train_loader = accelerator.prepare(train_loader)
+    if valid_loader is not None:
+        valid_loader = accelerator.prepare(valid_loader)
+    accelerator.register_for_checkpointing(scheduler)
+
+    state = LoopState(model=accelerator.unwrap_model(model), accelerator=accelerator, config=config,
+                      optimizer=optimizer)
+    progress_state: dict[str, Any] = {"batches_in_epoch": 0, "best_value": None, "best_step": 0, "best_metrics": {},
+                                      "train_seconds": 0.0, "train_audio_seconds": 0.0}
+    resumed_from = 0
+    checkpoint = _latest_checkpoint(output_dir) if config.resume else None
+    if checkpoint is not None:
+        accelerator.load_state(str(checkpoint))
+        saved = json.loads((checkpoint / "trainer_state.json").read_text())
+        state.step, state.epoch, state.history = saved["step"], saved["epoch"], saved["history"]
+        progress_state.update({k: saved[k] for k in progress_state})
+        hook_tensors = load_file(str(checkpoint / "hooks.safetensors")) if (checkpoint / "hooks.safetensors").exists() else {}
+        _restore_hook_state(hooks, hook_tensors, saved.get("hooks", {}))
+        resumed_from = state.step
+        accelerator.print(f"parp: resuming from {checkpoint} (step {state.step})")
+
+    def evaluate() -> dict[str, float]:
+        for hook in hooks:
+            hook.on_before_evaluate(state)
+        if valid_loader is None:
+            return {}
+        model.eval()
+        with torch.no_grad():
+            metrics = objective.evaluate(model, valid_loader, accelerator)
+        model.train()
+        state.metrics = metrics
+        state.history.append({"step": state.step, **{f"valid_{k}": v for k, v in metrics.items()}})
+        return metrics
+
+    def maybe_save_best(metrics: dict[str, float]) -> None:
+        value = metrics.get(objective.metric_for_best)
+        if value is None or not math.isfinite(value):
+            return
+        if progress_state["best_value"] is None or value < progress_state["best_value"]:
+            progress_state.update(best_value=value, best_step=state.step, best_metrics=dict(metrics))
+            if accelerator.is_main_process:
+                objective.export(state.model, output_dir / "best")
+            accelerator.wait_for_everyone()
+
+    for hook in hooks:
+        hook.on_train_begin(state)
+
+    bar = tqdm(total=config.max_steps, initial=state.step, desc="train", unit="step", dynamic_ncols=True,
+               disable=not (config.progress and accelerator.is_local_main_process))
+    window_loss = torch.zeros((), device=accelerator.device)
+    window_n = 0
+    model.train()
+    while state.step < config.max_steps:
+        sampler.set_epoch(state.epoch)
+        skip = progress_state["batches_in_epoch"]
+        loader = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
+        finished_epoch = True
+        step_started = time.time()
+        for batch in loader:
+            with accelerator.accumulate(model):
+                loss = objective.loss(model, batch)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and config.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            progress_state["batches_in_epoch"] += 1
+            progress_state["train_audio_seconds"] += _audio_seconds(batch, objective) * accelerator.num_processes
+            window_loss += loss.detach().float()
+            window_n += 1
+            if not accelerator.sync_gradients:
+                continue
+            scheduler.step()
+            state.step += 1
+            for hook in hooks:
+                hook.on_step_end(state)
+            progress_state["train_seconds"] += time.time() - step_started
+            bar.update(1)
+            if state.step % config.log_every == 0 or state.step == config.max_steps:
+                mean_loss = accelerator.reduce(window_loss / max(window_n, 1), "mean").item()
+                state.history.append({"step": state.step, "epoch": state.epoch, "loss": round(mean_loss, 5),
+                                      "lr": scheduler.get_last_lr()[-1]})
+                bar.set_postfix(loss=f"{mean_loss:.3f}", refresh=False)
+                window_loss.zero_()
+                window_n = 0
+            if config.eval_every and state.step % config.eval_every == 0 and state.step < config.max_steps:
+                metrics = evaluate()
+                maybe_save_best(metrics)
+                bar.write(f"step {state.step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+            if config.save_every and state.step % config.save_every == 0 and state.step < config.max_steps:
+                _save_checkpoint(accelerator, output_dir, state, progress_state, hooks)
+            step_started = time.time()
+            if state.step >= config.max_steps:
+                finished_epoch = False
+                break
+        if finished_epoch:
+            state.epoch += 1
+            progress_state["batches_in_epoch"] = 0
+    bar.close()
+
+    for hook in hooks:
+        hook.on_train_end(state)
+    final_metrics = evaluate()
+    maybe_save_best(final_metrics)
+    if accelerator.is_main_process:
+        objective.export(state.model, output_dir / "model")
+    if config.save_every:
+        _save_checkpoint(accelerator, output_dir, state, progress_state, hooks)
+    accelerator.wait_for_everyone()
+    best_dir = output_dir / "best"
+    return TrainResult(
+        steps=state.step, epochs=state.epoch, wall_seconds=round(time.time() - started, 3),
+        train_seconds=round(progress_state["train_seconds"], 3),
+        train_audio_seconds=round(progress_state["train_audio_seconds"], 3), resumed_from_step=resumed_from,
+        final_metrics=final_metrics, best_metrics=progress_state["best_metrics"],
+        best_step=progress_state["best_step"], history=state.history, model_dir=str(output_dir / "model"),
+        best_dir=str(best_dir) if best_dir.exists() else None)
