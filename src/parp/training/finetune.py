@@ -18,7 +18,7 @@ from ..data.manifest import Utterance, load_hf_corpus, read_manifest
 from ..data.splits import split_train_valid
 from ..data.text import DEFAULT_DROP_CHARS, TextNormalizer, Vocabulary
 from ..errors import ConfigError
-from ..models import load_ctc_model
+from ..models import load_ctc_model, resolve_model_source
 from ..records import RunRecord
 from .ctc import CTCObjective
 from .loop import TrainConfig, TrainResult, train, validate_train_config
@@ -118,6 +118,7 @@ class FinetuneSetup:
 def prepare_finetune(data_args: DataArguments, model_args: ModelArguments, progress: bool = True) -> FinetuneSetup:
     if not math.isfinite(data_args.valid_fraction) or not 0 < data_args.valid_fraction < 1:
         raise ConfigError(f"--valid-fraction must be between 0 and 1, got {data_args.valid_fraction}")
+    resolve_model_source(model_args.model)  # a missing model folder fails before minutes of data checks
     train_utts, valid_utts, source = load_utterances(data_args)
     normalizer = TextNormalizer(lowercase=data_args.lowercase, drop_chars=data_args.drop_chars)
     vocabulary = Vocabulary.build((u.text for u in train_utts), normalizer=normalizer)

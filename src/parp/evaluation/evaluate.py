@@ -1,0 +1,132 @@
+"""``parp evaluate`` and ``parp transcribe``: a fine-tuned model folder in, WER/CER and transcripts out."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from ..data.audio import load_audio
+from ..data.batching import CTCCollator, LengthGroupedBatchSampler
+from ..data.dataset import SpeechDataset, normalize_waveform
+from ..data.manifest import read_manifest
+from ..data.text import Vocabulary
+from ..errors import AudioError, ConfigError, ModelError
+from ..models import load_finetuned_model, resolve_model_source
+from ..records import RunRecord
+from .decode import BeamSearchDecoder, greedy_decode, output_lengths
+from .metrics import error_rates
+
+
+@dataclass
+class EvaluateArguments:
+    model: str = field(default="runs/finetune/model", metadata={"help": "Fine-tuned model folder (with vocab.json)."})
+    manifest: str | None = field(default=None, metadata={"help": "TSV/CSV manifest with audio paths and transcripts."})
+    audio_column: str = field(default="path", metadata={"help": "Audio column of the manifest."})
+    text_column: str = field(default="text", metadata={"help": "Transcript column of the manifest."})
+    output_dir: str | None = field(default=None, metadata={"help": "Where metrics.json and the TSV go (default: the model folder's eval/)."})
+    max_batch_seconds: float = field(default=120.0, metadata={"help": "Cap on audio seconds per batch."})
+    max_utterances: int | None = field(default=None, metadata={"help": "Evaluate only the first N utterances."})
+    beam_width: int = field(default=1, metadata={"help": "1 = greedy CTC; >1 = pyctcdecode beam search (parp[lm])."})
+    kenlm_model: str | None = field(default=None, metadata={"help": "KenLM arpa/binary for beam search."})
+    lm_alpha: float = field(default=0.5, metadata={"help": "LM weight for beam search."})
+    lm_beta: float = field(default=1.0, metadata={"help": "Word insertion bonus for beam search."})
+    allow_unknown_chars: bool = field(default=True, metadata={
+        "help": "Score references with characters the model never saw (they count as errors)."})
+    progress: bool = field(default=True, metadata={"help": "Show a progress bar."})
+
+
+def load_model_and_vocabulary(model_dir: str) -> tuple[torch.nn.Module, Vocabulary]:
+    source = resolve_model_source(model_dir)
+    if not Path(source).is_dir():
+        raise ModelError(f"--model {model_dir}: evaluate and transcribe need a local fine-tuned model folder")
+    vocabulary = Vocabulary.load(source)
+    model = load_finetuned_model(source)
+    if model.config.vocab_size != len(vocabulary):
+        raise ModelError(f"{model_dir}: the CTC head has {model.config.vocab_size} outputs but vocab.json has "
+                         f"{len(vocabulary)} tokens; this folder was not saved by one fine-tuning run")
+    return model, vocabulary
+
+
+def make_decoder(vocabulary: Vocabulary, args: EvaluateArguments):
+    if args.beam_width < 1:
+        raise ConfigError(f"--beam-width must be at least 1, got {args.beam_width}")
+    if args.beam_width == 1 and args.kenlm_model is None:
+        return lambda logits, lengths: greedy_decode(logits, lengths, vocabulary)
+    return BeamSearchDecoder(vocabulary, max(args.beam_width, 2), args.kenlm_model, args.lm_alpha, args.lm_beta)
+
+
+def run_evaluate(args: EvaluateArguments) -> dict:
+    """Decode a manifest, write ``metrics.json`` + ``predictions.tsv`` + ``run.json``; return the metrics."""
+    if args.manifest is None:
+        raise ConfigError("--manifest is required: the TSV/CSV file with the audio to score")
+    model, vocabulary = load_model_and_vocabulary(args.model)
+    decode = make_decoder(vocabulary, args)
+    out = Path(args.output_dir) if args.output_dir else Path(resolve_model_source(args.model)) / "eval"
+    record = RunRecord(out / "run.json", "evaluate", args)
+    utterances = read_manifest(args.manifest, args.audio_column, args.text_column)
+    if args.max_utterances:
+        utterances = utterances[: args.max_utterances]
+    dataset = SpeechDataset(utterances, vocabulary, allow_unknown=args.allow_unknown_chars, min_seconds=0.0,
+                            source=args.manifest).validate(args.progress)
+    sampler = LengthGroupedBatchSampler(dataset.durations, args.max_batch_seconds, shuffle=False)
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=CTCCollator(vocabulary.pad_id))
+    rows = []
+    with record.phase("decode") as phase, torch.no_grad():
+        for batch in tqdm(loader, desc="evaluate", unit="batch", disable=not args.progress):
+            logits = model(input_values=batch["input_values"], attention_mask=batch["attention_mask"]).logits
+            lengths = output_lengths(model, batch["attention_mask"], logits.shape[1], logits.shape[0])
+            for index, hypothesis in zip(batch["index"].tolist(), decode(logits, lengths)):
+                utt = dataset.utterances[index]
+                rows.append({"path": utt.path, "reference": dataset.normalizer(utt.text), "hypothesis": hypothesis})
+        phase["utterances"] = len(rows)
+    rates = error_rates([r["reference"] for r in rows], [r["hypothesis"] for r in rows])
+    for row in rows:
+        one = error_rates([row["reference"]], [row["hypothesis"]])
+        row["cer"] = round(one["cer"], 4) if math.isfinite(one["cer"]) else ""
+    rows.sort(key=lambda r: r["path"])
+    with open(out / "predictions.tsv", "w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["path", "reference", "hypothesis", "cer"], delimiter="\t",
+                                quoting=csv.QUOTE_NONE, escapechar="\\")
+        writer.writeheader()
+        writer.writerows(rows)
+    metrics = {"wer": rates["wer"], "cer": rates["cer"], "utterances": len(rows),
+               "skipped": len(dataset.skipped), "decoder": "greedy" if args.beam_width == 1 else "beam"}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    record.update("data", {"manifest": args.manifest, "utterances": len(rows), "skipped": len(dataset.skipped),
+                           "skipped_files": [f"{p}: {r}" for p, r in dataset.skipped][:50]})
+    record.update("metrics", metrics)
+    record.finish()
+    return {**metrics, "output_dir": str(out)}
+
+
+@dataclass
+class TranscribeArguments:
+    model: str = field(default="runs/finetune/model", metadata={"help": "Fine-tuned model folder."})
+    files: list[str] = field(default_factory=list, metadata={"help": "Audio files to transcribe."})
+
+
+def transcribe(model_dir: str, files: Sequence[str]) -> list[tuple[str, str]]:
+    """(file, transcript) for each readable file; unreadable ones get an error line instead of a crash."""
+    if not files:
+        raise ConfigError("give one or more audio files to transcribe")
+    model, vocabulary = load_model_and_vocabulary(model_dir)
+    results = []
+    with torch.no_grad():
+        for path in files:
+            try:
+                samples = normalize_waveform(load_audio(path, 16000))
+            except AudioError as exc:
+                results.append((path, f"<error: {exc.reason}>"))
+                continue
+            logits = model(torch.from_numpy(np.ascontiguousarray(samples))[None]).logits
+            results.append((path, greedy_decode(logits, [logits.shape[1]], vocabulary)[0]))
+    return results
