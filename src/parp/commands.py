@@ -3,3 +3,23 @@
 from __future__ import annotations
 
 from .cli import Command, register
+
+
+def _prune_args():
+    from .methods import PruneArguments
+    from .training.finetune import DataArguments, ModelArguments
+    from .training.loop import TrainConfig
+
+    return [PruneArguments, DataArguments, ModelArguments, TrainConfig]
+
+
+def _prune(prune, data, model, train):
+    import json
+
+    from .methods import run_prune
+
+    print(json.dumps(run_prune(data, model, train, prune), indent=2, default=str))
+
+
+register("prune", Command("Prune with PARP, OMP, IMP, MPI or random masks (plus fine-tuning) and export.",
+                          _prune_args, _prune))

@@ -1,0 +1,129 @@
+"""What every pruning method shares: its arguments, a context that runs fine-tuning phases, the final export.
+
+A method is a function ``run(ctx) -> (model, mask)`` in its own short module; it composes fine-tuning phases
+(``ctx.finetune``, which is the one loop) with masks (``ctx.magnitude_mask`` ...). ``run_prune`` picks the method,
+applies the final exact re-prune, exports the model and writes the run record.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from ..errors import ConfigError
+from ..records import RunRecord
+from ..sparsity import Mask, measure_sparsity, prunable_parameters, validate_sparsity
+from ..training.finetune import DataArguments, FinetuneSetup, ModelArguments, prepare_finetune, with_output_dir
+from ..training.hooks import TrainingHook
+from ..training.loop import TrainConfig, TrainResult, train, validate_train_config
+
+METHOD_NAMES = ("parp", "omp", "imp", "mpi", "random", "none")
+
+
+@dataclass
+class PruneArguments:
+    method: str = field(default="parp", metadata={
+        "help": "parp | omp | imp | mpi | random | none (PARP-P': parp with --initial-mask)."})
+    sparsity: float = field(default=0.5, metadata={"help": "Target fraction of prunable weights set to zero, in [0, 1)."})
+    scope: str = field(default="global", metadata={
+        "help": "Magnitude ranking: global (across all prunable layers, the paper's) | layer (per layer) | 2:4 (N:M)."})
+    prune_every: int = field(default=50, metadata={
+        "help": "PARP: re-prune to the target every N updates (official code: ~50-150)."})
+    imp_rounds: int = field(default=3, metadata={"help": "IMP: number of prune/rewind/fine-tune rounds."})
+    initial_mask: str | None = field(default=None, metadata={
+        "help": "PARP-P': start PARP from this mask file (e.g. OMP on another language)."})
+    include_bias: bool = field(default=False, metadata={"help": "Also prune the biases of the target linears."})
+    prune_feature_projection: bool = field(default=False, metadata={"help": "Also prune the feature projection."})
+    prune_feature_encoder: bool = field(default=False, metadata={"help": "Also prune the CNN feature encoder."})
+    prune_pos_conv: bool = field(default=False, metadata={"help": "Also prune the positional convolution."})
+    compressed_checkpoint: bool = field(default=True, metadata={
+        "help": "Also write the compressed sparse checkpoint (bitmask + non-zero values)."})
+
+
+def validate_prune_arguments(args: PruneArguments) -> None:
+    if args.method not in METHOD_NAMES:
+        raise ConfigError(f"--method must be one of {', '.join(METHOD_NAMES)}, got {args.method!r}")
+    validate_sparsity(args.sparsity, "--sparsity")
+    if args.scope not in ("global", "layer") and not _parse_n_m(args.scope):
+        raise ConfigError(f"--scope must be global, layer or N:M such as 2:4, got {args.scope!r}")
+    if args.prune_every < 0:
+        raise ConfigError(f"--prune-every must be >= 0, got {args.prune_every}")
+    if args.imp_rounds < 1:
+        raise ConfigError(f"--imp-rounds must be at least 1, got {args.imp_rounds}")
+    if args.initial_mask and args.method != "parp":
+        raise ConfigError(f"--initial-mask starts PARP-P' and needs --method parp, got --method {args.method}")
+    if args.initial_mask and not Path(args.initial_mask).is_file():
+        raise ConfigError(f"--initial-mask {args.initial_mask}: file not found")
+
+
+def _parse_n_m(scope: str) -> tuple[int, int] | None:
+    parts = scope.split(":")
+    if len(parts) == 2 and all(p.isdigit() for p in parts):
+        return int(parts[0]), int(parts[1])
+    return None
+
+
+class MethodContext:
+    """Runs fine-tuning phases for a method and records their cost."""
+
+    def __init__(self, setup: FinetuneSetup, config: TrainConfig, args: PruneArguments, record: RunRecord):
+        self.setup, self.config, self.args, self.record = setup, config, args, record
+        self.phase_results: list[TrainResult] = []
+
+    def new_model(self) -> torch.nn.Module:
+        return self.setup.new_model()
+
+    def targets(self, model: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
+        a = self.args
+        return prunable_parameters(model, include_bias=a.include_bias,
+                                   include_feature_projection=a.prune_feature_projection,
+                                   include_feature_encoder=a.prune_feature_encoder, include_pos_conv=a.prune_pos_conv)
+
+    def magnitude_mask(self, model: torch.nn.Module, sparsity: float | None = None) -> Mask:
+        """Mask at ``sparsity`` (default: the target) from the model's current weights, with the chosen scope."""
+        sparsity = self.args.sparsity if sparsity is None else sparsity
+        n_m = _parse_n_m(self.args.scope)
+        with torch.no_grad():
+            if n_m:
+                return Mask.n_m(self.targets(model), *n_m)
+            return Mask.magnitude(self.targets(model), sparsity, scope=self.args.scope)
+
+    def mask_factory(self, sparsity: float | None = None):
+        return lambda model: self.magnitude_mask(model, sparsity)
+
+    def finetune(self, model: torch.nn.Module, name: str, hooks: Sequence[TrainingHook] = ()) -> TrainResult:
+        """One fine-tuning phase with the shared schedule, in ``output_dir/<name>``."""
+        with self.record.phase(name) as phase:
+            result = train(model, self.setup.train_set, self.setup.valid_set, with_output_dir(self.config, name),
+                           self.setup.objective, hooks)
+            upkeep = sum(getattr(h, "upkeep_seconds", 0.0) for h in hooks)
+            phase.update(steps=result.steps - result.resumed_from_step, total_steps=result.steps,
+                         resumed_from_step=result.resumed_from_step, final=result.final_metrics,
+                         mask_upkeep_seconds=round(upkeep, 3), train_seconds=result.train_seconds)
+            for hook in hooks:
+                if getattr(hook, "reprunes", None):
+                    phase["reprunes"] = hook.reprunes[-20:]
+        self.phase_results.append(result)
+        return result
+
+    def timed_mask(self, name: str, make) -> Mask:
+        """Compute a mask inside a recorded ``prune`` phase (its wall time is part of the method's cost)."""
+        with self.record.phase(name) as phase:
+            t0 = time.perf_counter()
+            mask = make().broadcast_()
+            phase.update(sparsity=round(mask.sparsity(), 6), mask_seconds=round(time.perf_counter() - t0, 4))
+        return mask
+
+
+def snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of the weights to rewind to (IMP)."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def rewind(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> None:
+    model.load_state_dict(copy.copy(weights))

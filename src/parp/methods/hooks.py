@@ -1,0 +1,108 @@
+"""The two pruning hooks every method is built from.
+
+* ``FixedMaskHook``: the mask never changes; masked weights are re-zeroed after every optimizer step, so they
+  stay exactly zero whatever the optimizer's momentum does (OMP's second fine-tuning, IMP, MPI, random).
+* ``PARPHook``: Prune, Adjust and Re-Prune. The masked weights are zeroed but stay trainable, so they may grow
+  back during the adjustment; every ``prune_every`` updates, and always before any validation or save, the
+  model is re-pruned by magnitude to exactly the target sparsity.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import torch
+
+from ..sparsity import Mask
+from ..training.hooks import LoopState, TrainingHook
+
+MaskFactory = Callable[[torch.nn.Module], Mask]
+
+
+def _mask_state(mask: Mask | None) -> dict[str, Any]:
+    return {} if mask is None else {f"mask.{name}": mask[name].to(torch.uint8) for name in mask}
+
+
+def _mask_from_state(state: dict[str, Any]) -> Mask | None:
+    tensors = {k[len("mask."):]: v.bool() for k, v in state.items() if k.startswith("mask.")}
+    return Mask(tensors) if tensors else None
+
+
+class FixedMaskHook(TrainingHook):
+    """Keep a given mask fixed for the whole fine-tuning."""
+
+    name = "fixed-mask"
+
+    def __init__(self, mask: Mask):
+        self.mask = mask
+        self.upkeep_seconds = 0.0
+
+    def on_train_begin(self, state: LoopState) -> None:
+        self.mask.check_compatible(state.model)
+        self.mask.apply_(state.model)
+
+    def on_step_end(self, state: LoopState) -> None:
+        t0 = time.perf_counter()
+        self.mask.apply_(state.model)
+        self.upkeep_seconds += time.perf_counter() - t0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**_mask_state(self.mask), "upkeep_seconds": self.upkeep_seconds}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.mask = _mask_from_state(state) or self.mask
+        self.upkeep_seconds = state.get("upkeep_seconds", 0.0)
+
+
+class PARPHook(TrainingHook):
+    """Prune the starting weights (or start from ``initial_mask``: PARP-P'), adjust, re-prune periodically."""
+
+    name = "parp"
+
+    def __init__(self, make_mask: MaskFactory, prune_every: int, initial_mask: Mask | None = None):
+        self.make_mask = make_mask
+        self.prune_every = prune_every
+        self.mask = initial_mask
+        self.started = False
+        self.upkeep_seconds = 0.0
+        self.reprunes: list[dict[str, Any]] = []  # step and IoU of the pruned sets before/after each re-prune
+
+    def _reprune(self, state: LoopState) -> None:
+        t0 = time.perf_counter()
+        previous = self.mask
+        self.mask = self.make_mask(state.model).broadcast_()
+        self.mask.apply_(state.model)
+        self.upkeep_seconds += time.perf_counter() - t0
+        if previous is not None and len(self.reprunes) < 10_000:
+            self.reprunes.append({"step": state.step, "iou_with_previous": round(previous.iou(self.mask), 5)})
+
+    def on_train_begin(self, state: LoopState) -> None:
+        if self.started:  # resumed: the restored weights already carry the last re-prune
+            return
+        self.started = True
+        if self.mask is None:
+            self._reprune(state)  # step 1: prune the pretrained weights by magnitude
+        else:
+            self.mask.check_compatible(state.model)
+            self.mask.apply_(state.model)
+
+    def on_step_end(self, state: LoopState) -> None:
+        if self.prune_every and state.step % self.prune_every == 0:
+            self._reprune(state)
+
+    def on_before_evaluate(self, state: LoopState) -> None:
+        self._reprune(state)  # never evaluate or save a model below the target sparsity
+
+    def on_train_end(self, state: LoopState) -> None:
+        self._reprune(state)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**_mask_state(self.mask), "started": self.started, "upkeep_seconds": self.upkeep_seconds,
+                "reprunes": self.reprunes}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.mask = _mask_from_state(state) or self.mask
+        self.started = state.get("started", False)
+        self.upkeep_seconds = state.get("upkeep_seconds", 0.0)
+        self.reprunes = state.get("reprunes", [])
