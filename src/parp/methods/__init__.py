@@ -29,7 +29,7 @@ METHODS = {
 
 
 def run_prune(data_args: DataArguments, model_args: ModelArguments, config: TrainConfig,
-              args: PruneArguments) -> dict:
+              args: PruneArguments, extra_hooks=()) -> dict:
     """Run one pruning method end to end; returns the run record's essentials."""
     from ..export import compression_report, save_compressed, save_pruned_model
 
@@ -40,7 +40,7 @@ def run_prune(data_args: DataArguments, model_args: ModelArguments, config: Trai
                        {"prune": args, "data": data_args, "model": model_args, "train": config})
     setup = prepare_finetune(data_args, model_args, progress=config.progress)
     record.update("data", setup.data_summary)
-    ctx = MethodContext(setup, config, args, record)
+    ctx = MethodContext(setup, config, args, record, extra_hooks)
     torch.manual_seed(config.seed)
     model, mask = METHODS[args.method](ctx)
 

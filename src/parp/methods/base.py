@@ -71,8 +71,10 @@ def _parse_n_m(scope: str) -> tuple[int, int] | None:
 class MethodContext:
     """Runs fine-tuning phases for a method and records their cost."""
 
-    def __init__(self, setup: FinetuneSetup, config: TrainConfig, args: PruneArguments, record: RunRecord):
+    def __init__(self, setup: FinetuneSetup, config: TrainConfig, args: PruneArguments, record: RunRecord,
+                 extra_hooks: Sequence[TrainingHook] = ()):
         self.setup, self.config, self.args, self.record = setup, config, args, record
+        self.extra_hooks = list(extra_hooks)  # run after the method's own hooks in every phase (probes, logging)
         self.phase_results: list[TrainResult] = []
 
     def new_model(self) -> torch.nn.Module:
@@ -100,7 +102,7 @@ class MethodContext:
         """One fine-tuning phase with the shared schedule, in ``output_dir/<name>``."""
         with self.record.phase(name) as phase:
             result = train(model, self.setup.train_set, self.setup.valid_set, with_output_dir(self.config, name),
-                           self.setup.objective, hooks)
+                           self.setup.objective, [*hooks, *self.extra_hooks])
             upkeep = sum(getattr(h, "upkeep_seconds", 0.0) for h in hooks)
             phase.update(steps=result.steps - result.resumed_from_step, total_steps=result.steps,
                          resumed_from_step=result.resumed_from_step, final=result.final_metrics,
