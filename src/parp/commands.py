@@ -23,3 +23,20 @@ def _prune(prune, data, model, train):
 
 register("prune", Command("Prune with PARP, OMP, IMP, MPI or random masks (plus fine-tuning) and export.",
                           _prune_args, _prune))
+
+
+def _synth_args():
+    from .synth.corpus import SynthConfig
+
+    return [SynthConfig]
+
+
+def _synth(config):
+    from .synth.corpus import run_synth
+
+    for manifest in run_synth(config):
+        print(manifest)
+
+
+register("synth", Command("Synthesise a labelled multilingual speech corpus offline with eSpeak NG.", _synth_args,
+                          _synth))

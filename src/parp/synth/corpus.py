@@ -37,8 +37,8 @@ class SynthConfig:
     seed: int = 0
     sampling_rate: int = 16000
     variants: list[str] = field(default_factory=lambda: list(DEFAULT_VARIANTS))
-    rate_range: tuple[int, int] = (130, 200)
-    pitch_range: tuple[int, int] = (30, 70)
+    rate_range: list[int] = field(default_factory=lambda: [130, 200])  # words per minute, low high
+    pitch_range: list[int] = field(default_factory=lambda: [30, 70])  # eSpeak pitch 0-99, low high
     min_words: int = 3
     max_words: int = 10
     progress: bool = True
@@ -162,7 +162,10 @@ def _validate(config: SynthConfig) -> list[str]:
     unknown = [v for v in config.variants if v not in available_variants()]
     if unknown:
         raise ConfigError(f"unknown eSpeak voice variant(s) {unknown}; available: {', '.join(available_variants())}")
-    for name, (lo, hi), bounds in (("rate_range", config.rate_range, (80, 450)), ("pitch_range", config.pitch_range, (0, 99))):
+    for name, pair, bounds in (("rate_range", config.rate_range, (80, 450)), ("pitch_range", config.pitch_range, (0, 99))):
+        if len(pair) != 2:
+            raise ConfigError(f"--{name.replace('_', '-')} takes two numbers (low high), got {list(pair)}")
+        lo, hi = pair
         if not bounds[0] <= lo <= hi <= bounds[1]:
             raise ConfigError(f"{name} must satisfy {bounds[0]} <= low <= high <= {bounds[1]}, got ({lo}, {hi})")
     if not 1 <= config.min_words <= config.max_words:
