@@ -1,0 +1,234 @@
+"""The recipe that makes parp's embedded default encoder: SSL pretraining on unlabelled audio with THE loop.
+
+``python -m parp.pretrain.recipe --sources A.tsv B/ --output_dir runs/pretrain --max_steps 4000`` builds the
+dataset, the small wav2vec2 config and the objective, runs :func:`parp.training.loop.train` (checkpoints and
+resume come from the loop), then writes beside the encoder folder ``pretraining.json`` (objective, steps, data
+hours, wall time, hardware, loss history) and ``loss_curve.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from parp.errors import ConfigError
+from parp.pretrain.data import UnlabelledAudioDataset
+from parp.pretrain.model import count_parameters, small_wav2vec2_config
+from parp.pretrain.objective import make_objective
+from parp.training.hooks import TrainingHook
+from parp.training.loop import TrainConfig, train
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PretrainConfig:
+    """Everything a pretraining run needs (each field is a CLI flag)."""
+
+    sources: list[str] = field(default_factory=list, metadata={
+        "help": "Manifests (.tsv/.csv with a 'path' column), folders of audio, or audio files."})
+    output_dir: str = field(default="runs/pretrain", metadata={"help": "Checkpoints, best/ and model/ go here."})
+    objective: str = field(default="best-rq", metadata={"help": "best-rq | wav2vec2 (contrastive)."})
+    max_steps: int = field(default=4000, metadata={"help": "Optimizer updates."})
+    max_minutes: float = field(default=0.0, metadata={
+        "help": "Stop (cleanly: final eval, export, checkpoint) after this much wall time; 0 = no limit."})
+    learning_rate: float = field(default=5e-4, metadata={"help": "Peak AdamW learning rate."})
+    warmup_steps: int = field(default=400, metadata={"help": "Linear warm-up updates."})
+    lr_schedule: str = field(default="cosine", metadata={"help": "linear | cosine | constant after warm-up."})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
+    max_batch_seconds: float = field(default=80.0, metadata={"help": "Audio seconds per batch (cap)."})
+    grad_accum_steps: int = field(default=1, metadata={"help": "Micro-batches per update."})
+    max_grad_norm: float = field(default=5.0, metadata={"help": "Gradient clipping (0 disables)."})
+    eval_every: int = field(default=250, metadata={"help": "Validate every N updates (0 = only at the end)."})
+    save_every: int = field(default=250, metadata={"help": "Resumable checkpoint every N updates."})
+    log_every: int = field(default=10, metadata={"help": "Record the training loss every N updates."})
+    seed: int = field(default=0, metadata={"help": "Seed for init, data order, masks and the BEST-RQ codebook."})
+    resume: bool = field(default=True, metadata={"help": "Resume from output_dir/checkpoints if present."})
+    threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = torch's default)."})
+    progress: bool = field(default=True, metadata={"help": "Show a progress bar."})
+    # data
+    max_clip_seconds: float = field(default=8.0, metadata={"help": "Longer clips are randomly cropped to this."})
+    min_clip_seconds: float = field(default=0.5, metadata={"help": "Shorter clips are dropped."})
+    valid_fraction: float = field(default=0.02, metadata={"help": "Held-out fraction of clips (validation)."})
+    max_valid_clips: int = field(default=100, metadata={"help": "Cap on held-out clips (validation is costly on CPU)."})
+    # model (see small_wav2vec2_config)
+    conv_channels: int = field(default=160, metadata={"help": "Channels of each of the 7 CNN layers."})
+    hidden_size: int = field(default=256, metadata={"help": "Transformer width."})
+    num_layers: int = field(default=6, metadata={"help": "Transformer layers."})
+    intermediate_size: int = field(default=1024, metadata={"help": "Feed-forward width."})
+    model_overrides: str = field(default="", metadata={"help": "JSON object of extra Wav2Vec2Config fields."})
+    # objective
+    mask_prob: float = field(default=0.65, metadata={"help": "Span-start probability (x mask_length = masked share)."})
+    mask_length: int = field(default=10, metadata={"help": "Masked span length in 20 ms frames."})
+    codebook_size: int = field(default=1024, metadata={"help": "BEST-RQ codewords per codebook."})
+    num_codebooks: int = field(default=1, metadata={"help": "BEST-RQ codebooks (independent targets)."})
+    num_negatives: int = field(default=100, metadata={"help": "wav2vec2: distractors per masked frame."})
+
+    def model_config(self):
+        overrides = json.loads(self.model_overrides) if self.model_overrides else {}
+        if not isinstance(overrides, dict):
+            raise ConfigError("--model_overrides must be a JSON object of Wav2Vec2Config fields")
+        base = dict(conv_channels=self.conv_channels, hidden_size=self.hidden_size,
+                    num_hidden_layers=self.num_layers, intermediate_size=self.intermediate_size,
+                    num_negatives=self.num_negatives)
+        return small_wav2vec2_config(**{**base, **overrides})
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(
+            output_dir=self.output_dir, max_steps=self.max_steps, learning_rate=self.learning_rate,
+            warmup_steps=self.warmup_steps, lr_schedule=self.lr_schedule, weight_decay=self.weight_decay,
+            max_batch_seconds=self.max_batch_seconds, grad_accum_steps=self.grad_accum_steps,
+            max_grad_norm=self.max_grad_norm, freeze_feature_encoder=False, freeze_transformer_steps=0,
+            mixed_precision="auto", eval_every=self.eval_every, save_every=self.save_every,
+            log_every=self.log_every, seed=self.seed, resume=self.resume, progress=self.progress,
+        )
+
+
+class WallClockBudget(TrainingHook):
+    """Ends training after ``minutes`` by lowering the loop's ``max_steps`` to the current step.
+
+    The loop then runs its normal ending (final validation, export, checkpoint), so a budgeted run is as
+    complete as a step-limited one; used to compare objectives at equal CPU time.
+    """
+
+    name = "wall_clock_budget"
+
+    def __init__(self, minutes: float):
+        self.seconds = minutes * 60.0
+        self.started = time.time()
+
+    def on_train_begin(self, state) -> None:
+        self.started = time.time()
+
+    def on_step_end(self, state) -> None:
+        if time.time() - self.started >= self.seconds and state.step < state.config.max_steps:
+            log.info("wall-clock budget of %.1f min reached at step %d", self.seconds / 60, state.step)
+            state.config.max_steps = state.step
+
+
+def build_datasets(cfg: PretrainConfig, sampling_rate: int = 16000):
+    if not cfg.sources:
+        raise ConfigError("--sources: give at least one manifest, audio folder or audio file")
+    data = UnlabelledAudioDataset(cfg.sources, sampling_rate=sampling_rate, max_seconds=cfg.max_clip_seconds,
+                                  min_seconds=cfg.min_clip_seconds, seed=cfg.seed)
+    if len(data) < 2:
+        raise ConfigError(f"--sources: only {len(data)} usable clip(s) ({data.skipped} unreadable, "
+                          f"{data.too_short} shorter than {cfg.min_clip_seconds} s)")
+    train_set, valid_set = data.split(cfg.valid_fraction, cfg.max_valid_clips, seed=cfg.seed)
+    return data, train_set, valid_set
+
+
+def plot_loss_curve(history: list[dict], path: Path, title: str) -> None:
+    """Training loss (and validation loss where measured) against updates."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    train_points = [(h["step"], h["loss"]) for h in history if "loss" in h]
+    valid_points = [(h["step"], h["valid_loss"]) for h in history if "valid_loss" in h]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    if train_points:
+        ax.plot(*zip(*train_points), label="train loss", lw=1)
+    if valid_points:
+        ax.plot(*zip(*valid_points), "o-", label="validation loss (masked frames)", ms=3)
+    ax.set_xlabel("update")
+    ax.set_ylabel("loss")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def run_pretrain(cfg: PretrainConfig) -> dict:
+    """Pretrain, export the encoder to ``output_dir/model`` (HF folder) and return the ``pretraining.json`` record."""
+    from parp.records import hardware, library_versions
+
+    started = time.time()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    model_config = cfg.model_config()
+    objective_kwargs = dict(mask_prob=cfg.mask_prob, mask_length=cfg.mask_length)
+    if cfg.objective in ("best-rq", "bestrq"):
+        objective_kwargs.update(codebook_size=cfg.codebook_size, num_codebooks=cfg.num_codebooks, seed=cfg.seed)
+    else:
+        objective_kwargs.update(anneal_steps=max(1, cfg.max_steps // 2))
+    objective = make_objective(cfg.objective, model_config, **objective_kwargs)
+
+    load_started = time.time()
+    data, train_set, valid_set = build_datasets(cfg, objective.sampling_rate)
+    load_seconds = time.time() - load_started
+    log.info("pretraining data: %d clips (%.2f h), %d held out; %d unreadable skipped",
+             len(train_set), train_set.total_seconds / 3600, len(valid_set), data.skipped)
+
+    model = objective.build_model(seed=cfg.seed)
+    hooks = list(objective.hooks()) if hasattr(objective, "hooks") else []
+    if cfg.max_minutes > 0:
+        hooks.append(WallClockBudget(cfg.max_minutes))
+    result = train(model, train_set, valid_set, cfg.train_config(), objective, hooks=hooks)
+
+    out = Path(cfg.output_dir)
+    model_dir = Path(result.model_dir)
+    record = {
+        "objective": objective.describe(),
+        "steps": result.steps,
+        "resumed_from_step": result.resumed_from_step,
+        "data": {"sources": [str(s) for s in cfg.sources], "train_clips": len(train_set),
+                 "train_hours": round(train_set.total_seconds / 3600, 4), "valid_clips": len(valid_set),
+                 "valid_hours": round(valid_set.total_seconds / 3600, 4), "unreadable_skipped": data.skipped,
+                 "too_short_dropped": data.too_short, "decode_seconds": round(load_seconds, 1)},
+        "model": {"encoder_parameters": count_parameters(model.wav2vec2),
+                  "pretraining_parameters": count_parameters(model), **{k: getattr(model_config, k) for k in (
+                      "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "conv_dim")}},
+        "wall_seconds": round(time.time() - started, 1),
+        "train_seconds": result.train_seconds,
+        "train_audio_seconds": result.train_audio_seconds,
+        "steps_per_second": round(result.steps / max(result.train_seconds, 1e-9), 4)
+        if not result.resumed_from_step else None,
+        "audio_seconds_per_second": round(result.audio_seconds_per_second, 2),
+        "final_metrics": result.final_metrics,
+        "best_metrics": result.best_metrics,
+        "best_step": result.best_step,
+        "hardware": hardware(),
+        "versions": library_versions(),
+        "config": asdict(cfg),
+        "history": result.history,
+    }
+    text = json.dumps(record, indent=1, default=str)
+    for folder in (out, model_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "pretraining.json").write_text(text)
+    plot_loss_curve(result.history, out / "loss_curve.png",
+                    f"{objective.name} pretraining, {record['data']['train_hours']:.2f} h audio, {result.steps} updates")
+    return record
+
+
+def main(argv=None) -> int:
+    """CLI entry point: ``python -m parp.pretrain.recipe --sources ... [--config FILE]``."""
+    from parp.config import parse_dataclasses
+    from parp.errors import ParpError
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        (cfg,) = parse_dataclasses([PretrainConfig], sys.argv[1:] if argv is None else argv,
+                                   prog="python -m parp.pretrain.recipe", description=__doc__)
+        record = run_pretrain(cfg)
+    except ParpError as exc:
+        print(f"parp: error: {exc}", file=sys.stderr)
+        return 2
+    summary = {k: record[k] for k in ("steps", "train_seconds", "steps_per_second", "audio_seconds_per_second",
+                                      "final_metrics")}
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
