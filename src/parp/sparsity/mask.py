@@ -1,0 +1,280 @@
+"""The one mask abstraction every pruning method uses: ``{param_name: bool tensor}``, True = kept."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import torch
+from safetensors.numpy import load_file as _np_load_file
+from safetensors.numpy import save_file as _np_save_file
+from safetensors import safe_open
+
+from parp.errors import MaskError
+from parp.sparsity.targets import resolve_parameters
+from parp.sparsity.threshold import global_kth_smallest, keep_masks
+from parp.sparsity.validation import validate_n_m, validate_sparsity
+
+MASK_FORMAT = "parp-mask-packbits-v1"
+
+
+def _num_to_prune(sparsity: float, numel: int) -> int:
+    """Same rounding as torch.nn.utils.prune (``round(amount * n)``), so zero counts agree."""
+    return int(round(sparsity * numel))
+
+
+def pack_bits(keep: torch.Tensor) -> np.ndarray:
+    """Bool tensor -> uint8 array, 8 weights a byte (row-major, big-endian bit order like np.packbits)."""
+    return np.packbits(keep.detach().cpu().reshape(-1).numpy())
+
+
+def unpack_bits(packed: np.ndarray, shape) -> torch.Tensor:
+    numel = math.prod(shape)
+    bits = np.unpackbits(packed, count=numel).view(np.bool_)
+    return torch.from_numpy(bits.copy()).reshape(tuple(shape))
+
+
+class Mask:
+    """Named keep-masks for a set of parameters.
+
+    Built by the classmethods (``magnitude``, ``random``, ``n_m``, ``ones``) from a ``{name: tensor}`` dict,
+    usually ``prunable_parameters(model)``. ``source`` is the file a loaded mask came from (for errors).
+    """
+
+    def __init__(self, masks: Mapping[str, torch.Tensor], metadata: dict | None = None, source=None):
+        for name, m in masks.items():
+            if m.dtype != torch.bool:
+                raise MaskError(f"mask for {name!r} must be a bool tensor, got {m.dtype}")
+        self.masks: dict[str, torch.Tensor] = dict(masks)
+        self.metadata: dict = dict(metadata or {})
+        self.source = None if source is None else str(source)
+
+    # ---------------------------------------------------------------- constructors
+    @classmethod
+    def ones(cls, params: Mapping[str, torch.Tensor]) -> "Mask":
+        return cls({n: torch.ones_like(p, dtype=torch.bool) for n, p in params.items()})
+
+    @classmethod
+    def magnitude(cls, params: Mapping[str, torch.Tensor], sparsity: float, scope: str = "global") -> "Mask":
+        """Prune the smallest |w|: exactly ``round(sparsity * n)`` weights, over all tensors or per tensor."""
+        sparsity = validate_sparsity(sparsity)
+        if scope not in ("global", "layer"):
+            raise MaskError(f"scope must be 'global' or 'layer', got {scope!r}")
+        params = dict(params)
+        if not params:
+            raise MaskError("no parameters to build a mask for")
+        names, tensors = list(params), [p.detach() for p in params.values()]
+        if scope == "global":
+            k = _num_to_prune(sparsity, sum(t.numel() for t in tensors))
+            if k == 0:
+                return cls.ones(params)
+            keep = keep_masks(tensors, global_kth_smallest(tensors, k))
+            return cls(dict(zip(names, keep)))
+        masks = {}
+        for name, t in zip(names, tensors):
+            k = _num_to_prune(sparsity, t.numel())
+            masks[name] = (keep_masks([t], global_kth_smallest([t], k))[0] if k
+                           else torch.ones_like(t, dtype=torch.bool))
+        return cls(masks)
+
+    @classmethod
+    def random(cls, params: Mapping[str, torch.Tensor], sparsity: float, seed: int = 0) -> "Mask":
+        """Layer-wise random pruning of exactly ``round(sparsity * n)`` weights per tensor (seeded)."""
+        sparsity = validate_sparsity(sparsity)
+        gen = torch.Generator().manual_seed(int(seed))
+        masks = {}
+        for name, p in params.items():
+            keep = torch.ones(p.numel(), dtype=torch.bool)
+            k = _num_to_prune(sparsity, p.numel())
+            keep[torch.randperm(p.numel(), generator=gen)[:k]] = False
+            masks[name] = keep.reshape(p.shape).to(p.device)
+        return cls(masks)
+
+    @classmethod
+    def n_m(cls, params: Mapping[str, torch.Tensor], n: int = 2, m: int = 4) -> "Mask":
+        """Keep the ``n`` largest |w| of every ``m`` consecutive weights along the input (last) dim.
+
+        Ties keep the earlier weight (stable sort), so the result is deterministic; sparsity is exactly 1-n/m.
+        """
+        n, m = validate_n_m(n, m)
+        masks = {}
+        for name, p in params.items():
+            if p.dim() < 2 or p.shape[-1] % m:
+                raise MaskError(
+                    f"N:M ({n}:{m}) needs the input dim divisible by {m}: {name!r} has shape {tuple(p.shape)}"
+                )
+            groups = p.detach().abs().reshape(-1, m)
+            order = torch.sort(groups, dim=1, descending=True, stable=True).indices
+            keep = torch.zeros_like(groups, dtype=torch.bool)
+            keep.scatter_(1, order[:, :n], True)
+            masks[name] = keep.reshape(p.shape)
+        return cls(masks)
+
+    # ---------------------------------------------------------------- applying
+    def check_compatible(self, model_or_params) -> None:
+        """Raise :class:`MaskError` naming the mask file, parameter and shapes if this mask does not fit."""
+        params = resolve_parameters(model_or_params)
+        where = f"mask file {self.source!r}" if self.source else "mask"
+        for name, keep in self.masks.items():
+            if name not in params:
+                raise MaskError(f"{where} does not fit the model: the model has no parameter {name!r}")
+            if tuple(params[name].shape) != tuple(keep.shape):
+                raise MaskError(
+                    f"{where} does not fit the model: parameter {name!r} has shape "
+                    f"{tuple(params[name].shape)} in the model but {tuple(keep.shape)} in the mask"
+                )
+
+    @torch.no_grad()
+    def apply_(self, model_or_params) -> None:
+        """Zero the pruned weights in place (+0.0, via masked_fill_ so inf/NaN weights do not leak)."""
+        params = resolve_parameters(model_or_params)
+        self.check_compatible(params)
+        for name, keep in self.masks.items():
+            w = params[name]
+            w.masked_fill_(~keep.to(w.device), 0)
+
+    # ---------------------------------------------------------------- set algebra and statistics
+    def _check_same_names(self, other: "Mask") -> None:
+        if self.masks.keys() != other.masks.keys():
+            diff = sorted(self.masks.keys() ^ other.masks.keys())
+            raise MaskError(f"masks cover different parameters (e.g. {diff[0]!r})")
+
+    def __and__(self, other: "Mask") -> "Mask":
+        """Kept in both (prunes the union of the pruned sets)."""
+        self._check_same_names(other)
+        return Mask({n: k & other.masks[n].to(k.device) for n, k in self.masks.items()})
+
+    def __or__(self, other: "Mask") -> "Mask":
+        self._check_same_names(other)
+        return Mask({n: k | other.masks[n].to(k.device) for n, k in self.masks.items()})
+
+    def __invert__(self) -> "Mask":
+        return Mask({n: ~k for n, k in self.masks.items()})
+
+    def __eq__(self, other) -> bool:
+        return (isinstance(other, Mask) and self.masks.keys() == other.masks.keys()
+                and all(torch.equal(k, other.masks[n].to(k.device)) for n, k in self.masks.items()))
+
+    def __len__(self) -> int:
+        return len(self.masks)
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return self.masks[name]
+
+    def __iter__(self):
+        return iter(self.masks)
+
+    def numel(self) -> int:
+        return sum(k.numel() for k in self.masks.values())
+
+    def num_pruned(self) -> int:
+        return sum(k.numel() - int(k.sum()) for k in self.masks.values())
+
+    def sparsity(self) -> float:
+        """Fraction of masked (pruned) entries over all parameters."""
+        total = self.numel()
+        return self.num_pruned() / total if total else 0.0
+
+    def per_layer(self) -> dict[str, float]:
+        return {n: 1.0 - int(k.sum()) / k.numel() if k.numel() else 0.0 for n, k in self.masks.items()}
+
+    @staticmethod
+    def _iou(pairs) -> float:
+        inter = union = 0
+        for a, b in pairs:
+            pa, pb = ~a, ~b.to(a.device)
+            inter += int((pa & pb).sum())
+            union += int((pa | pb).sum())
+        return inter / union if union else 1.0
+
+    def iou(self, other: "Mask") -> float:
+        """Intersection over union of the PRUNED sets, over all parameters (1.0 when both prune nothing)."""
+        self._check_same_names(other)
+        return self._iou((k, other.masks[n]) for n, k in self.masks.items())
+
+    def iou_per_layer(self, other: "Mask") -> dict[str, float]:
+        self._check_same_names(other)
+        return {n: self._iou([(k, other.masks[n])]) for n, k in self.masks.items()}
+
+    def overlap(self, other: "Mask") -> float:
+        """Fraction of ``other``'s pruned weights also pruned here (1.0 if ``other`` prunes nothing)."""
+        self._check_same_names(other)
+        inter = total = 0
+        for n, k in self.masks.items():
+            po = ~other.masks[n].to(k.device)
+            inter += int((~k & po).sum())
+            total += int(po.sum())
+        return inter / total if total else 1.0
+
+    def summary(self) -> str:
+        """Plain-text table: one row per parameter plus the total."""
+        width = max([len(n) for n in self.masks] + [9])
+        lines = [f"{'parameter':<{width}}  {'shape':>14}  {'kept':>12}  {'sparsity':>8}"]
+        for n, k in self.masks.items():
+            kept = int(k.sum())
+            sp = 1 - kept / k.numel() if k.numel() else 0.0
+            lines.append(f"{n:<{width}}  {str(tuple(k.shape)):>14}  {kept:>12}  {sp:>8.2%}")
+        total = self.numel()
+        lines.append(f"{'total':<{width}}  {'':>14}  {total - self.num_pruned():>12}  {self.sparsity():>8.2%}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"Mask({len(self.masks)} tensors, {self.numel()} weights, sparsity={self.sparsity():.4f})"
+
+    # ---------------------------------------------------------------- devices and ranks
+    def to(self, device) -> "Mask":
+        return Mask({n: k.to(device) for n, k in self.masks.items()}, self.metadata, self.source)
+
+    def broadcast_(self, src: int = 0) -> "Mask":
+        """Make every rank hold rank ``src``'s mask (no-op unless torch.distributed is initialised)."""
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()):
+            return self
+        backend = dist.get_backend()
+        device = torch.device("cuda", torch.cuda.current_device()) if backend == "nccl" else torch.device("cpu")
+        for name in sorted(self.masks):
+            keep = self.masks[name]
+            buf = keep.to(device=device, dtype=torch.uint8)
+            dist.broadcast(buf, src=src)
+            self.masks[name] = buf.to(device=keep.device, dtype=torch.bool)
+        return self
+
+    # ---------------------------------------------------------------- files
+    def save(self, path, metadata: dict | None = None) -> Path:
+        """Safetensors file with one packed-bit uint8 tensor per parameter; shapes + metadata in the header."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = {**self.metadata, **(metadata or {})}
+        tensors = {n: pack_bits(k) for n, k in self.masks.items()}
+        header = {
+            "format": MASK_FORMAT,
+            "shapes": json.dumps({n: list(k.shape) for n, k in self.masks.items()}),
+            "order": json.dumps(list(self.masks)),
+            "metadata": json.dumps(meta, default=str),
+        }
+        _np_save_file(tensors, str(path), metadata=header)
+        return path
+
+    @classmethod
+    def load(cls, path) -> "Mask":
+        path = Path(path)
+        if not path.is_file():
+            raise MaskError(f"mask file {str(path)!r} does not exist")
+        try:
+            with safe_open(str(path), framework="np") as f:
+                header = f.metadata() or {}
+            if header.get("format") != MASK_FORMAT:
+                raise MaskError(f"mask file {str(path)!r} is not a parp mask (format {header.get('format')!r})")
+            shapes = json.loads(header["shapes"])
+            order = json.loads(header["order"])
+            arrays = _np_load_file(str(path))
+        except MaskError:
+            raise
+        except Exception as exc:  # corrupt header / truncated file
+            raise MaskError(f"mask file {str(path)!r} cannot be read: {exc}") from None
+        masks = {n: unpack_bits(arrays[n], shapes[n]) for n in order}
+        return cls(masks, json.loads(header.get("metadata", "{}")), source=path)
