@@ -106,8 +106,11 @@ class FinetuneSetup:
     objective: CTCObjective
     data_summary: dict
 
-    def new_model(self):
+    def new_model(self, seed: int = 0):
         """A fresh CTC model from the pretrained encoder (same seed => same head initialisation)."""
+        from accelerate.utils import set_seed
+
+        set_seed(seed)  # the fresh CTC head is drawn from the global RNGs
         a = self.model_args
         return load_ctc_model(a.model, vocab_size=len(self.vocabulary), pad_token_id=self.vocabulary.pad_id,
                               mask_time_prob=a.mask_time_prob, mask_feature_prob=a.mask_feature_prob,
@@ -157,7 +160,7 @@ def run_finetune(data_args: DataArguments, model_args: ModelArguments, config: T
                        {"data": data_args, "model": model_args, "train": config})
     setup = prepare_finetune(data_args, model_args, progress=config.progress)
     record.update("data", setup.data_summary)
-    model = setup.new_model()
+    model = setup.new_model(config.seed)
     with record.phase("finetune") as phase:
         result = train(model, setup.train_set, setup.valid_set, config, setup.objective)
         phase.update(steps=result.steps - result.resumed_from_step, resumed_from_step=result.resumed_from_step,

@@ -329,6 +329,9 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
     model.train()
     while state.step < config.max_steps:
         sampler.set_epoch(state.epoch)
+        # Accelerate's loader re-sets the sampler's epoch from its own pass counter, which restarts at 0 in a
+        # resumed process: align it, or a resumed run replays epoch 0's batch order.
+        train_loader.set_epoch(state.epoch)
         skip = progress_state["batches_in_epoch"]
         loader = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
         finished_epoch = True
