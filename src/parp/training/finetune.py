@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+from accelerate import PartialState
 
 from ..data.dataset import SpeechDataset
 from ..data.manifest import Utterance, load_hf_corpus, read_manifest
@@ -156,7 +158,8 @@ def run_finetune(data_args: DataArguments, model_args: ModelArguments, config: T
     """``parp finetune``: full fine-tuning (the 0 % sparsity baseline)."""
     validate_train_config(config)
     output_dir = Path(config.output_dir)
-    record = RunRecord(output_dir / "run.json", "finetune",
+    rank = int(os.environ.get("RANK", "0"))  # under torchrun every process keeps its own record
+    record = RunRecord(output_dir / ("run.json" if rank == 0 else f"run.rank{rank}.json"), "finetune",
                        {"data": data_args, "model": model_args, "train": config})
     setup = prepare_finetune(data_args, model_args, progress=config.progress)
     record.update("data", setup.data_summary)
@@ -164,7 +167,8 @@ def run_finetune(data_args: DataArguments, model_args: ModelArguments, config: T
     with record.phase("finetune") as phase:
         result = train(model, setup.train_set, setup.valid_set, config, setup.objective)
         phase.update(steps=result.steps - result.resumed_from_step, resumed_from_step=result.resumed_from_step,
-                     audio_seconds_per_second=round(result.audio_seconds_per_second, 2))
+                     audio_seconds_per_second=round(result.audio_seconds_per_second, 2),
+                     processes=PartialState().num_processes)
     record.update("metrics", {"final": result.final_metrics, "best": result.best_metrics,
                               "best_step": result.best_step})
     record.set("history", result.history)

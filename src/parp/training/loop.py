@@ -134,6 +134,20 @@ class TrainResult:
         return d
 
 
+def _cpu_processes() -> bool:
+    """True under ``torchrun`` (WORLD_SIZE > 1) on a machine without an accelerator.
+
+    Accelerate only starts a CPU process group (gloo) when told to run on CPU (``accelerate launch --cpu`` does
+    that, ``torchrun`` does not); otherwise each process silently becomes an independent single-process run
+    writing the same output folder.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    accel = getattr(torch, "accelerator", None)
+    has_accelerator = accel.is_available() if accel is not None else torch.cuda.is_available()
+    return not has_accelerator
+
+
 def _mixed_precision(choice: str) -> str:
     if choice != "auto":
         return choice
@@ -263,7 +277,7 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
     started = time.time()
     output_dir = Path(config.output_dir)
     accelerator = Accelerator(mixed_precision=_mixed_precision(config.mixed_precision),
-                              gradient_accumulation_steps=config.grad_accum_steps)
+                              gradient_accumulation_steps=config.grad_accum_steps, cpu=_cpu_processes())
     set_seed(config.seed)
     if config.freeze_feature_encoder:
         freeze_feature_encoder(model)
