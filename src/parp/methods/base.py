@@ -43,6 +43,9 @@ class PruneArguments:
     prune_pos_conv: bool = field(default=False, metadata={"help": "Also prune the positional convolution."})
     compressed_checkpoint: bool = field(default=True, metadata={
         "help": "Also write the compressed sparse checkpoint (bitmask + non-zero values)."})
+    dense_checkpoint: str | None = field(default=None, metadata={
+        "help": "OMP/IMP: output folder of a finished --method none run with the same data and schedule; its "
+                "fine-tuned weights replace the identical first dense fine-tuning (its steps and time still count)."})
 
 
 def validate_prune_arguments(args: PruneArguments) -> None:
@@ -59,6 +62,8 @@ def validate_prune_arguments(args: PruneArguments) -> None:
         raise ConfigError(f"--initial-mask starts PARP-P' and needs --method parp, got --method {args.method}")
     if args.initial_mask and not Path(args.initial_mask).is_file():
         raise ConfigError(f"--initial-mask {args.initial_mask}: file not found")
+    if args.dense_checkpoint and args.method not in ("omp", "imp"):
+        raise ConfigError(f"--dense-checkpoint replaces the dense fine-tuning of omp/imp, not of {args.method}")
 
 
 def _parse_n_m(scope: str) -> tuple[int, int] | None:
@@ -76,9 +81,10 @@ class MethodContext:
         self.setup, self.config, self.args, self.record = setup, config, args, record
         self.extra_hooks = list(extra_hooks)  # run after the method's own hooks in every phase (probes, logging)
         self.phase_results: list[TrainResult] = []
+        self.reused_wall_seconds = 0.0  # wall time of reused phases, spent by another run but part of this cost
 
     def new_model(self) -> torch.nn.Module:
-        return self.setup.new_model()
+        return self.setup.new_model(self.config.seed)
 
     def targets(self, model: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
         a = self.args
@@ -113,6 +119,33 @@ class MethodContext:
         self.phase_results.append(result)
         return result
 
+    def dense_finetune(self, model: torch.nn.Module, name: str) -> TrainResult:
+        """The first, unmasked fine-tuning of OMP/IMP: run it, or load it from ``--dense-checkpoint``.
+
+        It is step for step the ``none`` run of the same data, seed and schedule, so a sweep need not repeat it;
+        the reused phase keeps that run's steps and wall time so cost comparisons stay honest.
+        """
+        if not self.args.dense_checkpoint:
+            return self.finetune(model, name)
+        source = Path(self.args.dense_checkpoint)
+        dense = _completed_dense_run(source, self.config, self.record)
+        phase_facts = next(p for p in dense["phases"] if p["name"] == "finetune")
+        weights_dir = source / "finetune" / "model"
+        with self.record.phase(name) as phase:
+            loaded = type(model).from_pretrained(str(weights_dir))
+            model.load_state_dict(loaded.state_dict())
+            steps = phase_facts.get("total_steps", phase_facts.get("steps", 0))
+            phase.update(steps=steps, total_steps=steps, resumed_from_step=0, final=phase_facts.get("final", {}),
+                         reused_from=str(source), reused_wall_seconds=phase_facts["wall_seconds"],
+                         train_seconds=phase_facts.get("train_seconds", 0.0))
+        self.reused_wall_seconds += phase_facts["wall_seconds"]
+        result = TrainResult(steps=steps, epochs=0, wall_seconds=phase_facts["wall_seconds"],
+                             train_seconds=phase_facts.get("train_seconds", 0.0), train_audio_seconds=0.0,
+                             resumed_from_step=0, final_metrics=phase_facts.get("final", {}), best_metrics={},
+                             best_step=0, history=[], model_dir=str(weights_dir), best_dir=None)
+        self.phase_results.append(result)
+        return result
+
     def timed_mask(self, name: str, make) -> Mask:
         """Compute a mask inside a recorded ``prune`` phase (its wall time is part of the method's cost)."""
         with self.record.phase(name) as phase:
@@ -120,6 +153,32 @@ class MethodContext:
             mask = make().broadcast_()
             phase.update(sparsity=round(mask.sparsity(), 6), mask_seconds=round(time.perf_counter() - t0, 4))
         return mask
+
+
+# schedule fields that do not change the trained weights (where files go, how often to log or checkpoint)
+_NEUTRAL_TRAIN_FIELDS = {"output_dir", "progress", "resume", "save_every", "log_every", "num_workers"}
+
+
+def _completed_dense_run(source: Path, config: TrainConfig, record: RunRecord) -> dict:
+    """The run record of a finished ``none`` run whose data, model and schedule match this run's."""
+    import json
+
+    path = source / "run.json"
+    if not path.is_file() or not (source / "finetune" / "model").is_dir():
+        raise ConfigError(f"--dense-checkpoint {source}: no finished 'parp prune --method none' run there")
+    dense = json.loads(path.read_text(encoding="utf-8"))
+    arguments = dense.get("arguments", {})
+    if dense.get("status") != "completed" or arguments.get("prune", {}).get("method") != "none":
+        raise ConfigError(f"--dense-checkpoint {source}: the run there is not a completed --method none run")
+    mine = record.data["arguments"]
+    for section in ("data", "model", "train"):
+        theirs, ours = arguments.get(section, {}), mine.get(section, {})
+        differing = sorted(k for k in set(theirs) | set(ours)
+                           if k not in _NEUTRAL_TRAIN_FIELDS and theirs.get(k) != ours.get(k))
+        if differing:
+            raise ConfigError(f"--dense-checkpoint {source}: its {section} settings differ "
+                              f"({', '.join(differing)}), so its fine-tuning is not this run's first phase")
+    return dense
 
 
 def snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:

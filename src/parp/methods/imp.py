@@ -16,7 +16,7 @@ def round_sparsities(target: float, rounds: int) -> list[float]:
 def run(ctx: MethodContext):
     model = ctx.new_model()
     pretrained = snapshot(model)
-    ctx.finetune(model, "finetune-0")
+    ctx.dense_finetune(model, "finetune-0")
     mask = None
     for r, sparsity in enumerate(round_sparsities(ctx.args.sparsity, ctx.args.imp_rounds), start=1):
         # magnitudes of surviving weights only: already-pruned ones are exactly zero and rank first

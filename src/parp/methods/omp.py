@@ -7,7 +7,7 @@ from .hooks import FixedMaskHook
 
 def run(ctx: MethodContext):
     model = ctx.new_model()
-    ctx.finetune(model, "finetune-1")
+    ctx.dense_finetune(model, "finetune-1")
     mask = ctx.timed_mask("prune", lambda: ctx.magnitude_mask(model))
     ctx.finetune(model, "finetune-2", [FixedMaskHook(mask)])
     return model, mask

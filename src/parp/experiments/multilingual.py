@@ -1,0 +1,88 @@
+"""The paper's one-run multilingual subnetwork: PARP once on the union of several languages' training sets.
+
+Each language keeps exactly the training / validation utterances its own cells use (same split, same subsets);
+the union becomes one manifest and one vocabulary covering every language. The resulting model is scored on each
+language's validation set separately, and its mask is compared (IoU of the pruned sets) with each language's own
+PARP mask, so ``results.csv`` holds one ``parp-multi`` row per language next to the per-language rows.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .sweep import MULTILINGUAL, Cell, LanguageData, SweepConfig, cell_result, data_arguments, is_completed, \
+    prune_arguments, seeds_of, train_config_for
+
+METHOD = "parp-multi"
+
+
+def write_manifest(path: Path, utterances) -> Path:
+    """A TSV manifest with absolute audio paths (so it can live anywhere)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["path\tspeaker\tduration\ttext"]
+    for u in utterances:
+        duration = "" if u.duration is None else f"{u.duration:.3f}"
+        text = u.text.replace("\t", " ").replace("\n", " ")
+        lines.append(f"{Path(u.path).resolve()}\t{u.speaker or ''}\t{duration}\t{text}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def build_multilingual_data(config: SweepConfig, languages: list[LanguageData], folder: Path) -> dict[str, Any]:
+    """Union train / valid manifests plus one validation manifest per language, from the cells' own splits."""
+    from ..training.finetune import load_utterances
+
+    train_all, valid_all, per_language = [], [], {}
+    for language in languages:
+        train, valid, _ = load_utterances(data_arguments(config, language.train_manifest, language.valid_manifest))
+        train_all += train
+        valid_all += valid
+        per_language[language.name] = str(write_manifest(folder / f"valid-{language.name}.tsv", valid))
+    return {"train": str(write_manifest(folder / "train.tsv", train_all)),
+            "valid": str(write_manifest(folder / "valid.tsv", valid_all)), "valid_per_language": per_language}
+
+
+def run_multilingual(config: SweepConfig, languages: list[LanguageData], output_dir: Path) -> list[dict[str, Any]]:
+    """Run (or reuse) the multilingual PARP cells, score them per language, write multilingual-results.json."""
+    from ..evaluation.evaluate import EvaluateArguments, run_evaluate
+    from ..methods import run_prune
+    from ..sparsity import Mask
+    from ..training.finetune import DataArguments, ModelArguments
+
+    data = build_multilingual_data(config, languages, output_dir / "multilingual-data")
+    rows = []
+    for sparsity in sorted({float(s) for s in config.sparsities if s > 0}):
+        for seed in seeds_of(config):
+            cell = Cell(MULTILINGUAL, METHOD, sparsity, seed)
+            directory = cell.directory(output_dir)
+            if is_completed(directory):
+                print(f"[multilingual] {cell.label()}: completed earlier, skipped", flush=True)
+            else:
+                print(f"[multilingual] {cell.label()}: PARP on {', '.join(l.name for l in languages)} at once",
+                      flush=True)
+                run_prune(DataArguments(train_manifest=data["train"], valid_manifest=data["valid"]),
+                          ModelArguments(model=config.model, mask_time_prob=config.mask_time_prob),
+                          train_config_for(config, directory, seed), prune_arguments(config, "parp", sparsity))
+            shared = cell_result(cell, output_dir)  # cost and mask of the one run, shared by every language
+            multi_mask = Mask.load(output_dir / shared["mask"])
+            for language in languages:
+                metrics_path = directory / "eval" / language.name / "metrics.json"
+                if not metrics_path.is_file():
+                    run_evaluate(EvaluateArguments(model=str(directory / "model"),
+                                                   manifest=data["valid_per_language"][language.name],
+                                                   output_dir=str(metrics_path.parent), progress=config.progress))
+                metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+                own = Cell(language.name, "parp", sparsity, seed)
+                iou = None
+                if is_completed(own.directory(output_dir)):
+                    own_mask = Mask.load(output_dir / cell_result(own, output_dir)["mask"])
+                    iou = round(multi_mask.iou(own_mask), 6)
+                rows.append({**shared, "language": language.name, "wer": metrics["wer"], "cer": metrics["cer"],
+                             "iou_with_language_mask": iou})
+                print(f"[multilingual] {language.name} s={sparsity:g} seed={seed}: WER {metrics['wer']:.3f} "
+                      f"CER {metrics['cer']:.3f}" + (f", IoU with its own PARP mask {iou:.3f}" if iou is not None
+                                                     else ""), flush=True)
+    (output_dir / "multilingual-results.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
+    return rows

@@ -1,0 +1,372 @@
+"""``parp sweep``: languages x methods x sparsities x seeds, every cell with the SAME fine-tuning schedule.
+
+A sweep is one ``TrainConfig`` (steps, learning rate, warm-up, freezing: identical for every method, so the
+comparison is fair) plus the grid. Each cell is one ``run_prune`` into
+``output_dir/cells/<lang>/<method>/s<sparsity>/seed<seed>/``; a cell whose ``run.json`` says ``completed`` is
+never rerun, and a killed cell resumes from the loop's checkpoints. Results are rebuilt from the cells' records
+after every cell, so ``results.csv`` / ``results.json`` are always current, even after a crash.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import load_config_file
+from ..errors import ConfigError
+from ..training.loop import TrainConfig
+
+RESULT_COLUMNS = [
+    "method", "language", "sparsity_target", "sparsity_achieved", "seed", "wer", "cer", "finetune_steps",
+    "finetunings", "wall_seconds", "phase_wall_seconds", "dense_bytes", "compressed_bytes", "reused_dense",
+    "iou_with_language_mask", "mask", "cell",
+]
+MULTILINGUAL = "multi"  # the cell folder of the one-run multilingual subnetwork
+
+
+@dataclass
+class SweepConfig(TrainConfig):
+    """The grid of a sweep plus the one fine-tuning schedule every cell shares (all TrainConfig fields).
+
+    ``freeze_transformer_steps`` stays 0 for every method: the official code froze the transformer for 10k
+    updates in the baselines but not in PARP; a fair comparison gives all methods the same schedule.
+    """
+
+    output_dir: str = field(default="runs/sweep", metadata={"help": "Sweep folder: cells/, results.csv, report."})
+    languages: list[str] = field(default_factory=list, metadata={
+        "help": "NAME=TRAIN.tsv[,VALID.tsv] per language (in YAML also a mapping name -> path or {train, valid})."})
+    methods: list[str] = field(default_factory=lambda: ["omp", "parp"], metadata={
+        "help": "Pruning methods (parp omp imp mpi random); the unpruned 'none' cell always runs as reference."})
+    sparsities: list[float] = field(default_factory=lambda: [0.5, 0.7], metadata={
+        "help": "Target sparsities; 0 means the unpruned 'none' method (run once per language and seed)."})
+    seeds: list[int] | None = field(default=None, metadata={
+        "help": "Seeds (initialisation, data order, masking) to repeat every cell with (default: [seed])."})
+    model: str | None = field(default=None, metadata={
+        "help": "Pretrained encoder (hub id or folder); default: the embedded parp-ssl-small."})
+    mask_time_prob: float = field(default=0.05, metadata={"help": "SpecAugment time-mask probability."})
+    max_train_utterances: int | None = field(default=None, metadata={"help": "Seeded training subset per language."})
+    max_valid_utterances: int | None = field(default=None, metadata={"help": "Seeded validation subset per language."})
+    valid_fraction: float = field(default=0.1, metadata={"help": "Held-out fraction where no validation manifest."})
+    split_seed: int = field(default=0, metadata={"help": "Seed of the held-out split (the same in every cell)."})
+    prune_every: int = field(default=50, metadata={"help": "PARP: re-prune every N updates."})
+    imp_rounds: int = field(default=3, metadata={"help": "IMP: prune/rewind/fine-tune rounds."})
+    scope: str = field(default="global", metadata={"help": "Magnitude ranking: global | layer | N:M."})
+    reuse_dense: bool = field(default=True, metadata={
+        "help": "OMP/IMP load the finished 'none' cell instead of repeating their identical first fine-tuning "
+                "(its steps and wall time still count in their cost)."})
+    multilingual: bool = field(default=False, metadata={
+        "help": "Also run PARP once on the union of all languages (method 'parp-multi') and score it per language."})
+
+
+@dataclass(frozen=True)
+class LanguageData:
+    name: str
+    train_manifest: str
+    valid_manifest: str | None = None
+
+
+@dataclass(frozen=True)
+class Cell:
+    language: str
+    method: str
+    sparsity: float
+    seed: int
+
+    def directory(self, output_dir: Path) -> Path:
+        return output_dir / "cells" / self.language / self.method / f"s{self.sparsity:g}" / f"seed{self.seed}"
+
+    def label(self) -> str:
+        return f"{self.language} {self.method} s={self.sparsity:g} seed={self.seed}"
+
+
+def load_sweep_config(path: str | Path, **overrides: Any) -> SweepConfig:
+    """A SweepConfig from YAML/JSON (flat keys, or the schedule nested under ``train:``)."""
+    data = load_config_file(path)
+    data = {**{k: v for k, v in data.items() if k != "train"}, **(data.get("train") or {})}
+    data = {k.replace("-", "_"): v for k, v in {**data, **overrides}.items()}
+    known = {f.name for f in dataclasses.fields(SweepConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{path}: unknown sweep option(s) {', '.join(unknown)}")
+    return SweepConfig(**data)
+
+
+def parse_languages(languages: Any) -> list[LanguageData]:
+    """``["fi=train.tsv,valid.tsv"]`` or ``{"fi": "train.tsv"}`` / ``{"fi": {"train": ..., "valid": ...}}``."""
+    entries: list[tuple[str, Any]] = []
+    if isinstance(languages, dict):
+        entries = list(languages.items())
+    else:
+        for item in languages or []:
+            name, sep, paths = str(item).partition("=")
+            if not sep or not name or not paths:
+                raise ConfigError(f"--languages expects NAME=TRAIN.tsv[,VALID.tsv], got {item!r}")
+            entries.append((name, paths))
+    result = []
+    for name, value in entries:
+        if isinstance(value, dict):
+            train, valid = value.get("train"), value.get("valid")
+        else:
+            train, _, valid = str(value).partition(",")
+        if not train:
+            raise ConfigError(f"language {name!r}: no training manifest given")
+        if "/" in str(name) or str(name) in (MULTILINGUAL, ""):
+            raise ConfigError(f"language name {name!r} cannot be a folder name (or {MULTILINGUAL!r})")
+        result.append(LanguageData(str(name), str(train), str(valid) if valid else None))
+    if not result:
+        raise ConfigError("the sweep names no languages: give --languages NAME=TRAIN.tsv (or a 'languages:' mapping)")
+    if len({r.name for r in result}) != len(result):
+        raise ConfigError(f"duplicate language names in {[r.name for r in result]}")
+    return result
+
+
+def validate_sweep(config: SweepConfig) -> tuple[list[LanguageData], list[Cell]]:
+    """Check the grid before any minute is spent; return the languages and the cells in run order."""
+    from ..methods.base import METHOD_NAMES
+    from ..sparsity import validate_sparsity
+
+    languages = parse_languages(config.languages)
+    for method in config.methods:
+        if method not in METHOD_NAMES:
+            raise ConfigError(f"--methods: unknown method {method!r} (choose from {', '.join(METHOD_NAMES)})")
+    for s in config.sparsities:
+        validate_sparsity(s, "--sparsities")
+    if config.multilingual and len(languages) < 2:
+        raise ConfigError("multilingual: true needs at least two languages")
+    pruned = sorted({float(s) for s in config.sparsities if s > 0})
+    methods = [m for m in dict.fromkeys(config.methods) if m != "none"]
+    cells = []
+    for language in languages:
+        for seed in seeds_of(config):
+            cells.append(Cell(language.name, "none", 0.0, seed))  # first: the reference, and OMP/IMP's dense phase
+            cells += [Cell(language.name, m, s, seed) for m in methods for s in pruned]
+    return languages, cells
+
+
+def seeds_of(config: SweepConfig) -> list[int]:
+    return list(config.seeds) if config.seeds else [config.seed]
+
+
+def train_config_for(config: SweepConfig, directory: Path, seed: int) -> TrainConfig:
+    """The shared schedule, with only the cell's folder and seed changed."""
+    schedule = {f.name: getattr(config, f.name) for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{**schedule, "output_dir": str(directory), "seed": seed})
+
+
+def is_completed(directory: Path) -> bool:
+    record = directory / "run.json"
+    if not record.is_file():
+        return False
+    try:
+        return json.loads(record.read_text(encoding="utf-8")).get("status") == "completed"
+    except json.JSONDecodeError:
+        return False
+
+
+def run_sweep(config: SweepConfig) -> list[dict[str, Any]]:
+    """Run every missing cell, then write ``results.csv`` / ``results.json``; returns the result rows."""
+    from ..methods import PruneArguments, run_prune
+    from ..training.finetune import DataArguments, ModelArguments
+
+    languages, cells = validate_sweep(config)
+    output_dir = Path(config.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    by_name = {lang.name: lang for lang in languages}
+    (output_dir / "sweep.json").write_text(json.dumps(dataclasses.asdict(config), indent=2, default=str))
+    total = len(cells)
+    started = time.time()
+    for i, cell in enumerate(cells, start=1):
+        directory = cell.directory(output_dir)
+        if is_completed(directory):
+            print(f"[{i}/{total}] {cell.label()}: completed earlier, skipped", flush=True)
+            continue
+        print(f"[{i}/{total}] {cell.label()}: running -> {directory}", flush=True)
+        language = by_name[cell.language]
+        dense = None
+        if config.reuse_dense and cell.method in ("omp", "imp"):
+            dense_dir = Cell(cell.language, "none", 0.0, cell.seed).directory(output_dir)
+            dense = str(dense_dir) if is_completed(dense_dir) else None
+        summary = run_prune(
+            data_arguments(config, language.train_manifest, language.valid_manifest),
+            ModelArguments(model=config.model, mask_time_prob=config.mask_time_prob),
+            train_config_for(config, directory, cell.seed),
+            prune_arguments(config, cell.method, cell.sparsity, dense_checkpoint=dense))
+        final = summary.get("final", {})
+        print(f"[{i}/{total}] {cell.label()}: done in {summary['wall_seconds']:.0f} s, "
+              f"WER {final.get('wer', float('nan')):.3f} CER {final.get('cer', float('nan')):.3f}"
+              + (" (dense phase reused)" if dense else ""), flush=True)
+        write_results(output_dir, collect_results(output_dir, cells))
+    if config.multilingual:
+        from .multilingual import run_multilingual
+
+        run_multilingual(config, languages, output_dir)
+    rows = collect_results(output_dir, cells)
+    write_results(output_dir, rows)
+    print(f"sweep: {len(rows)} result rows in {output_dir / 'results.csv'} "
+          f"({time.time() - started:.0f} s this run)", flush=True)
+    return rows
+
+
+def data_arguments(config: SweepConfig, train_manifest: str, valid_manifest: str | None):
+    from ..training.finetune import DataArguments
+
+    return DataArguments(train_manifest=train_manifest, valid_manifest=valid_manifest,
+                         valid_fraction=config.valid_fraction, split_seed=config.split_seed,
+                         max_train_utterances=config.max_train_utterances,
+                         max_valid_utterances=config.max_valid_utterances)
+
+
+def prune_arguments(config: SweepConfig, method: str, sparsity: float, dense_checkpoint: str | None = None):
+    from ..methods import PruneArguments
+
+    return PruneArguments(method=method, sparsity=sparsity, scope=config.scope, prune_every=config.prune_every,
+                          imp_rounds=config.imp_rounds, dense_checkpoint=dense_checkpoint)
+
+
+# ------------------------------------------------------------------------------------------------ results
+
+
+def collect_results(output_dir: Path, cells: list[Cell] | None = None) -> list[dict[str, Any]]:
+    """One row per completed cell, read from the cells' run records (cells not finished are left out)."""
+    output_dir = Path(output_dir)
+    if cells is None:
+        cells = discover_cells(output_dir)
+    rows = [cell_result(cell, output_dir) for cell in cells if is_completed(cell.directory(output_dir))]
+    multi = output_dir / "multilingual-results.json"
+    if multi.is_file():
+        rows += json.loads(multi.read_text(encoding="utf-8"))
+    return rows
+
+
+def discover_cells(output_dir: Path) -> list[Cell]:
+    cells = []
+    for record in sorted((Path(output_dir) / "cells").glob("*/*/s*/seed*/run.json")):
+        seed_dir = record.parent
+        if seed_dir.parents[2].name == MULTILINGUAL:
+            continue
+        cells.append(Cell(seed_dir.parents[2].name, seed_dir.parents[1].name, float(seed_dir.parent.name[1:]),
+                          int(seed_dir.name[4:])))
+    return cells
+
+
+def cell_result(cell: Cell, output_dir: Path) -> dict[str, Any]:
+    """The tidy row of one finished cell; cost includes any reused dense phase. Paths are relative to the sweep."""
+    directory = cell.directory(output_dir)
+    record = json.loads((directory / "run.json").read_text(encoding="utf-8"))
+    metrics = record.get("metrics", {})
+    final = metrics.get("final", {})
+    phases = [p for p in record.get("phases", []) if p.get("name") != "export"]
+    phase_wall = {p["name"]: p.get("reused_wall_seconds", p.get("wall_seconds", 0.0)) for p in record["phases"]}
+    reused = sum(p.get("reused_wall_seconds", 0.0) for p in phases)
+    return {
+        "method": cell.method,
+        "language": cell.language,
+        "sparsity_target": cell.sparsity,
+        "sparsity_achieved": metrics.get("sparsity_achieved"),
+        "seed": cell.seed,
+        "wer": final.get("wer"),
+        "cer": final.get("cer"),
+        "finetune_steps": metrics.get("finetune_steps"),
+        "finetunings": metrics.get("finetunings"),
+        "wall_seconds": round(record.get("wall_seconds", 0.0) + reused, 3),
+        "phase_wall_seconds": phase_wall,
+        "dense_bytes": _size(directory / "model" / "model.safetensors"),
+        "compressed_bytes": _size(directory / "model.sparse.safetensors"),
+        "reused_dense": any("reused_from" in p for p in phases),
+        "iou_with_language_mask": None,
+        "mask": final_mask_path(directory).relative_to(output_dir).as_posix(),
+        "cell": directory.relative_to(output_dir).as_posix(),
+    }
+
+
+def _size(path: Path) -> int | None:
+    return path.stat().st_size if path.is_file() else None
+
+
+def final_mask_path(directory: Path) -> Path:
+    """The cell's final mask file: the one export wrote, else one read off the exported model's zeros."""
+    from ..sparsity.mask import MASK_FORMAT
+
+    derived = directory / "final-mask.safetensors"
+    if derived.is_file():
+        return derived
+    for candidate in sorted(directory.glob("*.safetensors")) + sorted((directory / "model").glob("*.safetensors")):
+        if _is_mask_file(candidate, MASK_FORMAT):
+            return candidate
+    return derive_mask_from_zeros(directory / "model", derived)
+
+
+def _is_mask_file(path: Path, mask_format: str) -> bool:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="np") as f:
+            return (f.metadata() or {}).get("format") == mask_format
+    except Exception:  # not a safetensors file we can read: not a mask
+        return False
+
+
+def derive_mask_from_zeros(model_dir: Path, path: Path) -> Path:
+    """Kept = non-zero prunable weights of a saved model (exact for every method: pruned weights are exactly 0)."""
+    import torch
+    from transformers import AutoModelForCTC
+
+    from ..sparsity import Mask, prunable_parameters
+
+    model = AutoModelForCTC.from_pretrained(str(model_dir))
+    with torch.no_grad():
+        mask = Mask({n: p.detach() != 0 for n, p in prunable_parameters(model).items()})
+    return mask.save(path, metadata={"derived_from": str(model_dir)})
+
+
+def write_results(output_dir: Path, rows: list[dict[str, Any]]) -> tuple[Path, Path]:
+    """``results.csv`` (the per-phase times as a JSON column) and ``results.json``, both complete rewrites."""
+    output_dir = Path(output_dir)
+    json_path, csv_path = output_dir / "results.json", output_dir / "results.csv"
+    json_path.write_text(json.dumps(rows, indent=2, default=str), encoding="utf-8")
+    with open(csv_path.with_suffix(".csv.tmp"), "w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=RESULT_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: (json.dumps(v) if isinstance(v, dict) else ("" if v is None else v))
+                             for k, v in row.items()})
+    csv_path.with_suffix(".csv.tmp").replace(csv_path)
+    return csv_path, json_path
+
+
+def read_results(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a ``results.csv`` (or ``results.json``, or a sweep folder) with numbers parsed back."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "results.csv"
+    if not path.is_file():
+        raise ConfigError(f"{path}: no results file (run parp sweep first)")
+    if path.suffix == ".json":
+        return json.loads(path.read_text(encoding="utf-8"))
+    with open(path, encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    numbers = {"sparsity_target", "sparsity_achieved", "wer", "cer", "wall_seconds", "iou_with_language_mask"}
+    integers = {"seed", "finetune_steps", "finetunings", "dense_bytes", "compressed_bytes"}
+    parsed = []
+    for row in rows:
+        out: dict[str, Any] = {}
+        for key, value in row.items():
+            if value == "" or value is None:
+                out[key] = None
+            elif key in numbers:
+                out[key] = float(value)
+            elif key in integers:
+                out[key] = int(float(value))
+            elif key == "phase_wall_seconds":
+                out[key] = json.loads(value)
+            elif key == "reused_dense":
+                out[key] = value.lower() == "true"
+            else:
+                out[key] = value
+        parsed.append(out)
+    return parsed

@@ -1,0 +1,430 @@
+"""``parp report``: a self-contained Markdown report with PNG plots, built only from a sweep's results.
+
+Everything shown comes from ``results.csv`` and the cells' final mask files: error vs sparsity, cost, per-layer
+sparsity, cross-language mask overlap, and plain sentences saying whether the PARP paper's claims hold in THIS
+data (PARP ~ OMP at half the cost; a sparsity range where PARP beats the unpruned model; similar subnetworks
+across languages, compared with the IoU of random masks).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from ..experiments.masks import layer_of, random_iou, random_iou_matched
+from ..experiments.sweep import read_results
+
+# PARP "matches" OMP when its WER is at most this much (absolute) worse: about the seed-to-seed spread of
+# short low-resource runs; the report prints the raw differences so readers can apply their own tolerance.
+WER_TOLERANCE = 0.02
+METHOD_ORDER = ["none", "parp", "omp", "imp", "mpi", "random", "parp-multi"]
+
+
+@dataclass
+class ReportArguments:
+    results: str = field(default="runs/sweep/results.csv", metadata={
+        "help": "results.csv / results.json of a sweep, or the sweep folder."})
+    output_dir: str | None = field(default=None, metadata={
+        "help": "Where report.md and the plots go (default: the folder of the results file)."})
+
+
+def _mean(values) -> float | None:
+    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return statistics.fmean(values) if values else None
+
+
+def _std(values) -> float:
+    values = [v for v in values if v is not None]
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def _fmt(value, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _order(methods) -> list[str]:
+    return sorted(set(methods), key=lambda m: (METHOD_ORDER.index(m) if m in METHOD_ORDER else 99, m))
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+class Report:
+    """Aggregates result rows (means over seeds) and writes report.md plus plots into ``output_dir``."""
+
+    def __init__(self, rows: list[dict[str, Any]], base: Path, output_dir: Path):
+        if not rows:
+            raise ConfigError("the results file has no rows: no sweep cell has finished yet")
+        self.rows, self.base, self.output_dir = rows, base, output_dir
+        self.languages = sorted({r["language"] for r in rows})
+        self.methods = _order(r["method"] for r in rows)
+        self.seeds = sorted({r["seed"] for r in rows})
+        self.lines: list[str] = []
+        self.figures: list[str] = []
+        self._masks: dict[str, Any] = {}
+        self.overlap: dict[tuple[str, float], dict[str, Any]] = {}
+
+    # ------------------------------------------------------------------ helpers
+    def cells(self, **where) -> list[dict[str, Any]]:
+        return [r for r in self.rows if all(r.get(k) == v for k, v in where.items())]
+
+    def mean(self, key: str, **where) -> float | None:
+        return _mean(r.get(key) for r in self.cells(**where))
+
+    def sparsities(self, method: str, language: str | None = None) -> list[float]:
+        where = {"method": method, **({"language": language} if language else {})}
+        return sorted({r["sparsity_target"] for r in self.cells(**where)})
+
+    def mask(self, row: dict[str, Any]):
+        from ..sparsity import Mask
+
+        path = row.get("mask")
+        if not path:
+            return None
+        full = Path(path) if Path(path).is_absolute() else self.base / path
+        if str(full) not in self._masks:
+            self._masks[str(full)] = Mask.load(full) if full.is_file() else None
+        return self._masks[str(full)]
+
+    def save(self, fig, name: str) -> str:
+        path = self.output_dir / name
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        _plt().close(fig)
+        self.figures.append(name)
+        return name
+
+    # ------------------------------------------------------------------ sections
+    def build(self) -> Path:
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        pruned_methods = [m for m in self.methods if m != "none"]
+        self.lines += [
+            "# PARP sweep report", "",
+            f"{len(self.rows)} result rows; languages: {', '.join(self.languages)}; methods: "
+            f"{', '.join(self.methods)}; seeds: {', '.join(map(str, self.seeds))}. Numbers are means over seeds; "
+            "WER/CER are greedy CTC on each language's validation split. Every cell used the same fine-tuning "
+            "schedule.", ""]
+        self.overlap = self.cross_language_iou() if pruned_methods else {}
+        self.section_claims()
+        self.section_results()
+        self.section_error_plots()
+        self.section_cost()
+        if pruned_methods:
+            self.section_per_layer()
+            self.section_overlap()
+        self.section_multilingual()
+        path = self.output_dir / "report.md"
+        path.write_text("\n".join(self.lines) + "\n", encoding="utf-8")
+        return path
+
+    def section_results(self) -> None:
+        self.lines += ["## Results", "",
+                       "| language | method | target | achieved | WER | CER | steps | fine-tunings | wall s | "
+                       "dense MB | compressed MB | seeds |",
+                       "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for language in self.languages:
+            for method in self.methods:
+                for s in self.sparsities(method, language):
+                    cells = self.cells(language=language, method=method, sparsity_target=s)
+                    mb = lambda key: _mean(r[key] / 1e6 if r.get(key) else None for r in cells)  # noqa: E731
+                    self.lines.append(
+                        f"| {language} | {method} | {s:g} | {_fmt(_mean(r.get('sparsity_achieved') for r in cells), 4)}"
+                        f" | {_fmt(_mean(r['wer'] for r in cells))} | {_fmt(_mean(r['cer'] for r in cells))}"
+                        f" | {_fmt(_mean(r['finetune_steps'] for r in cells), 0)}"
+                        f" | {_fmt(_mean(r['finetunings'] for r in cells), 1)}"
+                        f" | {_fmt(_mean(r['wall_seconds'] for r in cells), 1)} | {_fmt(mb('dense_bytes'), 2)}"
+                        f" | {_fmt(mb('compressed_bytes'), 2)} | {len(cells)} |")
+        self.lines.append("")
+
+    def section_error_plots(self) -> None:
+        plt = _plt()
+        self.lines += ["## Error vs sparsity", ""]
+        for language in self.languages:
+            fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+            for ax, metric in zip(axes, ("wer", "cer")):
+                reference = self.mean(metric, language=language, method="none")
+                if reference is not None:
+                    ax.axhline(reference, color="black", linestyle="--", linewidth=1, label="unpruned (none)")
+                for method in self.methods:
+                    if method == "none":
+                        continue
+                    xs = self.sparsities(method, language)
+                    if not xs:
+                        continue
+                    values = [[r[metric] for r in self.cells(language=language, method=method, sparsity_target=s)]
+                              for s in xs]
+                    ax.errorbar(xs, [_mean(v) for v in values], yerr=[_std(v) for v in values], marker="o",
+                                capsize=3, label=method)
+                ax.set_xlabel("sparsity (fraction of prunable weights removed)")
+                ax.set_ylabel(metric.upper())
+                ax.set_title(f"{language}: {metric.upper()} vs sparsity")
+                ax.grid(alpha=0.3)
+                ax.legend(fontsize=8)
+            name = self.save(fig, f"error_vs_sparsity_{language}.png")
+            self.lines += [f"![{language}: WER and CER vs sparsity]({name})", ""]
+
+    def cost_by_method(self) -> dict[str, dict[str, float | None]]:
+        return {m: {"steps": self.mean("finetune_steps", method=m), "finetunings": self.mean("finetunings", method=m),
+                    "wall": self.mean("wall_seconds", method=m)} for m in self.methods}
+
+    def section_cost(self) -> None:
+        plt = _plt()
+        cost = self.cost_by_method()
+        methods = [m for m in self.methods if cost[m]["steps"] is not None]
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+        axes[0].bar(methods, [cost[m]["steps"] for m in methods], color="tab:blue")
+        axes[0].set_ylabel("fine-tuning steps per cell")
+        axes[1].bar(methods, [cost[m]["wall"] or 0 for m in methods], color="tab:orange")
+        axes[1].set_ylabel("wall seconds per cell")
+        for ax in axes:
+            ax.grid(axis="y", alpha=0.3)
+            ax.tick_params(axis="x", rotation=30)
+        fig.suptitle("Cost per method (mean over cells; reused dense phases counted)")
+        name = self.save(fig, "cost.png")
+        omp = cost.get("omp", {}).get("steps")
+        self.lines += ["## Cost", "", f"![cost per method]({name})", "",
+                       "| method | steps | fine-tunings | wall s | steps vs OMP |", "|---|---|---|---|---|"]
+        for m in methods:
+            ratio = f"{cost[m]['steps'] / omp:.2f}x" if omp else "–"
+            self.lines.append(f"| {m} | {_fmt(cost[m]['steps'], 0)} | {_fmt(cost[m]['finetunings'], 1)} | "
+                              f"{_fmt(cost[m]['wall'], 1)} | {ratio} |")
+        if any(r.get("reused_dense") for r in self.rows):
+            self.lines += ["", "OMP/IMP cells marked `reused_dense` loaded the finished unpruned fine-tune instead of "
+                               "repeating it; its steps and wall time are included in their cost above."]
+        if "parp-multi" in methods:
+            self.lines += ["", "`parp-multi` is one run over all languages; its cost is that of the whole run."]
+        self.lines.append("")
+
+    def per_layer_sparsity(self) -> dict[tuple[str, float], dict[str, float]]:
+        """Mean (over languages and seeds) sparsity of each encoder layer in the final masks."""
+        result = {}
+        for method in self.methods:
+            if method in ("none", "parp-multi"):
+                continue
+            for s in self.sparsities(method):
+                per_layer: dict[str, list[float]] = defaultdict(list)
+                for row in self.cells(method=method, sparsity_target=s):
+                    mask = self.mask(row)
+                    if mask is None:
+                        continue
+                    groups: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+                    for name in mask:
+                        groups[layer_of(name)][0] += mask[name].numel() - int(mask[name].sum())
+                        groups[layer_of(name)][1] += mask[name].numel()
+                    for layer, (pruned, total) in groups.items():
+                        per_layer[layer].append(pruned / total)
+                if per_layer:
+                    result[(method, s)] = {k: statistics.fmean(v) for k, v in per_layer.items()}
+        return result
+
+    def section_per_layer(self) -> None:
+        data = self.per_layer_sparsity()
+        if not data:
+            return
+        plt = _plt()
+        sparsities = sorted({s for _, s in data})
+        fig, axes = plt.subplots(1, len(sparsities), figsize=(4.5 * len(sparsities), 3.6), squeeze=False)
+        layers = sorted({k for v in data.values() for k in v}, key=_layer_key)
+        for ax, s in zip(axes[0], sparsities):
+            for (method, sp), values in data.items():
+                if sp == s:
+                    ax.plot(range(len(layers)), [values.get(k, math.nan) for k in layers], marker="o", label=method)
+            ax.axhline(s, color="black", linestyle=":", linewidth=1, label="target")
+            ax.set_xticks(range(len(layers)), [k.replace("layer ", "") for k in layers])
+            ax.set_xlabel("encoder layer")
+            ax.set_ylabel("sparsity of the final mask")
+            ax.set_title(f"target {s:g}")
+            ax.set_ylim(0, 1)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+        name = self.save(fig, "per_layer_sparsity.png")
+        self.lines += ["## Per-layer sparsity of the final masks", "", f"![per-layer sparsity]({name})", "",
+                       "| method | target | " + " | ".join(layers) + " |", "|---|---|" + "---|" * len(layers)]
+        for (method, s), values in sorted(data.items(), key=lambda kv: (kv[0][1], _order([kv[0][0]]))):
+            self.lines.append(f"| {method} | {s:g} | " + " | ".join(_fmt(values.get(k)) for k in layers) + " |")
+        self.lines += ["", "Global magnitude pruning lets layers differ; a flat line at the target means uniform "
+                           "pruning.", ""]
+
+    def cross_language_iou(self) -> dict[tuple[str, float], dict[str, Any]]:
+        """Per (method, sparsity) present in several languages: the language x language IoU matrix (seed-mean)."""
+        result = {}
+        for method in self.methods:
+            if method in ("none", "parp-multi"):
+                continue
+            for s in self.sparsities(method):
+                languages = sorted({r["language"] for r in self.cells(method=method, sparsity_target=s)})
+                if len(languages) < 2:
+                    continue
+                matrix = [[1.0] * len(languages) for _ in languages]
+                matched = []
+                for i, a in enumerate(languages):
+                    for j, b in enumerate(languages):
+                        if j <= i:
+                            continue
+                        ious = []
+                        for seed in self.seeds:
+                            ra = self.cells(method=method, sparsity_target=s, language=a, seed=seed)
+                            rb = self.cells(method=method, sparsity_target=s, language=b, seed=seed)
+                            ma = self.mask(ra[0]) if ra else None
+                            mb = self.mask(rb[0]) if rb else None
+                            if ma is not None and mb is not None:
+                                ious.append(ma.iou(mb))
+                                matched.append(random_iou_matched(ma, mb))
+                        matrix[i][j] = matrix[j][i] = _mean(ious) if ious else math.nan
+                off = [matrix[i][j] for i in range(len(languages)) for j in range(i + 1, len(languages))
+                       if not math.isnan(matrix[i][j])]
+                if off:
+                    result[(method, s)] = {"languages": languages, "matrix": matrix, "mean": statistics.fmean(off),
+                                           "random": random_iou(s), "random_matched": _mean(matched)}
+        return result
+
+    def section_overlap(self) -> None:
+        if not self.overlap:
+            self.lines += ["## Mask overlap across languages", "",
+                           "Only one language has masks, so cross-language overlap cannot be measured.", ""]
+            return
+        plt = _plt()
+        self.lines += ["## Mask overlap across languages", "",
+                       "IoU of the pruned sets of the final masks of two languages (same method, sparsity, seed). "
+                       "Independent random masks at sparsity s give s/(2-s); 'random (layer-matched)' uses the "
+                       "masks' own per-tensor sparsities.", "",
+                       "| method | target | mean IoU | random s/(2-s) | random (layer-matched) |", "|---|---|---|---|---|"]
+        for (method, s), info in sorted(self.overlap.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+            self.lines.append(f"| {method} | {s:g} | {info['mean']:.3f} | {info['random']:.3f} | "
+                              f"{_fmt(info['random_matched'])} |")
+        self.lines.append("")
+        for (method, s), info in sorted(self.overlap.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+            n = len(info["languages"])
+            fig, ax = plt.subplots(figsize=(1.2 * n + 2.5, 1.0 * n + 1.8))
+            image = ax.imshow(info["matrix"], vmin=0, vmax=1, cmap="viridis")
+            ax.set_xticks(range(n), info["languages"])
+            ax.set_yticks(range(n), info["languages"])
+            for i in range(n):
+                for j in range(n):
+                    ax.text(j, i, f"{info['matrix'][i][j]:.2f}", ha="center", va="center",
+                            color="white" if info["matrix"][i][j] < 0.6 else "black", fontsize=9)
+            ax.set_title(f"{method} s={s:g}: IoU of pruned sets\n(random masks: {info['random']:.2f})", fontsize=10)
+            fig.colorbar(image, ax=ax, fraction=0.046)
+            name = self.save(fig, f"mask_iou_{method}_s{s:g}.png")
+            self.lines += [f"![{method} at {s:g}: language x language mask IoU]({name})", ""]
+
+    def section_multilingual(self) -> None:
+        multi = self.cells(method="parp-multi")
+        if not multi:
+            return
+        self.lines += ["## One multilingual subnetwork", "",
+                       "PARP run once on the union of all languages, scored on each language's validation split, "
+                       "next to each language's own PARP model.", "",
+                       "| language | target | WER multi | WER own PARP | CER multi | CER own PARP | "
+                       "IoU with own PARP mask |", "|---|---|---|---|---|---|---|"]
+        for language in self.languages:
+            for s in self.sparsities("parp-multi", language):
+                where = dict(language=language, sparsity_target=s)
+                self.lines.append(
+                    f"| {language} | {s:g} | {_fmt(self.mean('wer', method='parp-multi', **where))} | "
+                    f"{_fmt(self.mean('wer', method='parp', **where))} | "
+                    f"{_fmt(self.mean('cer', method='parp-multi', **where))} | "
+                    f"{_fmt(self.mean('cer', method='parp', **where))} | "
+                    f"{_fmt(self.mean('iou_with_language_mask', method='parp-multi', **where))} |")
+        self.lines.append("")
+
+    # ------------------------------------------------------------------ claims
+    def section_claims(self) -> None:
+        self.lines += ["## Do the paper's claims hold here?", ""]
+        self.lines += [f"- **(a) PARP ≈ OMP at half the fine-tuning cost.** {self.claim_parp_vs_omp()}",
+                       f"- **(b) A sparsity range where PARP beats the unpruned model.** {self.claim_parp_beats_dense()}",
+                       f"- **(c) Similar pruned subnetworks across languages.** {self.claim_overlap()}", "",
+                       f"These statements describe this sweep only ({len(self.seeds)} seed(s)); with short runs on "
+                       "small data, WER differences of a few points can be noise.", ""]
+
+    def claim_parp_vs_omp(self) -> str:
+        points = []
+        for language in self.languages:
+            for s in self.sparsities("parp", language):
+                parp, omp = (self.mean("wer", method=m, language=language, sparsity_target=s) for m in ("parp", "omp"))
+                if parp is not None and omp is not None:
+                    points.append((language, s, parp - omp))
+        if not points:
+            return "Not measured (the sweep needs both PARP and OMP at the same sparsity)."
+        close = [p for p in points if p[2] <= WER_TOLERANCE]
+        cost = self.cost_by_method()
+        steps = cost["parp"]["steps"] / cost["omp"]["steps"] if cost["omp"]["steps"] else math.nan
+        wall = cost["parp"]["wall"] / cost["omp"]["wall"] if cost["omp"]["wall"] else math.nan
+        diffs = ", ".join(f"{lang} {s:g}: {d:+.3f}" for lang, s, d in points)
+        accuracy = (f"PARP's WER is within {WER_TOLERANCE:.2f} of OMP's (or better) at {len(close)} of {len(points)} "
+                    f"language/sparsity points (PARP − OMP: {diffs})")
+        cheaper = f"PARP used {steps:.2f}x OMP's fine-tuning steps and {wall:.2f}x its wall time"
+        if len(close) == len(points) and steps <= 0.6:
+            verdict = "Holds here"
+        elif close and steps <= 0.6:
+            verdict = "Holds partly"
+        else:
+            verdict = "Does not hold here"
+        return f"{verdict}: {accuracy}; {cheaper}."
+
+    def claim_parp_beats_dense(self) -> str:
+        parts = []
+        for language in self.languages:
+            dense = self.mean("wer", method="none", language=language)
+            sparsities = self.sparsities("parp", language)
+            if dense is None or not sparsities:
+                continue
+            better = [s for s in sparsities
+                      if self.mean("wer", method="parp", language=language, sparsity_target=s) < dense]
+            if better:
+                parts.append(f"{language}: yes at {', '.join(f'{s:g}' for s in better)} (unpruned WER {dense:.3f})")
+            else:
+                parts.append(f"{language}: no tested sparsity ({', '.join(f'{s:g}' for s in sparsities)}) beats the "
+                             f"unpruned WER {dense:.3f}")
+        if not parts:
+            return "Not measured (the sweep needs PARP cells and the unpruned cell of the same language)."
+        verdict = ("Holds here" if all(": yes" in p for p in parts) else
+                   "Holds for some languages" if any(": yes" in p for p in parts) else "Does not hold here")
+        return f"{verdict}. " + "; ".join(parts) + "."
+
+    def claim_overlap(self) -> str:
+        overlap = self.overlap
+        if not overlap:
+            return "Not measured (needs masks of the same method and sparsity in at least two languages)."
+        parts, strong = [], 0
+        for (method, s), info in sorted(overlap.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+            baseline = max(info["random"], info["random_matched"] or 0.0)
+            is_strong = info["mean"] >= 0.5 and info["mean"] >= baseline + 0.1
+            strong += is_strong
+            parts.append(f"{method} {s:g}: IoU {info['mean']:.3f} vs {info['random']:.3f} for random masks"
+                         + (f" ({info['random_matched']:.3f} layer-matched)" if info["random_matched"] else ""))
+        verdict = ("Holds here" if strong == len(overlap) else "Holds partly" if strong else "Does not hold here")
+        return (f"{verdict} (strong = IoU ≥ 0.5 and at least 0.1 above random): " + "; ".join(parts) + ".")
+
+
+def _layer_key(name: str):
+    return (0, int(name.split()[1])) if name.startswith("layer ") else (1, name)
+
+
+def build_report(results: str | Path, output_dir: str | Path | None = None) -> Path:
+    """Write ``report.md`` and its PNG plots; returns the report's path."""
+    results = Path(results)
+    base = results if results.is_dir() else results.parent
+    rows = read_results(results)
+    return Report(rows, base, Path(output_dir) if output_dir else base).build()
+
+
+def run_report(args: ReportArguments) -> Path:
+    path = build_report(args.results, args.output_dir)
+    print(f"report: {path}")
+    return path

@@ -1,0 +1,89 @@
+"""parp report: Markdown + valid PNG plots from a results file and mask files, claims stated from the data."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+from parp.cli import main
+from parp.experiments.sweep import write_results
+from parp.models import tiny_ctc_model
+from parp.sparsity import Mask, prunable_parameters
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _row(method, language, sparsity, wer, steps, wall, mask, seed=0, **extra):
+    return {"method": method, "language": language, "sparsity_target": sparsity, "sparsity_achieved": sparsity,
+            "seed": seed, "wer": wer, "cer": wer / 3, "finetune_steps": steps, "finetunings": steps // 100,
+            "wall_seconds": wall, "phase_wall_seconds": {"finetune": wall}, "dense_bytes": 4_000_000,
+            "compressed_bytes": int(4_000_000 * (1 - sparsity / 2)), "reused_dense": method == "omp",
+            "iou_with_language_mask": None, "mask": mask, "cell": f"cells/{language}/{method}", **extra}
+
+
+@pytest.fixture()
+def sweep_dir(tmp_path):
+    """Two languages: PARP ~ OMP at half the steps, PARP beats the dense model at 0.5, masks overlap strongly."""
+    params = prunable_parameters(tiny_ctc_model("wav2vec2", num_hidden_layers=3))
+    base = {n: p.detach().clone() for n, p in params.items()}
+    rows = []
+    for li, language in enumerate(("aa", "bb")):
+        torch.manual_seed(li)
+        shifted = {n: w + 0.05 * torch.randn_like(w) * w.abs().mean() for n, w in base.items()}  # small change
+        rows.append(_row("none", language, 0.0, 0.40, 100, 10.0, None))
+        for s in (0.5, 0.8):
+            for method, wer in (("parp", 0.38 if s == 0.5 else 0.55), ("omp", 0.39 if s == 0.5 else 0.54)):
+                path = f"masks/{language}-{method}-{s}.safetensors"
+                Mask.magnitude(shifted, s).save(tmp_path / path)
+                rows.append(_row(method, language, s, wer, 100 if method == "parp" else 200,
+                                 11.0 if method == "parp" else 21.0, path))
+        multi_path = "masks/multi-0.5.safetensors"
+        Mask.magnitude(base, 0.5).save(tmp_path / multi_path)
+        rows.append(_row("parp-multi", language, 0.5, 0.37, 100, 15.0, multi_path, iou_with_language_mask=0.9))
+    write_results(tmp_path, rows)
+    return tmp_path
+
+
+def test_report_has_every_plot_as_a_valid_png_and_states_the_claims(sweep_dir):
+    from PIL import Image
+
+    assert main(["report", "--results", str(sweep_dir / "results.csv"), "--output-dir", str(sweep_dir / "rep")]) == 0
+    text = (sweep_dir / "rep" / "report.md").read_text()
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert {"error_vs_sparsity_aa.png", "error_vs_sparsity_bb.png", "cost.png", "per_layer_sparsity.png",
+            "mask_iou_parp_s0.5.png", "mask_iou_omp_s0.8.png"} <= set(images)
+    for name in images:
+        path = sweep_dir / "rep" / name
+        assert path.read_bytes()[:8] == PNG_SIGNATURE, name
+        with Image.open(path) as image:
+            image.verify()
+        import matplotlib.image
+
+        assert matplotlib.image.imread(path).ndim == 3
+    assert "**(a) PARP ≈ OMP at half the fine-tuning cost.** Holds here" in text
+    assert "0.50x OMP's fine-tuning steps" in text
+    assert "**(b) A sparsity range where PARP beats the unpruned model.** Holds here. aa: yes at 0.5" in text
+    assert "**(c) Similar pruned subnetworks across languages.** Holds here" in text
+    assert "0.333 for random masks" in text  # s/(2-s) at s = 0.5
+    assert "| aa | parp | 0.5 |" in text and "## One multilingual subnetwork" in text
+
+
+def test_claims_that_fail_are_said_to_fail(sweep_dir):
+    from parp.experiments.sweep import read_results
+    from parp.reports.report import build_report
+
+    rows = read_results(sweep_dir / "results.csv")
+    for row in rows:
+        if row["method"] == "parp":
+            row["wer"] = 0.9  # far worse than OMP and than the unpruned model
+    write_results(sweep_dir, rows)
+    text = build_report(sweep_dir / "results.csv").read_text()
+    assert "**(a) PARP ≈ OMP at half the fine-tuning cost.** Does not hold here" in text
+    assert "**(b) A sparsity range where PARP beats the unpruned model.** Does not hold here" in text
+
+
+def test_report_without_results_is_one_clear_error(tmp_path, capsys):
+    assert main(["report", "--results", str(tmp_path / "nope.csv")]) == 2
+    assert "no results file" in capsys.readouterr().err

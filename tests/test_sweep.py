@@ -1,0 +1,109 @@
+"""parp sweep: one schedule for every cell, finished cells never rerun, OMP reuses the dense cell honestly."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers import synthetic_corpus, tiny_model_dir
+
+from parp.errors import ConfigError
+from parp.experiments.sweep import Cell, SweepConfig, load_sweep_config, read_results, run_sweep
+from parp.methods import PruneArguments, run_prune
+from parp.sparsity import Mask
+from parp.training.finetune import DataArguments, ModelArguments
+from parp.training.loop import TrainConfig
+
+STEPS = 3
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sweep")
+    return root, synthetic_corpus(root / "corpus", n=16), tiny_model_dir(root / "model")
+
+
+def _config(setup, out, **overrides) -> SweepConfig:
+    root, manifest, model = setup
+    values = dict(output_dir=str(out), languages=[f"xx={manifest}"], methods=["omp"], sparsities=[0.5],
+                  model=str(model), mask_time_prob=0.0, max_steps=STEPS, learning_rate=5e-2, warmup_steps=0,
+                  eval_every=0, save_every=0, max_batch_seconds=4, valid_fraction=0.25, progress=False)
+    values.update(overrides)
+    return SweepConfig(**values)
+
+
+def _mtimes(out):
+    return {p: p.stat().st_mtime_ns for p in sorted(out.glob("cells/**/run.json"))}
+
+
+def test_rerun_skips_completed_cells_and_omp_reuses_the_dense_cell(setup, tmp_path, capsys):
+    out = tmp_path / "sweep"
+    rows = run_sweep(_config(setup, out))
+    assert [(r["method"], r["sparsity_target"]) for r in rows] == [("none", 0.0), ("omp", 0.5)]
+    before = _mtimes(out)
+    assert len(before) == 2
+
+    capsys.readouterr()
+    again = run_sweep(_config(setup, out))
+    assert _mtimes(out) == before, "a completed cell was run again"
+    assert capsys.readouterr().out.count("completed earlier, skipped") == 2
+    assert again == rows
+
+    # honest cost: the reused dense phase's steps and wall time are part of OMP's cost
+    none, omp = read_results(out / "results.csv")
+    assert omp["reused_dense"] is True and none["reused_dense"] is False
+    assert omp["finetune_steps"] == 2 * STEPS and omp["finetunings"] == 2
+    assert omp["phase_wall_seconds"]["finetune-1"] == none["phase_wall_seconds"]["finetune"]
+    assert omp["wall_seconds"] >= none["phase_wall_seconds"]["finetune"] + omp["phase_wall_seconds"]["finetune-2"]
+    omp_dir = Cell("xx", "omp", 0.5, 0).directory(out)
+    assert not (omp_dir / "finetune-1").exists(), "the dense fine-tuning ran again instead of being reused"
+    record = json.loads((omp_dir / "run.json").read_text())
+    assert record["total_finetune_steps"] == 2 * STEPS
+    assert omp["sparsity_achieved"] == pytest.approx(0.5, abs=1e-3)
+    assert Mask.load(out / omp["mask"]).sparsity() == pytest.approx(0.5, abs=1e-3)
+
+    # reuse is exact: OMP run from scratch with the same schedule ends with the same mask
+    _, manifest, model = setup
+    scratch = run_prune(DataArguments(train_manifest=str(manifest), valid_fraction=0.25),
+                        ModelArguments(model=str(model), mask_time_prob=0.0),
+                        TrainConfig(output_dir=str(tmp_path / "scratch"), max_steps=STEPS, learning_rate=5e-2,
+                                    warmup_steps=0, eval_every=0, save_every=0, max_batch_seconds=4, progress=False),
+                        PruneArguments(method="omp", sparsity=0.5))
+    assert scratch["reused_dense"] is False
+    from transformers import AutoModelForCTC
+
+    from parp.sparsity import prunable_parameters
+
+    reused = prunable_parameters(AutoModelForCTC.from_pretrained(omp_dir / "finetune-2" / "model"))
+    fresh = prunable_parameters(AutoModelForCTC.from_pretrained(tmp_path / "scratch" / "finetune-2" / "model"))
+    for name, weight in reused.items():
+        assert ((weight == 0) == (fresh[name] == 0)).all(), name
+
+
+def test_dense_checkpoint_with_another_schedule_is_refused(setup, tmp_path):
+    out = tmp_path / "sweep"
+    run_sweep(_config(setup, out, methods=[], sparsities=[0.0]))
+    _, manifest, model = setup
+    with pytest.raises(ConfigError, match="max_steps"):
+        run_prune(DataArguments(train_manifest=str(manifest), valid_fraction=0.25),
+                  ModelArguments(model=str(model), mask_time_prob=0.0),
+                  TrainConfig(output_dir=str(tmp_path / "omp"), max_steps=STEPS + 1, learning_rate=5e-2,
+                              warmup_steps=0, eval_every=0, save_every=0, max_batch_seconds=4, progress=False),
+                  PruneArguments(method="omp", sparsity=0.5,
+                                 dense_checkpoint=str(Cell("xx", "none", 0.0, 0).directory(out))))
+
+
+def test_sweep_config_from_yaml_with_a_language_mapping(tmp_path):
+    path = tmp_path / "sweep.yaml"
+    path.write_text("output_dir: out\nlanguages:\n  fi: fi/train.tsv\n  sw: {train: sw/train.tsv, valid: sw/v.tsv}\n"
+                    "methods: [parp, omp]\nsparsities: [0, 0.5]\nseeds: [1, 2]\ntrain:\n  max_steps: 7\n")
+    config = load_sweep_config(path)
+    assert config.max_steps == 7 and config.seeds == [1, 2] and config.freeze_transformer_steps == 0
+    from parp.experiments.sweep import validate_sweep
+
+    languages, cells = validate_sweep(config)
+    assert [(l.name, l.valid_manifest) for l in languages] == [("fi", None), ("sw", "sw/v.tsv")]
+    assert len(cells) == 2 * 2 * (1 + 2)  # per language and seed: none + parp + omp at 0.5
+    assert cells[0].method == "none"
+    with pytest.raises(ConfigError, match="unknown"):
+        validate_sweep(SweepConfig(languages=["fi=x.tsv"], methods=["magic"]))
