@@ -1,0 +1,118 @@
+"""The point of SSL, measured: fine-tune a pretrained encoder and the same architecture from random
+initialisation with the same budget, data order and seed; compare validation CER curves.
+
+``python -m parp.pretrain.downstream --checkpoint FOLDER --train_manifest mboshi/train.tsv --output_dir runs/gain``
+writes ``downstream.json`` and ``downstream.png``. Each arm is an ordinary ``parp finetune`` run in its own
+folder, so a finished arm is not rerun (the arms can be run at different times: ``--arms random``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..training.finetune import DataArguments, ModelArguments, run_finetune
+from ..training.loop import TrainConfig
+
+
+@dataclass
+class DownstreamArguments:
+    checkpoint: str | None = field(default=None, metadata={"help": "Pretrained encoder folder (default: embedded)."})
+    arms: list[str] = field(default_factory=lambda: ["pretrained", "random"], metadata={
+        "help": "Which arms to run now: pretrained and/or random."})
+
+
+def random_init_folder(checkpoint: str, folder: Path, seed: int) -> Path:
+    """The checkpoint's architecture with freshly initialised weights (what SSL pretraining is compared to)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCTC
+
+    config = AutoConfig.from_pretrained(checkpoint)
+    torch.manual_seed(seed)
+    AutoModelForCTC.from_config(config).save_pretrained(folder)
+    return folder
+
+
+def _curve(run_dir: Path) -> dict:
+    record = json.loads((run_dir / "run.json").read_text())
+    history = record.get("history", [])
+    return {
+        "status": record["status"],
+        "valid_cer": [(h["step"], h["valid_cer"]) for h in history if "valid_cer" in h],
+        "train_loss": [(h["step"], h["loss"]) for h in history if "loss" in h],
+        "final": record["metrics"].get("final"),
+        "best": record["metrics"].get("best"),
+        "wall_seconds": record.get("wall_seconds"),
+    }
+
+
+def run_downstream(args: DownstreamArguments, data: DataArguments, model: ModelArguments, train: TrainConfig) -> dict:
+    from ..models import default_model_path
+
+    checkpoint = args.checkpoint or str(default_model_path())
+    if not Path(checkpoint, "config.json").is_file():
+        raise ConfigError(f"--checkpoint {checkpoint}: not a model folder (no config.json)")
+    out = Path(train.output_dir)
+    arms = {"pretrained": checkpoint}
+    if "random" in args.arms or (out / "random" / "run.json").exists():
+        arms["random"] = str(random_init_folder(checkpoint, out / "random-init", train.seed))
+    for arm in args.arms:
+        if arm not in arms:
+            raise ConfigError(f"--arms: unknown arm {arm!r} (pretrained, random)")
+        run_dir = out / arm
+        done = (run_dir / "run.json").exists() and json.loads((run_dir / "run.json").read_text())["status"] == "completed"
+        if not done:
+            run_finetune(data, replace(model, model=arms[arm]), replace(train, output_dir=str(run_dir)))
+    curves = {arm: _curve(out / arm) for arm in arms if (out / arm / "run.json").exists()}
+    summary = {"checkpoint": checkpoint, "schedule": {"max_steps": train.max_steps, "lr": train.learning_rate,
+                                                      "seed": train.seed, "max_batch_seconds": train.max_batch_seconds},
+               "arms": curves}
+    (out / "downstream.json").write_text(json.dumps(summary, indent=1))
+    plot_curves(curves, out / "downstream.png")
+    return summary
+
+
+def plot_curves(curves: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_cer, ax_loss) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for arm, curve in curves.items():
+        if curve["valid_cer"]:
+            ax_cer.plot(*zip(*curve["valid_cer"]), marker="o", label=f"{arm} init")
+        if curve["train_loss"]:
+            ax_loss.plot(*zip(*curve["train_loss"]), label=f"{arm} init")
+    ax_cer.set(xlabel="fine-tuning update", ylabel="validation CER", title="Mboshi validation CER")
+    ax_loss.set(xlabel="fine-tuning update", ylabel="CTC loss", title="training loss", yscale="log")
+    for ax in (ax_cer, ax_loss):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    from ..config import parse_dataclasses
+    from ..errors import ParpError
+
+    try:
+        parsed = parse_dataclasses([DownstreamArguments, DataArguments, ModelArguments, TrainConfig],
+                                   sys.argv[1:] if argv is None else argv, prog="python -m parp.pretrain.downstream",
+                                   description=__doc__)
+        summary = run_downstream(*parsed)
+    except ParpError as exc:
+        print(f"parp: error: {exc}", file=sys.stderr)
+        return 2
+    for arm, curve in summary["arms"].items():
+        print(arm, curve["final"], curve["best"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
