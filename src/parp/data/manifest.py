@@ -44,13 +44,14 @@ _DELIMITERS = {".tsv": "\t", ".csv": ","}
 def read_manifest(
     path: str | os.PathLike,
     audio_column: str = "path",
-    text_column: str = "text",
+    text_column: str | None = "text",
     speaker_column: str | None = "speaker",
     duration_column: str | None = "duration",
 ) -> list[Utterance]:
     """Read a .tsv or .csv manifest with a header row; relative audio paths resolve against its folder.
 
-    The audio and text columns are required. The speaker and duration columns are optional: when absent
+    The audio and text columns are required (``text_column=None`` reads unlabelled audio, text ""). The
+    speaker and duration columns are optional: when absent
     (or set to None) those fields stay None. TSV is read without quote processing, so transcripts may
     contain ``"`` characters verbatim.
 
@@ -73,12 +74,12 @@ def read_manifest(
             raise ManifestError(f"{path}: empty manifest (a header row is required)")
         header = [name.strip() for name in header]
         for required in (audio_column, text_column):
-            if required not in header:
+            if required is not None and required not in header:
                 raise ManifestError(
                     f"{path}: missing column {required!r} (columns present: {', '.join(header)})"
                 )
         audio_index = header.index(audio_column)
-        text_index = header.index(text_column)
+        text_index = header.index(text_column) if text_column is not None else None
         speaker_index = header.index(speaker_column) if speaker_column in header else None
         duration_index = header.index(duration_column) if duration_column in header else None
         needed = max(i for i in (audio_index, text_index, speaker_index, duration_index) if i is not None)
@@ -104,7 +105,8 @@ def read_manifest(
             audio_path = Path(audio)
             if not audio_path.is_absolute():
                 audio_path = base / audio_path
-            utterances.append(Utterance(str(audio_path), row[text_index].strip(), speaker, duration))
+            text = row[text_index].strip() if text_index is not None else ""
+            utterances.append(Utterance(str(audio_path), text, speaker, duration))
     if not utterances:
         raise ManifestError(f"{path}: manifest has a header but no rows")
     return utterances

@@ -7,7 +7,6 @@ training) so one utterance cannot blow up a length-capped batch.
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -17,38 +16,18 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from parp.data.audio import load_audio
+from parp.data.manifest import read_manifest
 from parp.errors import AudioError, ManifestError
 
 logger = logging.getLogger(__name__)
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3")
-_DELIMITERS = {".tsv": "\t", ".csv": ","}
+MANIFEST_SUFFIXES = (".tsv", ".csv")
 
 
 def manifest_paths(path: str | os.PathLike, audio_column: str = "path") -> list[str]:
-    """Audio paths of a TSV/CSV manifest (relative ones resolved against its folder).
-
-    Unlabelled corpora need no text column, so this does not go through ``read_manifest`` (which requires one).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ManifestError(f"{path}: manifest not found")
-    delimiter = _DELIMITERS.get(path.suffix.lower())
-    if delimiter is None:
-        raise ManifestError(f"{path}: manifest must be .tsv or .csv, got {path.suffix or 'no extension'!r}")
-    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle, delimiter=delimiter, quoting=quoting)
-        header = [name.strip() for name in (next(reader, None) or [])]
-        if audio_column not in header:
-            raise ManifestError(f"{path}: missing column {audio_column!r} (columns present: {', '.join(header)})")
-        column = header.index(audio_column)
-        paths = []
-        for row in reader:
-            if len(row) > column and row[column].strip():
-                audio = Path(row[column].strip())
-                paths.append(str(audio if audio.is_absolute() else path.parent / audio))
-    return paths
+    """Audio paths of a TSV/CSV manifest (relative ones resolved); unlabelled corpora need no text column."""
+    return [u.path for u in read_manifest(path, audio_column=audio_column, text_column=None)]
 
 
 def expand_sources(sources: str | os.PathLike | Iterable[str | os.PathLike]) -> list[str]:
@@ -63,7 +42,7 @@ def expand_sources(sources: str | os.PathLike | Iterable[str | os.PathLike]) -> 
             if not found:
                 raise ManifestError(f"{source}: folder holds no audio files ({', '.join(AUDIO_SUFFIXES)})")
             paths.extend(found)
-        elif source.suffix.lower() in _DELIMITERS:
+        elif source.suffix.lower() in MANIFEST_SUFFIXES:
             paths.extend(manifest_paths(source))
         elif source.suffix.lower() in AUDIO_SUFFIXES:
             paths.append(str(source))
