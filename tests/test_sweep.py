@@ -96,7 +96,7 @@ def test_dense_checkpoint_with_another_schedule_is_refused(setup, tmp_path):
 def test_sweep_config_from_yaml_with_a_language_mapping(tmp_path):
     path = tmp_path / "sweep.yaml"
     path.write_text("output_dir: out\nlanguages:\n  fi: fi/train.tsv\n  sw: {train: sw/train.tsv, valid: sw/v.tsv}\n"
-                    "methods: [parp, omp]\nsparsities: [0, 0.5]\nseeds: [1, 2]\ntrain:\n  max_steps: 7\n")
+                    "methods: [parp, omp]\nsparsities: [0, 0.5]\nseeds: [1, 2]\nmax_steps: 7\n")
     config = load_sweep_config(path)
     assert config.max_steps == 7 and config.seeds == [1, 2] and config.freeze_transformer_steps == 0
     from parp.experiments.sweep import validate_sweep
@@ -107,3 +107,7 @@ def test_sweep_config_from_yaml_with_a_language_mapping(tmp_path):
     assert cells[0].method == "none"
     with pytest.raises(ConfigError, match="unknown"):
         validate_sweep(SweepConfig(languages=["fi=x.tsv"], methods=["magic"]))
+    # the CLI reads the same file (the mapping passes through the flag parser untouched)
+    from parp.cli import main
+
+    assert main(["sweep", "--config", str(path), "--output-dir", str(tmp_path / "out")]) == 2  # fi/train.tsv absent

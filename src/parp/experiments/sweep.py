@@ -85,10 +85,8 @@ class Cell:
 
 
 def load_sweep_config(path: str | Path, **overrides: Any) -> SweepConfig:
-    """A SweepConfig from YAML/JSON (flat keys, or the schedule nested under ``train:``)."""
-    data = load_config_file(path)
-    data = {**{k: v for k, v in data.items() if k != "train"}, **(data.get("train") or {})}
-    data = {k.replace("-", "_"): v for k, v in {**data, **overrides}.items()}
+    """A SweepConfig from the same flat YAML/JSON file ``parp sweep --config`` reads (for library use)."""
+    data = {k.replace("-", "_"): v for k, v in {**load_config_file(path), **overrides}.items()}
     known = {f.name for f in dataclasses.fields(SweepConfig)}
     unknown = sorted(set(data) - known)
     if unknown:

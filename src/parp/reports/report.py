@@ -302,7 +302,9 @@ class Report:
         self.lines += ["## Mask overlap across languages", "",
                        "IoU of the pruned sets of the final masks of two languages (same method, sparsity, seed). "
                        "Independent random masks at sparsity s give s/(2-s); 'random (layer-matched)' uses the "
-                       "masks' own per-tensor sparsities.", "",
+                       "masks' own per-tensor sparsities. Every mask starts from the same pretrained weights, so part of any "
+                       "overlap comes from that shared start: random masks are the floor, not the whole explanation.",
+                       "",
                        "| method | target | mean IoU | random s/(2-s) | random (layer-matched) |", "|---|---|---|---|---|"]
         for (method, s), info in sorted(self.overlap.items(), key=lambda kv: (kv[0][1], kv[0][0])):
             self.lines.append(f"| {method} | {s:g} | {info['mean']:.3f} | {info['random']:.3f} | "
