@@ -82,6 +82,11 @@ def test_claims_that_fail_are_said_to_fail(sweep_dir):
     text = build_report(sweep_dir / "results.csv").read_text()
     assert "**(a) PARP ≈ OMP at half the fine-tuning cost.** Does not hold here" in text
     assert "**(b) A sparsity range where PARP beats the unpruned model.** Does not hold here" in text
+    assert "No model learned" not in text
+    for row in rows:
+        row["cer"] = 1.0
+    write_results(sweep_dir, rows)
+    assert "No model learned to emit text" in build_report(sweep_dir / "results.csv").read_text()
 
 
 def test_report_without_results_is_one_clear_error(tmp_path, capsys):
