@@ -111,3 +111,19 @@ def test_sweep_config_from_yaml_with_a_language_mapping(tmp_path):
     from parp.cli import main
 
     assert main(["sweep", "--config", str(path), "--output-dir", str(tmp_path / "out")]) == 2  # fi/train.tsv absent
+
+
+def test_multilingual_parp_is_scored_per_language_and_compared_with_their_masks(setup, tmp_path):
+    root, manifest, _ = setup
+    other = synthetic_corpus(root / "corpus-b", n=12, seed=5)
+    out = tmp_path / "sweep"
+    rows = run_sweep(_config(setup, out, languages=[f"xx={manifest}", f"yy={other}"], methods=["parp"],
+                             multilingual=True, max_steps=2))
+    multi = [r for r in rows if r["method"] == "parp-multi"]
+    assert sorted(r["language"] for r in multi) == ["xx", "yy"]
+    for row in multi:
+        assert row["wer"] is not None and 0.0 <= row["iou_with_language_mask"] <= 1.0
+        assert row["cell"] == "cells/multi/parp-multi/s0.5/seed0"
+    union = (out / "multilingual-data" / "train.tsv").read_text().splitlines()
+    per_language = [r for r in rows if r["method"] == "parp"]
+    assert len(per_language) == 2 and len(union) - 1 == 12 + 9  # both training splits (valid_fraction 0.25)

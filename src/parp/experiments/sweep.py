@@ -168,8 +168,8 @@ def is_completed(directory: Path) -> bool:
 
 def run_sweep(config: SweepConfig) -> list[dict[str, Any]]:
     """Run every missing cell, then write ``results.csv`` / ``results.json``; returns the result rows."""
-    from ..methods import PruneArguments, run_prune
-    from ..training.finetune import DataArguments, ModelArguments
+    from ..methods import run_prune
+    from ..training.finetune import ModelArguments
 
     languages, cells = validate_sweep(config)
     output_dir = Path(config.output_dir)
