@@ -92,7 +92,8 @@ def run_parp(state_dict, dataset, objective, batches, args, workdir: Path) -> fl
     clock = _StepClock(args.warmup)
     config = TrainConfig(output_dir=str(workdir / f"parp-{time.time_ns()}"), max_steps=args.warmup + args.steps,
                          learning_rate=1e-4, warmup_steps=0, max_grad_norm=args.max_grad_norm,
-                         max_batch_seconds=args.batch_seconds, eval_every=0, save_every=0, log_every=10_000, progress=False, mixed_precision="no", seed=0)
+                         max_batch_seconds=args.batch_seconds, eval_every=0, save_every=0, log_every=10_000,
+                         progress=False, mixed_precision="no", seed=0)
     train(model, dataset, None, config, objective, hooks=[clock])
     return clock.t1 - clock.t0
 
