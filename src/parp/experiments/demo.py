@@ -33,10 +33,10 @@ class DemoArguments:
     methods: list[str] = field(default_factory=lambda: ["omp", "parp"], metadata={
         "help": "Pruning methods besides the unpruned reference."})
     sparsities: list[float] = field(default_factory=lambda: [0.5, 0.7], metadata={"help": "Target sparsities."})
-    max_steps: int = field(default=80, metadata={"help": "Updates per fine-tuning (the same for every method)."})
+    max_steps: int = field(default=60, metadata={"help": "Updates per fine-tuning (the same for every method)."})
     learning_rate: float = field(default=1e-3, metadata={"help": "Peak learning rate."})
     warmup_steps: int = field(default=10, metadata={"help": "Linear warm-up updates."})
-    max_batch_seconds: float = field(default=12.0, metadata={"help": "Audio seconds per batch."})
+    max_batch_seconds: float = field(default=10.0, metadata={"help": "Audio seconds per batch."})
     prune_every: int = field(default=10, metadata={"help": "PARP re-prune interval (updates)."})
     seed: int = field(default=0, metadata={"help": "Seed of synthesis, initialisation and data order."})
     quick: bool = field(default=False, metadata={
