@@ -76,7 +76,7 @@ It is a research toy, far smaller and less trained than XLS-R: use a real checkp
 | updates | {record['steps']} (batches of ≤ {record['config']['max_batch_seconds']} s audio, peak LR {record['config']['learning_rate']}, {record['config']['lr_schedule']} decay, warm-up {record['config']['warmup_steps']}) |
 | audio seen | {record['train_audio_seconds'] / 3600:.2f} h ({record['audio_seconds_per_second']} audio-s per second of training) |
 | hardware | {hw.get('gpu', 'CPU only')}, {hw.get('cpus')} cores, torch threads {hw.get('torch_threads')}; shared with other jobs during the run |
-| wall time | {record['wall_seconds'] / 60:.1f} min |
+| training time | {record['train_seconds'] / 60:.1f} min in optimisation steps, summed over resumes (validation and I/O excluded) |
 | final held-out loss / accuracy | {_fmt(record['final_metrics'].get('loss'))} / {_fmt(record['final_metrics'].get('accuracy'))} (masked frames, {data['valid_clips']} held-out clips) |
 
 ## Why BEST-RQ
