@@ -12,7 +12,7 @@ import json
 import logging
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -21,37 +21,30 @@ from parp.errors import ConfigError
 from parp.pretrain.data import UnlabelledAudioDataset
 from parp.pretrain.model import count_parameters, small_wav2vec2_config
 from parp.pretrain.objective import make_objective
-from parp.training.hooks import TrainingHook
 from parp.training.loop import TrainConfig, train
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class PretrainConfig:
-    """Everything a pretraining run needs (each field is a CLI flag)."""
+class PretrainConfig(TrainConfig):
+    """Everything a pretraining run needs: the shared loop's options (with pretraining defaults) plus the data,
+    model and objective (each field is a CLI flag)."""
 
     sources: list[str] = field(default_factory=list, metadata={
         "help": "Manifests (.tsv/.csv with a 'path' column), folders of audio, or audio files."})
     output_dir: str = field(default="runs/pretrain", metadata={"help": "Checkpoints, best/ and model/ go here."})
     objective: str = field(default="best-rq", metadata={"help": "best-rq | wav2vec2 (contrastive)."})
     max_steps: int = field(default=4000, metadata={"help": "Optimizer updates."})
-    max_minutes: float = field(default=0.0, metadata={
-        "help": "Stop (cleanly: final eval, export, checkpoint) after this much wall time; 0 = no limit."})
     learning_rate: float = field(default=5e-4, metadata={"help": "Peak AdamW learning rate."})
     warmup_steps: int = field(default=400, metadata={"help": "Linear warm-up updates."})
     lr_schedule: str = field(default="cosine", metadata={"help": "linear | cosine | constant after warm-up."})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
     max_batch_seconds: float = field(default=80.0, metadata={"help": "Audio seconds per batch (cap)."})
-    grad_accum_steps: int = field(default=1, metadata={"help": "Micro-batches per update."})
     max_grad_norm: float = field(default=5.0, metadata={"help": "Gradient clipping (0 disables)."})
-    eval_every: int = field(default=250, metadata={"help": "Validate every N updates (0 = only at the end)."})
-    save_every: int = field(default=250, metadata={"help": "Resumable checkpoint every N updates."})
-    log_every: int = field(default=10, metadata={"help": "Record the training loss every N updates."})
+    freeze_feature_encoder: bool = field(default=False, metadata={"help": "Pretraining trains the CNN too."})
     seed: int = field(default=0, metadata={"help": "Seed for init, data order, masks and the BEST-RQ codebook."})
-    resume: bool = field(default=True, metadata={"help": "Resume from output_dir/checkpoints if present."})
     threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = torch's default)."})
-    progress: bool = field(default=True, metadata={"help": "Show a progress bar."})
     # data
     max_clip_seconds: float = field(default=8.0, metadata={"help": "Longer clips are randomly cropped to this."})
     min_clip_seconds: float = field(default=0.5, metadata={"help": "Shorter clips are dropped."})
@@ -80,36 +73,8 @@ class PretrainConfig:
         return small_wav2vec2_config(**{**base, **overrides})
 
     def train_config(self) -> TrainConfig:
-        return TrainConfig(
-            output_dir=self.output_dir, max_steps=self.max_steps, learning_rate=self.learning_rate,
-            warmup_steps=self.warmup_steps, lr_schedule=self.lr_schedule, weight_decay=self.weight_decay,
-            max_batch_seconds=self.max_batch_seconds, grad_accum_steps=self.grad_accum_steps,
-            max_grad_norm=self.max_grad_norm, freeze_feature_encoder=False, freeze_transformer_steps=0,
-            mixed_precision="auto", eval_every=self.eval_every, save_every=self.save_every,
-            log_every=self.log_every, seed=self.seed, resume=self.resume, progress=self.progress,
-        )
-
-
-class WallClockBudget(TrainingHook):
-    """Ends training after ``minutes`` by lowering the loop's ``max_steps`` to the current step.
-
-    The loop then runs its normal ending (final validation, export, checkpoint), so a budgeted run is as
-    complete as a step-limited one; used to compare objectives at equal CPU time.
-    """
-
-    name = "wall_clock_budget"
-
-    def __init__(self, minutes: float):
-        self.seconds = minutes * 60.0
-        self.started = time.time()
-
-    def on_train_begin(self, state) -> None:
-        self.started = time.time()
-
-    def on_step_end(self, state) -> None:
-        if time.time() - self.started >= self.seconds and state.step < state.config.max_steps:
-            log.info("wall-clock budget of %.1f min reached at step %d", self.seconds / 60, state.step)
-            state.config.max_steps = state.step
+        """The shared loop's options of this config (the loop knows nothing about pretraining)."""
+        return TrainConfig(**{f.name: getattr(self, f.name) for f in fields(TrainConfig)})
 
 
 def build_datasets(cfg: PretrainConfig, sampling_rate: int = 16000):
@@ -171,8 +136,6 @@ def run_pretrain(cfg: PretrainConfig) -> dict:
 
     model = objective.build_model(seed=cfg.seed)
     hooks = list(objective.hooks()) if hasattr(objective, "hooks") else []
-    if cfg.max_minutes > 0:
-        hooks.append(WallClockBudget(cfg.max_minutes))
     result = train(model, train_set, valid_set, cfg.train_config(), objective, hooks=hooks)
 
     out = Path(cfg.output_dir)

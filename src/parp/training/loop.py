@@ -44,6 +44,9 @@ class TrainConfig:
 
     output_dir: str = field(default="runs/finetune", metadata={"help": "Where checkpoints, models and records go."})
     max_steps: int = field(default=2000, metadata={"help": "Number of optimizer updates."})
+    max_minutes: float = field(default=0.0, metadata={
+        "help": "Also stop after this many minutes of training in this process (0 = no limit); the run then ends "
+                "as at max_steps (final validation, export, checkpoint)."})
     learning_rate: float = field(default=1e-4, metadata={"help": "Peak learning rate (AdamW)."})
     warmup_steps: int = field(default=200, metadata={"help": "Linear warm-up updates."})
     lr_schedule: str = field(default="linear", metadata={"help": "Decay after warm-up: linear | cosine | constant."})
@@ -78,6 +81,8 @@ def validate_train_config(config: TrainConfig) -> None:
     for name in ("max_steps", "grad_accum_steps"):
         if getattr(config, name) < 1:
             raise bad(name, "must be at least 1", getattr(config, name))
+    if not finite(config.max_minutes) or config.max_minutes < 0:
+        raise bad("max_minutes", "must be >= 0", config.max_minutes)
     for name in ("warmup_steps", "eval_every", "save_every", "freeze_transformer_steps", "num_workers"):
         if getattr(config, name) < 0:
             raise bad(name, "must be >= 0", getattr(config, name))
@@ -333,6 +338,9 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
                 objective.export(state.model, output_dir / "best")
             accelerator.wait_for_everyone()
 
+    def out_of_time() -> bool:
+        return bool(config.max_minutes) and time.time() - started >= 60 * config.max_minutes
+
     for hook in hooks:
         hook.on_train_begin(state)
 
@@ -384,12 +392,15 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
             if config.save_every and state.step % config.save_every == 0 and state.step < config.max_steps:
                 _save_checkpoint(accelerator, output_dir, state, progress_state, hooks)
             step_started = time.time()
-            if state.step >= config.max_steps:
+            if state.step >= config.max_steps or out_of_time():
                 finished_epoch = False
                 break
         if finished_epoch:
             state.epoch += 1
             progress_state["batches_in_epoch"] = 0
+        if out_of_time():
+            accelerator.print(f"parp: --max-minutes {config.max_minutes} reached at step {state.step}")
+            break
     bar.close()
 
     for hook in hooks:
