@@ -92,3 +92,17 @@ def test_claims_that_fail_are_said_to_fail(sweep_dir):
 def test_report_without_results_is_one_clear_error(tmp_path, capsys):
     assert main(["report", "--results", str(tmp_path / "nope.csv")]) == 2
     assert "no results file" in capsys.readouterr().err
+
+
+def test_claims_use_cer_when_every_wer_is_saturated(sweep_dir):
+    from parp.experiments.sweep import read_results
+    from parp.reports.report import build_report
+
+    rows = read_results(sweep_dir / "results.csv")
+    for row in rows:  # short runs: no word right anywhere, but characters differ by method
+        row["wer"] = 1.0
+        row["cer"] = {"none": 0.9, "omp": 0.8}.get(row["method"], 0.95)
+    write_results(sweep_dir, rows)
+    text = build_report(sweep_dir / "results.csv").read_text()
+    assert "judged on CER because every WER is saturated" in text
+    assert "**(a) PARP ≈ OMP at half the fine-tuning cost.** Does not hold here" in text

@@ -359,11 +359,18 @@ class Report:
                        f"These statements describe this sweep only ({len(self.seeds)} seed(s)); with short runs on "
                        "small data, WER differences of a few points can be noise.", ""]
 
+    @property
+    def claim_metric(self) -> str:
+        """WER, unless every WER is saturated (>= 0.99: short runs emit no correct word) while CER still differs."""
+        wers = [r["wer"] for r in self.rows if r.get("wer") is not None]
+        return "wer" if wers and min(wers) < 0.99 else "cer"
+
     def claim_parp_vs_omp(self) -> str:
+        metric = self.claim_metric
         points = []
         for language in self.languages:
             for s in self.sparsities("parp", language):
-                parp, omp = (self.mean("wer", method=m, language=language, sparsity_target=s) for m in ("parp", "omp"))
+                parp, omp = (self.mean(metric, method=m, language=language, sparsity_target=s) for m in ("parp", "omp"))
                 if parp is not None and omp is not None:
                     points.append((language, s, parp - omp))
         if not points:
@@ -373,8 +380,9 @@ class Report:
         steps = cost["parp"]["steps"] / cost["omp"]["steps"] if cost["omp"]["steps"] else math.nan
         wall = cost["parp"]["wall"] / cost["omp"]["wall"] if cost["omp"]["wall"] else math.nan
         diffs = ", ".join(f"{lang} {s:g}: {d:+.3f}" for lang, s, d in points)
-        accuracy = (f"PARP's WER is within {WER_TOLERANCE:.2f} of OMP's (or better) at {len(close)} of {len(points)} "
-                    f"language/sparsity points (PARP − OMP: {diffs})")
+        accuracy = (f"PARP's {metric.upper()} is within {WER_TOLERANCE:.2f} of OMP's (or better) at {len(close)} of "
+                    f"{len(points)} language/sparsity points (PARP − OMP: {diffs})"
+                    + (" — judged on CER because every WER is saturated at 1.0" if metric == "cer" else ""))
         cheaper = f"PARP used {steps:.2f}x OMP's fine-tuning steps and {wall:.2f}x its wall time"
         if len(close) == len(points) and steps <= 0.6:
             verdict = "Holds here"
@@ -385,19 +393,21 @@ class Report:
         return f"{verdict}: {accuracy}; {cheaper}."
 
     def claim_parp_beats_dense(self) -> str:
+        metric = self.claim_metric
+        label = metric.upper()
         parts = []
         for language in self.languages:
-            dense = self.mean("wer", method="none", language=language)
+            dense = self.mean(metric, method="none", language=language)
             sparsities = self.sparsities("parp", language)
             if dense is None or not sparsities:
                 continue
             better = [s for s in sparsities
-                      if self.mean("wer", method="parp", language=language, sparsity_target=s) < dense]
+                      if self.mean(metric, method="parp", language=language, sparsity_target=s) < dense]
             if better:
-                parts.append(f"{language}: yes at {', '.join(f'{s:g}' for s in better)} (unpruned WER {dense:.3f})")
+                parts.append(f"{language}: yes at {', '.join(f'{s:g}' for s in better)} (unpruned {label} {dense:.3f})")
             else:
                 parts.append(f"{language}: no tested sparsity ({', '.join(f'{s:g}' for s in sparsities)}) beats the "
-                             f"unpruned WER {dense:.3f}")
+                             f"unpruned {label} {dense:.3f}")
         if not parts:
             return "Not measured (the sweep needs PARP cells and the unpruned cell of the same language)."
         verdict = ("Holds here" if all(": yes" in p for p in parts) else
