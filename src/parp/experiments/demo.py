@@ -28,16 +28,16 @@ class DemoArguments:
     output_dir: str = field(default="runs/demo", metadata={"help": "Where data, cells, results and report go."})
     language: str = field(default="fi", metadata={
         "help": "eSpeak language to synthesise (one the checkpoint did not hear in pretraining)."})
-    utterances: int = field(default=160, metadata={"help": "Synthesised utterances (train + validation)."})
+    utterances: int = field(default=240, metadata={"help": "Synthesised utterances (train + validation)."})
     valid_fraction: float = field(default=0.15, metadata={"help": "Held-out fraction for WER/CER."})
     methods: list[str] = field(default_factory=lambda: ["omp", "parp"], metadata={
         "help": "Pruning methods besides the unpruned reference."})
     sparsities: list[float] = field(default_factory=lambda: [0.5, 0.7], metadata={"help": "Target sparsities."})
-    max_steps: int = field(default=60, metadata={"help": "Updates per fine-tuning (the same for every method)."})
-    learning_rate: float = field(default=1e-3, metadata={"help": "Peak learning rate."})
-    warmup_steps: int = field(default=10, metadata={"help": "Linear warm-up updates."})
+    max_steps: int = field(default=350, metadata={"help": "Updates per fine-tuning (the same for every method)."})
+    learning_rate: float = field(default=2e-3, metadata={"help": "Peak learning rate."})
+    warmup_steps: int = field(default=30, metadata={"help": "Linear warm-up updates."})
     max_batch_seconds: float = field(default=10.0, metadata={"help": "Audio seconds per batch."})
-    prune_every: int = field(default=10, metadata={"help": "PARP re-prune interval (updates)."})
+    prune_every: int = field(default=25, metadata={"help": "PARP re-prune interval (updates)."})
     seed: int = field(default=0, metadata={"help": "Seed of synthesis, initialisation and data order."})
     quick: bool = field(default=False, metadata={
         "help": "Test mode: a handful of utterances and updates (checks the pipeline, not the claims)."})
