@@ -127,3 +127,27 @@ def test_multilingual_parp_is_scored_per_language_and_compared_with_their_masks(
     union = (out / "multilingual-data" / "train.tsv").read_text().splitlines()
     per_language = [r for r in rows if r["method"] == "parp"]
     assert len(per_language) == 2 and len(union) - 1 == 12 + 9  # both training splits (valid_fraction 0.25)
+
+
+def test_two_worker_processes_share_one_sweep_folder(setup, tmp_path):
+    """Two `parp sweep` processes on one folder: every cell runs exactly once, OMP still reuses the dense cell."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    out = tmp_path / "shared-sweep"
+    config = _config(setup, out, methods=["omp", "parp"], sparsities=[0.3, 0.6])
+    values = {k: v for k, v in config.__dict__.items() if v is not None}
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(values))
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    workers = [subprocess.Popen([sys.executable, "-m", "parp", "sweep", "--config", str(path)], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    logs = [w.communicate(timeout=600)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], logs
+    ran = [line.split(": running")[0].split("] ")[1] for log in logs for line in log.splitlines() if ": running" in line]
+    assert sorted(ran) == sorted(set(ran)) and len(ran) == 5, logs  # none + 2 omp + 2 parp, each once
+    rows = read_results(out / "results.csv")
+    assert len(rows) == 5 and all(r["reused_dense"] for r in rows if r["method"] == "omp")
+    assert not list(out.glob("cells/**/claimed.pid"))
