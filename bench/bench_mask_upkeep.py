@@ -36,6 +36,15 @@ def time_step(model, optimizer, batch_seconds: float, batch_size: int = 2) -> fl
     return time.perf_counter() - t0
 
 
+def median_seconds(work, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=3)
@@ -62,19 +71,9 @@ def main() -> None:
 
     state = LoopState(model=model, accelerator=None, config=None)
     parp = PARPHook(lambda m: Mask.magnitude(prunable_parameters(m), args.sparsity), args.prune_every)
-    reprune = []
-    for _ in range(args.repeats):
-        t0 = time.perf_counter()
-        parp._reprune(state)
-        reprune.append(time.perf_counter() - t0)
-    reprune_s = statistics.median(reprune)
+    reprune_s = median_seconds(lambda: parp._reprune(state), args.repeats)
     fixed = FixedMaskHook(parp.mask)
-    apply = []
-    for _ in range(args.repeats):
-        t0 = time.perf_counter()
-        fixed.on_step_end(state)
-        apply.append(time.perf_counter() - t0)
-    apply_s = statistics.median(apply)
+    apply_s = median_seconds(lambda: fixed.on_step_end(state), args.repeats)
 
     parp_share = reprune_s / args.prune_every / step
     fixed_share = apply_s / step
