@@ -103,7 +103,9 @@ def run_plain(state_dict, dataset, objective, batches, args) -> float:
     model.load_state_dict(state_dict)
     model.freeze_feature_encoder()
     model.train()
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    # the same optimizer settings as parp's loop (weight decay 0, betas 0.9/0.98, eps 1e-8), so only the loop differs
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, betas=(0.9, 0.98),
+                                  eps=1e-8, weight_decay=0.0)
     t0 = None
     for i, batch in enumerate(batches):
         if i == args.warmup:
