@@ -26,8 +26,3 @@ def mboshi_dir() -> Path:
 @pytest.fixture(scope="session")
 def fsdd_dir() -> Path:
     return _shared("fsdd")
-
-
-def pytest_collection_modifyitems(config, items):
-    """Long tests first, so that under several xdist workers (`make test` uses 2) they overlap the rest."""
-    items.sort(key=lambda item: 0 if item.get_closest_marker("slow") else 1)
