@@ -14,7 +14,6 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
-import torch
 
 _LAYER = re.compile(r"layers\.(\d+)\.")
 
@@ -41,11 +40,6 @@ def random_iou_matched(a, b) -> float:
     return inter / union if union else 1.0
 
 
-def _counts(a: torch.Tensor, b: torch.Tensor) -> tuple[int, int, int, int]:
-    pa, pb = ~a, ~b.to(a.device)
-    return int((pa & pb).sum()), int((pa | pb).sum()), int(pa.sum()), int(pb.sum())
-
-
 def _stats(both: int, either: int, pruned_a: int, pruned_b: int, total: int) -> dict[str, float]:
     return {"iou": both / either if either else 1.0,
             "overlap_of_a": both / pruned_a if pruned_a else 1.0,  # fraction of A's pruned weights B prunes too
@@ -55,15 +49,9 @@ def _stats(both: int, either: int, pruned_a: int, pruned_b: int, total: int) -> 
 
 def compare_pair(a, b) -> dict[str, Any]:
     """Overall, per encoder layer and per parameter statistics of two masks over the same parameters."""
-    if set(a) != set(b):
-        from ..errors import MaskError
-
-        raise MaskError(f"the masks cover different parameters (e.g. {sorted(set(a) ^ set(b))[0]!r}): "
-                        "they come from different models")
     per_parameter, per_layer = {}, {}
     totals = [0, 0, 0, 0, 0]
-    for name in a:
-        counts = _counts(a[name], b[name])
+    for name, counts in a.pruned_counts(b).items():
         n = a[name].numel()
         per_parameter[name] = _stats(*counts, n)
         group = per_layer.setdefault(layer_of(name), [0, 0, 0, 0, 0])

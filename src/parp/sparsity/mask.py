@@ -149,7 +149,7 @@ class Mask:
     def _check_same_names(self, other: "Mask") -> None:
         if self.masks.keys() != other.masks.keys():
             diff = sorted(self.masks.keys() ^ other.masks.keys())
-            raise MaskError(f"masks cover different parameters (e.g. {diff[0]!r})")
+            raise MaskError(f"masks cover different parameters (e.g. {diff[0]!r}): they come from different models")
 
     def __and__(self, other: "Mask") -> "Mask":
         """Kept in both (prunes the union of the pruned sets)."""
@@ -190,33 +190,31 @@ class Mask:
     def per_layer(self) -> dict[str, float]:
         return {n: 1.0 - int(k.sum()) / k.numel() if k.numel() else 0.0 for n, k in self.masks.items()}
 
+    def pruned_counts(self, other: "Mask") -> dict[str, tuple[int, int, int, int]]:
+        """Per parameter: weights pruned by (both, either, this mask, the other) — what IoU and overlap come from."""
+        self._check_same_names(other)
+        counts = {}
+        for name, keep in self.masks.items():
+            mine, theirs = ~keep, ~other.masks[name].to(keep.device)
+            counts[name] = (int((mine & theirs).sum()), int((mine | theirs).sum()), int(mine.sum()), int(theirs.sum()))
+        return counts
+
     @staticmethod
-    def _iou(pairs) -> float:
-        inter = union = 0
-        for a, b in pairs:
-            pa, pb = ~a, ~b.to(a.device)
-            inter += int((pa & pb).sum())
-            union += int((pa | pb).sum())
-        return inter / union if union else 1.0
+    def _ratio(part: int, whole: int) -> float:
+        return part / whole if whole else 1.0
 
     def iou(self, other: "Mask") -> float:
         """Intersection over union of the PRUNED sets, over all parameters (1.0 when both prune nothing)."""
-        self._check_same_names(other)
-        return self._iou((k, other.masks[n]) for n, k in self.masks.items())
+        counts = self.pruned_counts(other).values()
+        return self._ratio(sum(c[0] for c in counts), sum(c[1] for c in counts))
 
     def iou_per_layer(self, other: "Mask") -> dict[str, float]:
-        self._check_same_names(other)
-        return {n: self._iou([(k, other.masks[n])]) for n, k in self.masks.items()}
+        return {n: self._ratio(c[0], c[1]) for n, c in self.pruned_counts(other).items()}
 
     def overlap(self, other: "Mask") -> float:
         """Fraction of ``other``'s pruned weights also pruned here (1.0 if ``other`` prunes nothing)."""
-        self._check_same_names(other)
-        inter = total = 0
-        for n, k in self.masks.items():
-            po = ~other.masks[n].to(k.device)
-            inter += int((~k & po).sum())
-            total += int(po.sum())
-        return inter / total if total else 1.0
+        counts = self.pruned_counts(other).values()
+        return self._ratio(sum(c[0] for c in counts), sum(c[3] for c in counts))
 
     def summary(self) -> str:
         """Plain-text table: one row per parameter plus the total."""
