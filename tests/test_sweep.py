@@ -151,3 +151,25 @@ def test_two_worker_processes_share_one_sweep_folder(setup, tmp_path):
     rows = read_results(out / "results.csv")
     assert len(rows) == 5 and all(r["reused_dense"] for r in rows if r["method"] == "omp")
     assert not list(out.glob("cells/**/claimed.pid"))
+
+
+def test_collect_only_reports_finished_cells_and_a_changed_schedule_is_refused(setup, tmp_path, capsys):
+    out = tmp_path / "sweep"
+    run_sweep(_config(setup, out, methods=[], sparsities=[0.0]))  # only the dense cell has run
+    before = _mtimes(out)
+
+    capsys.readouterr()
+    rows = run_sweep(_config(setup, out, methods=["parp"], sparsities=[0.5], collect_only=True))
+    assert _mtimes(out) == before and not (out / "cells" / "xx" / "parp").exists(), "collect_only ran a cell"
+    assert [r["method"] for r in rows] == ["none"]
+    assert "1 of 2 cells finished" in capsys.readouterr().out
+    assert [r["method"] for r in read_results(out / "results.csv")] == ["none"]
+
+    # the finished cell ran 3 steps: a sweep asking for 4 must not silently skip it as if it were comparable
+    with pytest.raises(ConfigError, match=r"other settings \(train: max_steps\)"):
+        run_sweep(_config(setup, out, methods=[], sparsities=[0.0], max_steps=STEPS + 1))
+    with pytest.raises(ConfigError, match=r"data: max_valid_utterances"):
+        run_sweep(_config(setup, out, methods=[], sparsities=[0.0], max_valid_utterances=2, collect_only=True))
+    # settings that do not change the weights (checkpoint frequency, progress bars) are no reason to refuse
+    run_sweep(_config(setup, out, methods=[], sparsities=[0.0], save_every=1, progress=True))
+    assert _mtimes(out) == before

@@ -41,13 +41,13 @@ def hardware() -> dict[str, Any]:
     return info
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {k: _jsonable(v) for k, v in dataclasses.asdict(value).items()}
+        return {k: jsonable(v) for k, v in dataclasses.asdict(value).items()}
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, Path):
         return str(value)
     if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
@@ -70,7 +70,7 @@ class RunRecord:
         self.data: dict[str, Any] = {
             "command": command,
             "argv": sys.argv,
-            "arguments": _jsonable(arguments),
+            "arguments": jsonable(arguments),
             "versions": library_versions(),
             "hardware": hardware(),
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -81,23 +81,23 @@ class RunRecord:
         }
 
     def set(self, key: str, value: Any) -> None:
-        self.data[key] = _jsonable(value)
+        self.data[key] = jsonable(value)
         self.write()
 
     def update(self, key: str, values: dict) -> None:
-        self.data.setdefault(key, {}).update(_jsonable(values))
+        self.data.setdefault(key, {}).update(jsonable(values))
         self.write()
 
     @contextmanager
     def phase(self, name: str, **facts: Any):
         """Time a phase; whatever the body puts into the yielded dict is stored with it."""
-        entry: dict[str, Any] = {"name": name, **_jsonable(facts)}
+        entry: dict[str, Any] = {"name": name, **jsonable(facts)}
         t0 = time.time()
         try:
             yield entry
         finally:
             entry["wall_seconds"] = round(time.time() - t0, 3)
-            self.data["phases"].append(_jsonable(entry))
+            self.data["phases"].append(jsonable(entry))
             self.write()
 
     def finish(self, status: str = "completed") -> None:

@@ -62,6 +62,9 @@ class SweepConfig(TrainConfig):
                 "(its steps and wall time still count in their cost)."})
     multilingual: bool = field(default=False, metadata={
         "help": "Also run PARP once on the union of all languages (method 'parp-multi') and score it per language."})
+    collect_only: bool = field(default=False, metadata={
+        "help": "Run nothing: rebuild results.csv/json from the cells of this grid that have finished (to report "
+                "on a sweep that is still running or was cut short)."})
 
 
 @dataclass(frozen=True)
@@ -210,12 +213,19 @@ def run_sweep(config: SweepConfig, poll_seconds: float = 10.0) -> list[dict[str,
     and an OMP/IMP cell waits for its dense reference cell if another process is still running that one.
     """
     from ..methods import run_prune
-    from ..training.finetune import ModelArguments
 
     languages, cells = validate_sweep(config)
     output_dir = Path(config.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
     by_name = {lang.name: lang for lang in languages}
+    check_finished_cells(config, by_name, cells, output_dir)
+    if config.collect_only:
+        rows = collect_results(output_dir, cells)
+        if output_dir.is_dir():
+            write_results(output_dir, rows)
+        print(f"sweep: {len(rows)} of {len(cells)} cells finished; results in {output_dir / 'results.csv'} "
+              f"(collect only: nothing was run)", flush=True)
+        return rows
+    output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "sweep.json").write_text(json.dumps(dataclasses.asdict(config), indent=2, default=str))
     total = len(cells)
     started = time.time()
@@ -239,13 +249,8 @@ def run_sweep(config: SweepConfig, poll_seconds: float = 10.0) -> list[dict[str,
                 continue
             try:
                 print(f"[{i}/{total}] {cell.label()}: running -> {directory}", flush=True)
-                language = by_name[cell.language]
                 dense = str(dense_dir) if needs_dense and is_completed(dense_dir) else None
-                summary = run_prune(
-                    data_arguments(config, language.train_manifest, language.valid_manifest),
-                    ModelArguments(model=config.model, mask_time_prob=config.mask_time_prob),
-                    train_config_for(config, directory, cell.seed),
-                    prune_arguments(config, cell.method, cell.sparsity, dense_checkpoint=dense))
+                summary = run_prune(*cell_arguments(config, by_name[cell.language], cell, output_dir, dense))
             finally:
                 (directory / "claimed.pid").unlink(missing_ok=True)
             announced.add(i)
@@ -266,6 +271,37 @@ def run_sweep(config: SweepConfig, poll_seconds: float = 10.0) -> list[dict[str,
     print(f"sweep: {len(rows)} result rows in {output_dir / 'results.csv'} "
           f"({time.time() - started:.0f} s this run)", flush=True)
     return rows
+
+
+def cell_arguments(config: SweepConfig, language: LanguageData, cell: Cell, output_dir: Path,
+                   dense_checkpoint: str | None = None) -> tuple:
+    """The ``run_prune`` arguments of one cell: the shared schedule, with only the cell's folder and seed changed."""
+    from ..training.finetune import ModelArguments
+
+    return (data_arguments(config, language.train_manifest, language.valid_manifest),
+            ModelArguments(model=config.model, mask_time_prob=config.mask_time_prob),
+            train_config_for(config, cell.directory(output_dir), cell.seed),
+            prune_arguments(config, cell.method, cell.sparsity, dense_checkpoint=dense_checkpoint))
+
+
+def check_finished_cells(config: SweepConfig, languages: dict[str, LanguageData], cells: list[Cell],
+                         output_dir: Path) -> None:
+    """Refuse a sweep folder whose finished cells ran with other settings: skipping them would mix schedules."""
+    from ..methods.base import differing_settings
+    from ..records import jsonable
+
+    for cell in cells:
+        directory = cell.directory(output_dir)
+        if not is_completed(directory):
+            continue
+        recorded = json.loads((directory / "run.json").read_text(encoding="utf-8")).get("arguments", {})
+        data, model, train, prune = cell_arguments(config, languages[cell.language], cell, output_dir)
+        expected = jsonable({"data": data, "model": model, "train": train, "prune": prune})
+        differing = differing_settings(recorded, expected, ("data", "model", "train", "prune"))
+        if differing:
+            fields = "; ".join(f"{section}: {', '.join(keys)}" for section, keys in differing.items())
+            raise ConfigError(f"{directory}: this finished cell ran with other settings ({fields}); give the "
+                              "sweep another output_dir, or delete the cell to rerun it with this schedule")
 
 
 def data_arguments(config: SweepConfig, train_manifest: str, valid_manifest: str | None):

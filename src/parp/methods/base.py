@@ -156,7 +156,8 @@ class MethodContext:
 
 
 # schedule fields that do not change the trained weights (where files go, how often to log or checkpoint)
-_NEUTRAL_TRAIN_FIELDS = {"output_dir", "progress", "resume", "save_every", "log_every", "num_workers"}
+_NEUTRAL_TRAIN_FIELDS = {"output_dir", "progress", "resume", "save_every", "log_every", "num_workers",
+                         "dense_checkpoint", "compressed_checkpoint"}
 
 
 def _completed_dense_run(source: Path, config: TrainConfig, record: RunRecord) -> dict:
@@ -170,15 +171,21 @@ def _completed_dense_run(source: Path, config: TrainConfig, record: RunRecord) -
     arguments = dense.get("arguments", {})
     if dense.get("status") != "completed" or arguments.get("prune", {}).get("method") != "none":
         raise ConfigError(f"--dense-checkpoint {source}: the run there is not a completed --method none run")
-    mine = record.data["arguments"]
-    for section in ("data", "model", "train"):
-        theirs, ours = arguments.get(section, {}), mine.get(section, {})
-        differing = sorted(k for k in set(theirs) | set(ours)
-                           if k not in _NEUTRAL_TRAIN_FIELDS and theirs.get(k) != ours.get(k))
-        if differing:
-            raise ConfigError(f"--dense-checkpoint {source}: its {section} settings differ "
-                              f"({', '.join(differing)}), so its fine-tuning is not this run's first phase")
+    for section, differing in differing_settings(arguments, record.data["arguments"]).items():
+        raise ConfigError(f"--dense-checkpoint {source}: its {section} settings differ "
+                          f"({', '.join(differing)}), so its fine-tuning is not this run's first phase")
     return dense
+
+
+def differing_settings(theirs: dict, ours: dict, sections=("data", "model", "train")) -> dict[str, list[str]]:
+    """Per section of two runs' recorded arguments, the settings that would change the trained weights."""
+    result = {}
+    for section in sections:
+        a, b = theirs.get(section, {}), ours.get(section, {})
+        differing = sorted(k for k in set(a) | set(b) if k not in _NEUTRAL_TRAIN_FIELDS and a.get(k) != b.get(k))
+        if differing:
+            result[section] = differing
+    return result
 
 
 def snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
