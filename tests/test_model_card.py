@@ -1,0 +1,46 @@
+"""The model card's objective choice is computed from the runs' own records, not written by hand."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from parp.pretrain.card import _comparison_section, objective_comparison
+
+
+def _pretrain(folder, objective, seconds, threads):
+    folder.mkdir(parents=True)
+    (folder / "pretraining.json").write_text(json.dumps({
+        "objective": {"objective": objective}, "steps": 100, "train_seconds": seconds,
+        "train_audio_seconds": 3600.0, "hardware": {"torch_threads": threads}, "final_metrics": {"loss": 3.0}}))
+    return folder
+
+
+def _downstream(folder, cer, random_cer=None):
+    folder.mkdir(parents=True)
+    arms = {"pretrained": {"final": {"cer": cer}}}
+    if random_cer is not None:
+        arms["random"] = {"final": {"cer": random_cer}}
+    schedule = {"max_steps": 350, "lr": 0.002, "max_batch_seconds": 10.0, "seed": 0}
+    (folder / "downstream.json").write_text(json.dumps({"schedule": schedule, "arms": arms}))
+    return folder
+
+
+def test_gain_per_core_hour_picks_the_objective(tmp_path):
+    runs = [(_pretrain(tmp_path / "brq", "best-rq", 1800.0, 1), _downstream(tmp_path / "d1", 0.80, 0.90)),
+            (_pretrain(tmp_path / "w2v", "wav2vec2", 1800.0, 1), _downstream(tmp_path / "d2", 0.88)),
+            (_pretrain(tmp_path / "big", "best-rq", 3600.0, 2), _downstream(tmp_path / "d3", 0.75))]
+    rows = objective_comparison(runs)
+    assert [r["core_hours"] for r in rows] == [0.5, 0.5, 2.0]
+    assert [round(r["gain"], 3) for r in rows] == [0.1, 0.02, 0.15]
+    assert [round(r["gain_per_core_hour"], 3) for r in rows] == [0.2, 0.04, 0.075]
+    text = _comparison_section(rows, "cmd", chosen="best-rq")
+    assert "came from **best-rq** (brq); this checkpoint uses it" in text and "| w2v | wav2vec2 |" in text
+    assert "still uses wav2vec2" in _comparison_section(rows, "cmd", chosen="wav2vec2")
+
+
+def test_a_comparison_without_a_random_arm_is_refused(tmp_path):
+    runs = [(_pretrain(tmp_path / "brq", "best-rq", 60.0, 1), _downstream(tmp_path / "d1", 0.8))]
+    with pytest.raises(ValueError, match="random"):
+        objective_comparison(runs)
