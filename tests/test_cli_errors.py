@@ -117,6 +117,12 @@ def test_unknown_flag(capsys):
     _one_error_line(capsys, "--bogus-flag")
 
 
+def test_a_value_of_the_wrong_type_is_one_line_without_the_usage_block(capsys):
+    assert main(["finetune", "--max-steps", "abc"]) == 2
+    line = _one_error_line(capsys, "--max-steps", "'abc'")
+    assert "usage:" not in line
+
+
 def test_finetune_help_exits_zero(capsys):
     try:
         code = main(["finetune", "--help"])

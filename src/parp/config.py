@@ -48,6 +48,7 @@ def parse_dataclasses(types: Sequence[type], argv: Sequence[str], prog: str, des
     """Parse ``argv`` (with an optional ``--config FILE``) into one instance of each dataclass in ``types``."""
     parser = HfArgumentParser(list(types), prog=prog, description=description)
     parser.add_argument("--config", default=None, metavar="FILE", help="YAML or JSON file with any of these options.")
+    parser.error = _raise_config_error  # one ``parp: error:`` line (exit 2) instead of argparse's usage block
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config", default=None)
     known, _ = pre.parse_known_args(list(argv))
@@ -64,6 +65,10 @@ def parse_dataclasses(types: Sequence[type], argv: Sequence[str], prog: str, des
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     return tuple(p for p in parsed if dataclasses.is_dataclass(p))
+
+
+def _raise_config_error(message: str):
+    raise ConfigError(f"{message} (see --help)")
 
 
 def _section(t: type) -> str:
