@@ -173,3 +173,14 @@ def test_collect_only_reports_finished_cells_and_a_changed_schedule_is_refused(s
     # settings that do not change the weights (checkpoint frequency, progress bars) are no reason to refuse
     run_sweep(_config(setup, out, methods=[], sparsities=[0.0], save_every=1, progress=True))
     assert _mtimes(out) == before
+
+
+def test_imp_reuses_the_dense_cell_and_counts_its_cost(setup, tmp_path):
+    out = tmp_path / "sweep"
+    rows = run_sweep(_config(setup, out, methods=["imp"], sparsities=[0.6], imp_rounds=2))
+    none, imp = rows
+    assert imp["method"] == "imp" and imp["reused_dense"] is True
+    assert imp["finetunings"] == 3 and imp["finetune_steps"] == 3 * STEPS  # dense + 2 rounds
+    assert imp["phase_wall_seconds"]["finetune-0"] == none["phase_wall_seconds"]["finetune"]
+    assert not (Cell("xx", "imp", 0.6, 0).directory(out) / "finetune-0").exists()
+    assert imp["sparsity_achieved"] == pytest.approx(0.6, abs=1e-3)
