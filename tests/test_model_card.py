@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from parp.pretrain.card import _comparison_section, objective_comparison
+from parp.pretrain.card import _comparison_section, objective_comparison, update_comparison
 
 
 def _pretrain(folder, objective, seconds, threads):
@@ -37,7 +37,28 @@ def test_gain_per_core_hour_picks_the_objective(tmp_path):
     assert [round(r["gain_per_core_hour"], 3) for r in rows] == [0.2, 0.04, 0.075]
     text = _comparison_section(rows, "cmd", chosen="best-rq")
     assert "came from **best-rq** (brq); this checkpoint uses it" in text and "| w2v | wav2vec2 |" in text
-    assert "still uses wav2vec2" in _comparison_section(rows, "cmd", chosen="wav2vec2")
+    assert "frozen random quantiser" in text
+    other = _comparison_section(rows, "cmd", chosen="wav2vec2")
+    assert "still uses wav2vec2" in other and "frozen random quantiser" not in other
+
+
+def test_update_rewrites_only_the_objective_section(tmp_path):
+    card = tmp_path / "card"
+    _pretrain(card, "best-rq", 3600.0, 2)
+    record = json.loads((card / "pretraining.json").read_text())
+    record["loss_history"] = [{"step": 50, "valid_loss": 4.0}, {"step": 100, "valid_loss": 3.5}]
+    (card / "pretraining.json").write_text(json.dumps(record))
+    (card / "README.md").write_text("# card\n\nintro\n\n## Why best-rq\n\nold text\n\n## Pretraining loss\n\nkept\n")
+    runs = [(card, _downstream(tmp_path / "d1", 0.70, 0.90)),
+            (_pretrain(tmp_path / "w2v", "wav2vec2", 1800.0, 1), _downstream(tmp_path / "d2", 0.88))]
+    update_comparison(card, objective_comparison(runs), "the commands")
+    text = (card / "README.md").read_text()
+    assert text.startswith("# card\n\nintro\n\n## Why best-rq: downstream gain per compute hour")
+    assert "old text" not in text and text.endswith("## Pretraining loss\n\nkept\n")
+    assert "| card | best-rq |" in text and "the commands" in text and "4.00 → 3.50 at updates 50/100" in text
+    (card / "README.md").write_text("# a card without the sections\n")
+    with pytest.raises(ValueError, match="README.md"):
+        update_comparison(card, objective_comparison(runs), "x")
 
 
 def test_a_comparison_without_a_random_arm_is_refused(tmp_path):

@@ -64,6 +64,7 @@ def objective_comparison(runs: list[tuple[Path, Path]]) -> list[dict]:
         cer = result["arms"]["pretrained"]["final"]["cer"]
         rows.append({"run": Path(pretrain_dir).name, "objective": record["objective"]["objective"],
                      "updates": record["steps"], "audio_hours_seen": record["train_audio_seconds"] / 3600,
+                     "data_hours": record.get("data", {}).get("train_hours"),
                      "core_hours": core_hours, "valid_loss": record["final_metrics"].get("loss"),
                      "cer": cer, "random_cer": random_cer, "gain": random_cer - cer,
                      "gain_per_core_hour": (random_cer - cer) / core_hours if core_hours else None,
@@ -72,26 +73,71 @@ def objective_comparison(runs: list[tuple[Path, Path]]) -> list[dict]:
 
 
 def _comparison_section(rows: list[dict] | None, command: str, chosen: str) -> str:
+    """The objective choice, computed from the comparison's records, with the reasoning that fits its outcome."""
     if not rows:
         return ("The objectives were compared on throughput only (BEST-RQ 3.52 vs contrastive 1.72 audio-s/s on "
                 "this CPU); no downstream comparison was recorded.\n")
-    table = ["| pretraining run | objective | updates | audio seen (h) | core-hours | downstream CER | gain over "
-             "random init | gain per core-hour |", "|---|---|---|---|---|---|---|---|"]
+    table = ["| pretraining run | objective | data (h) | updates | audio seen (h) | core-hours | downstream CER | "
+             "gain over random init | gain per core-hour |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        table.append(f"| {r['run']} | {r['objective']} | {r['updates']} | {r['audio_hours_seen']:.2f} | "
-                     f"{r['core_hours']:.2f} | {r['cer']:.3f} | {r['gain']:+.3f} | {_fmt(r['gain_per_core_hour'])} |")
+        table.append(f"| {r['run']} | {r['objective']} | {_fmt(r['data_hours'], 2)} | {r['updates']} | "
+                     f"{r['audio_hours_seen']:.2f} | {r['core_hours']:.2f} | {r['cer']:.3f} | {r['gain']:+.3f} | "
+                     f"{_fmt(r['gain_per_core_hour'])} |")
     s = rows[0]["downstream_schedule"]
     best = max(rows, key=lambda r: r["gain_per_core_hour"] or float("-inf"))
-    verdict = (f"The most downstream gain per core-hour came from **{best['objective']}** ({best['run']}); "
-               + ("this checkpoint uses it." if best["objective"] == chosen else
-                  f"this checkpoint still uses {chosen}: see the note below."))
-    return (f"Chosen by measurement. Each objective pretrained the same encoder on the same data with the same "
-            f"batch size, learning rate and seed for the same CPU time (the two runs side by side on this machine), "
-            f"then each checkpoint was fine-tuned with CTC with one fixed schedule ({s['max_steps']} updates, peak "
-            f"LR {s['lr']}, {s['max_batch_seconds']} s per batch, seed {s['seed']}) on a language none of them "
-            f"heard in pretraining (synthetic Finnish, 240 utterances, 15 % held out). Random initialisation with "
-            f"that schedule ends at CER {rows[0]['random_cer']:.3f}.\n\n" + "\n".join(table) + "\n\n"
-            + verdict + "\n\nReproduce:\n\n```bash\n" + command + "\n```\n")
+    if best["objective"] == chosen:
+        verdict = (f"The most downstream gain per core-hour came from **{best['objective']}** ({best['run']}); "
+                   "this checkpoint uses it.")
+        if chosen == "best-rq":
+            verdict += (" Why, beyond the table: BEST-RQ's targets come from a frozen random quantiser (nothing to "
+                        "collapse, no distractor sampling), so each CPU-second carries more audio than wav2vec 2.0's "
+                        "contrastive objective (`Wav2Vec2ForPreTraining`, 100 distractors per masked frame, Gumbel "
+                        "quantiser; compare the 'audio seen' column); HuBERT-style k-means targets would add a "
+                        "clustering pass per iteration.")
+    else:
+        verdict = (f"The most downstream gain per core-hour came from **{best['objective']}** ({best['run']}); "
+                   f"this checkpoint still uses {chosen}, so retraining it with {best['objective']} is the next "
+                   "step for the embedded default.")
+    return ("Chosen by measurement. Runs of the same encoder (same architecture, batch size, learning rate and seed) "
+            "were each fine-tuned with CTC with one fixed schedule "
+            f"({s['max_steps']} updates, peak LR {s['lr']}, {s['max_batch_seconds']} s per batch, seed {s['seed']}) "
+            "on a language none of them heard in pretraining (synthetic Finnish, 240 utterances, 15 % held out). "
+            "Compute is counted in core-hours of optimisation (training seconds × torch threads). Random "
+            f"initialisation with that schedule ends at CER {rows[0]['random_cer']:.3f}.\n\n"
+            + "\n".join(table) + "\n\n" + verdict + "\n\nReproduce:\n\n```bash\n" + command + "\n```\n")
+
+
+WHY_HEADING = "## Why "
+NEXT_HEADING = "## Pretraining loss"
+
+
+def update_comparison(target: Path, comparison: list[dict], comparison_command: str) -> Path:
+    """Rewrite only the objective-choice section of an installed card (the comparison is run after the checkpoint)."""
+    card_path = Path(target) / "README.md"
+    card = card_path.read_text(encoding="utf-8")
+    if WHY_HEADING not in card or NEXT_HEADING not in card:
+        raise ValueError(f"{card_path}: no '{WHY_HEADING}...' / '{NEXT_HEADING}' sections to update")
+    record = json.loads((Path(target) / "pretraining.json").read_text())
+    chosen = record["objective"]["objective"]
+    start, end = card.index(WHY_HEADING), card.index(NEXT_HEADING)
+    section = (f"{WHY_HEADING}{chosen}: downstream gain per compute hour\n\n"
+               + _comparison_section(comparison, comparison_command, chosen) + "\n" + _limits_paragraph(record) + "\n")
+    card_path.write_text(card[:start] + section + card[end:], encoding="utf-8")
+    return card_path
+
+
+def _limits_paragraph(record: dict) -> str:
+    """What the held-out loss did during pretraining, read from the run's history, and what would go further."""
+    history = record.get("history") or record.get("loss_history") or []
+    points = [(h["step"], h["valid_loss"]) for h in history if "valid_loss" in h]
+    if not points:
+        return ""
+    losses = " → ".join(f"{loss:.2f}" for _, loss in points)
+    steps = "/".join(str(step) for step, _ in points)
+    return (f"Honest limits: the held-out loss went {losses} at updates {steps}; the run stopped at "
+            f"{record['steps']} updates ({record['train_audio_seconds'] / 3600:.2f} h of audio seen) to free the "
+            "CPU. A GPU run of many thousand updates, a larger model, or several codebooks would be the next steps "
+            "to a stronger encoder.\n")
 
 
 def write_card(pretrain_dir: Path, target: Path, command: str, downstream_dir: Path | None = None,
@@ -139,15 +185,7 @@ It is a research toy, far smaller and less trained than XLS-R: use a real checkp
 ## Why {objective.get('objective', '?')}: downstream gain per compute hour
 
 {_comparison_section(comparison, comparison_command, objective.get('objective', '?'))}
-Why it wins here, beyond the table: BEST-RQ's targets come from a frozen random quantiser (nothing to collapse,
-no distractor sampling), so on this CPU it processes about twice the audio per second of wav2vec 2.0's contrastive
-objective (`Wav2Vec2ForPreTraining`, 100 distractors per masked frame, Gumbel quantiser: 3.52 vs 1.72 audio-s/s at
-equal wall-clock); HuBERT-style k-means targets need an extra clustering pass per iteration.
-
-Honest limits: the held-out loss fell fast for ~100 updates, then flattened (3.94 → 3.84 → 3.85 → 3.78 at updates
-100/200/300/350), so the run was stopped at 350 updates (0.5 pass over the data) to free the CPU. A GPU run of
-many thousand updates, a larger model, or several codebooks would be the next steps to a stronger encoder.
-
+{_limits_paragraph(record)}
 ## Pretraining loss
 
 ![loss curve](loss_curve.png)
@@ -170,10 +208,12 @@ the full record (config, versions, hardware, loss history).
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m parp.pretrain.card", description=__doc__)
-    parser.add_argument("--pretrain_dir", required=True)
+    parser.add_argument("--pretrain_dir", default=None, help="Install this run as the embedded default.")
     parser.add_argument("--downstream_dir", default=None)
     parser.add_argument("--target", default=str(default_model_path()))
-    parser.add_argument("--command", required=True, help="The exact pretraining command, for the card.")
+    parser.add_argument("--command", default="", help="The exact pretraining command, for the card.")
+    parser.add_argument("--update_comparison", action="store_true",
+                        help="Rewrite only the objective-choice section of the card already installed at --target.")
     parser.add_argument("--downstream_command", default="")
     parser.add_argument("--compare", nargs="*", default=[], metavar="PRETRAIN_DIR:DOWNSTREAM_DIR",
                         help="Pretraining runs of the objective comparison and the downstream runs that fine-tuned "
@@ -182,6 +222,13 @@ def main(argv=None) -> int:
     a = parser.parse_args(argv)
     runs = [tuple(Path(x) for x in item.split(":", 1)) for item in a.compare]
     comparison = objective_comparison(runs) if runs else None
+    if a.update_comparison:
+        if not comparison:
+            parser.error("--update_comparison needs --compare PRETRAIN_DIR:DOWNSTREAM_DIR ...")
+        print(update_comparison(Path(a.target), comparison, a.compare_command))
+        return 0
+    if not a.pretrain_dir or not a.command:
+        parser.error("installing a checkpoint needs --pretrain_dir and --command")
     print(write_card(Path(a.pretrain_dir), Path(a.target), a.command, a.downstream_dir and Path(a.downstream_dir),
                      a.downstream_command, comparison, a.compare_command))
     return 0
