@@ -13,7 +13,8 @@ def _pretrain(folder, objective, seconds, threads):
     folder.mkdir(parents=True)
     (folder / "pretraining.json").write_text(json.dumps({
         "objective": {"objective": objective}, "steps": 100, "train_seconds": seconds,
-        "train_audio_seconds": 3600.0, "hardware": {"torch_threads": threads}, "final_metrics": {"loss": 3.0}}))
+        "train_audio_seconds": 3600.0, "hardware": {"torch_threads": threads},
+        "final_metrics": {"loss": 3.0, "accuracy": 1.0 if objective == "wav2vec2" else 0.3}}))
     return folder
 
 
@@ -36,8 +37,8 @@ def test_gain_per_core_hour_picks_the_objective(tmp_path):
     assert [round(r["gain"], 3) for r in rows] == [0.1, 0.02, 0.15]
     assert [round(r["gain_per_core_hour"], 3) for r in rows] == [0.2, 0.04, 0.075]
     text = _comparison_section(rows, "cmd", chosen="best-rq")
-    assert "came from **best-rq** (brq); this checkpoint uses it" in text and "| w2v | wav2vec2 |" in text
-    assert "frozen random quantiser" in text
+    assert "came from **best-rq (brq)**; this checkpoint uses it" in text and "| w2v | wav2vec2 |" in text
+    assert "frozen random quantiser" in text and "collapsed" not in text
     other = _comparison_section(rows, "cmd", chosen="wav2vec2")
     assert "still uses wav2vec2" in other and "frozen random quantiser" not in other
 
@@ -50,9 +51,10 @@ def test_update_rewrites_only_the_objective_section(tmp_path):
     (card / "pretraining.json").write_text(json.dumps(record))
     (card / "README.md").write_text("# card\n\nintro\n\n## Why best-rq\n\nold text\n\n## Pretraining loss\n\nkept\n")
     runs = [(card, _downstream(tmp_path / "d1", 0.70, 0.90)),
-            (_pretrain(tmp_path / "w2v", "wav2vec2", 1800.0, 1), _downstream(tmp_path / "d2", 0.88))]
+            (_pretrain(tmp_path / "w2v", "wav2vec2", 1800.0, 1), _downstream(tmp_path / "d2", 0.91))]
     update_comparison(card, objective_comparison(runs), "the commands")
     text = (card / "README.md").read_text()
+    assert "wav2vec2 (w2v) gave no gain over random initialisation: a held-out accuracy of 1.00" in text
     assert text.startswith("# card\n\nintro\n\n## Why best-rq: downstream gain per compute hour")
     assert "old text" not in text and text.endswith("## Pretraining loss\n\nkept\n")
     assert "| card | best-rq |" in text and "the commands" in text and "4.00 → 3.50 at updates 50/100" in text

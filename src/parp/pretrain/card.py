@@ -66,6 +66,7 @@ def objective_comparison(runs: list[tuple[Path, Path]]) -> list[dict]:
                      "updates": record["steps"], "audio_hours_seen": record["train_audio_seconds"] / 3600,
                      "data_hours": record.get("data", {}).get("train_hours"),
                      "core_hours": core_hours, "valid_loss": record["final_metrics"].get("loss"),
+                     "valid_accuracy": record["final_metrics"].get("accuracy"),
                      "cer": cer, "random_cer": random_cer, "gain": random_cer - cer,
                      "gain_per_core_hour": (random_cer - cer) / core_hours if core_hours else None,
                      "downstream_schedule": result["schedule"]})
@@ -77,17 +78,19 @@ def _comparison_section(rows: list[dict] | None, command: str, chosen: str) -> s
     if not rows:
         return ("The objectives were compared on throughput only (BEST-RQ 3.52 vs contrastive 1.72 audio-s/s on "
                 "this CPU); no downstream comparison was recorded.\n")
-    table = ["| pretraining run | objective | data (h) | updates | audio seen (h) | core-hours | downstream CER | "
-             "gain over random init | gain per core-hour |", "|---|---|---|---|---|---|---|---|---|"]
+    table = ["| pretraining run | objective | data (h) | updates | audio seen (h) | core-hours | held-out pretraining "
+             "loss / accuracy | downstream CER | gain over random init | gain per core-hour |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         table.append(f"| {r['run']} | {r['objective']} | {_fmt(r['data_hours'], 2)} | {r['updates']} | "
-                     f"{r['audio_hours_seen']:.2f} | {r['core_hours']:.2f} | {r['cer']:.3f} | {r['gain']:+.3f} | "
+                     f"{r['audio_hours_seen']:.2f} | {r['core_hours']:.2f} | {_fmt(r['valid_loss'], 2)} / "
+                     f"{_fmt(r['valid_accuracy'], 2)} | {r['cer']:.3f} | {r['gain']:+.3f} | "
                      f"{_fmt(r['gain_per_core_hour'])} |")
     s = rows[0]["downstream_schedule"]
     best = max(rows, key=lambda r: r["gain_per_core_hour"] or float("-inf"))
+    name = lambda r: r["objective"] if r["run"] == r["objective"] else f"{r['objective']} ({r['run']})"  # noqa: E731
     if best["objective"] == chosen:
-        verdict = (f"The most downstream gain per core-hour came from **{best['objective']}** ({best['run']}); "
-                   "this checkpoint uses it.")
+        verdict = f"The most downstream gain per core-hour came from **{name(best)}**; this checkpoint uses it."
         if chosen == "best-rq":
             verdict += (" Why, beyond the table: BEST-RQ's targets come from a frozen random quantiser (nothing to "
                         "collapse, no distractor sampling), so each CPU-second carries more audio than wav2vec 2.0's "
@@ -95,9 +98,16 @@ def _comparison_section(rows: list[dict] | None, command: str, chosen: str) -> s
                         "quantiser; compare the 'audio seen' column); HuBERT-style k-means targets would add a "
                         "clustering pass per iteration.")
     else:
-        verdict = (f"The most downstream gain per core-hour came from **{best['objective']}** ({best['run']}); "
-                   f"this checkpoint still uses {chosen}, so retraining it with {best['objective']} is the next "
+        verdict = (f"The most downstream gain per core-hour came from **{name(best)}**; this checkpoint still uses "
+                   f"{chosen}, so retraining it with {best['objective']} is the next "
                    "step for the embedded default.")
+    for r in rows:
+        if r["gain"] <= 0:
+            verdict += f" {name(r)} gave no gain over random initialisation"
+            if (r.get("valid_accuracy") or 0) >= 0.999:
+                verdict += (": a held-out accuracy of 1.00 on its pretraining task with no downstream gain is the "
+                            "signature of a collapsed (trivial) solution, e.g. a quantiser using a handful of codes")
+            verdict += "."
     return ("Chosen by measurement. Runs of the same encoder (same architecture, batch size, learning rate and seed) "
             "were each fine-tuned with CTC with one fixed schedule "
             f"({s['max_steps']} updates, peak LR {s['lr']}, {s['max_batch_seconds']} s per batch, seed {s['seed']}) "
