@@ -106,3 +106,21 @@ def test_claims_use_cer_when_every_wer_is_saturated(sweep_dir):
     text = build_report(sweep_dir / "results.csv").read_text()
     assert "judged on CER because every WER is saturated" in text
     assert "**(a) PARP ≈ OMP at half the fine-tuning cost.** Does not hold here" in text
+
+
+def test_overlap_is_set_against_the_pretrained_start(sweep_dir):
+    """Masks read off slightly changed weights stay close to the pretrained magnitude mask, and the report says so."""
+    import json
+
+    tiny_ctc_model("wav2vec2", num_hidden_layers=3).save_pretrained(sweep_dir / "pretrained")
+    for language in ("aa", "bb"):
+        for method in ("parp", "omp"):
+            cell = sweep_dir / "cells" / language / method
+            cell.mkdir(parents=True)
+            (cell / "run.json").write_text(json.dumps({"arguments": {
+                "model": {"model": str(sweep_dir / "pretrained")}, "prune": {"scope": "global"}}}))
+    assert main(["report", "--results", str(sweep_dir / "results.csv"), "--output-dir", str(sweep_dir / "rep")]) == 0
+    text = (sweep_dir / "rep" / "report.md").read_text()
+    row = re.search(r"\| parp \| 0\.5 \| (\d\.\d{3}) \| (\d\.\d{3}) \| 0\.333 \|", text)
+    assert row and float(row.group(2)) > 0.8, text
+    assert "so the shared pretrained start accounts for most of the cross-language overlap" in text
