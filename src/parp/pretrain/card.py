@@ -88,7 +88,10 @@ def _comparison_section(rows: list[dict] | None, command: str, chosen: str) -> s
                      f"{_fmt(r['gain_per_core_hour'])} |")
     s = rows[0]["downstream_schedule"]
     best = max(rows, key=lambda r: r["gain_per_core_hour"] or float("-inf"))
-    name = lambda r: r["objective"] if r["run"] == r["objective"] else f"{r['objective']} ({r['run']})"  # noqa: E731
+
+    def name(r: dict) -> str:
+        return r["objective"] if r["run"] == r["objective"] else f"{r['objective']} ({r['run']})"
+
     if best["objective"] == chosen:
         verdict = f"The most downstream gain per core-hour came from **{name(best)}**; this checkpoint uses it."
         if chosen == "best-rq":

@@ -299,8 +299,8 @@ class Report:
     def iou_with_pretrained(self, method: str, sparsity: float) -> float | None:
         """Mean IoU of each language's mask with the magnitude mask of the PRETRAINED weights at the same sparsity.
 
-        Every mask departs from the same pretrained encoder, so this is the overlap the shared start alone would
-        give; None when the pretrained model cannot be loaded (e.g. a hub id offline) or the scope is N:M.
+        Every mask departs from the same pretrained encoder: this says how close each mask stays to that shared
+        start. None when the pretrained model cannot be loaded (e.g. a hub id offline) or the scope is N:M.
         """
         from ..models import load_ctc_model
         from ..sparsity import Mask
