@@ -67,3 +67,26 @@ def test_a_comparison_without_a_random_arm_is_refused(tmp_path):
     runs = [(_pretrain(tmp_path / "brq", "best-rq", 60.0, 1), _downstream(tmp_path / "d1", 0.8))]
     with pytest.raises(ValueError, match="random"):
         objective_comparison(runs)
+
+
+def test_install_and_update_write_the_same_objective_section(tmp_path):
+    """``write_card`` (install) and ``update_comparison`` share one section builder: same input, same text."""
+    import shutil
+
+    from parp.models import default_model_path
+    from parp.pretrain.card import write_card
+
+    source, run = default_model_path(), tmp_path / "run"
+    (run / "model").mkdir(parents=True)
+    for name in ("config.json", "model.safetensors", "preprocessor_config.json"):
+        shutil.copy(source / name, run / "model" / name)
+    shutil.copy(source / "loss_curve.png", run / "loss_curve.png")
+    record = json.loads((source / "pretraining.json").read_text())
+    record["history"] = record.pop("loss_history")
+    (run / "pretraining.json").write_text(json.dumps(record))
+    runs = [(run, _downstream(tmp_path / "d1", 0.70, 0.90))]
+    card = write_card(run, tmp_path / "card", "cmd", comparison=objective_comparison(runs), comparison_command="cc")
+    installed = (card / "README.md").read_text()
+    update_comparison(card, objective_comparison(runs), "cc")
+    assert (card / "README.md").read_text() == installed
+    assert "## Why best-rq: downstream gain per compute hour" in installed and "at updates 100/200/300/350" in installed

@@ -131,12 +131,17 @@ def update_comparison(target: Path, comparison: list[dict], comparison_command: 
     if WHY_HEADING not in card or NEXT_HEADING not in card:
         raise ValueError(f"{card_path}: no '{WHY_HEADING}...' / '{NEXT_HEADING}' sections to update")
     record = json.loads((Path(target) / "pretraining.json").read_text())
-    chosen = record["objective"]["objective"]
     start, end = card.index(WHY_HEADING), card.index(NEXT_HEADING)
-    section = (f"{WHY_HEADING}{chosen}: downstream gain per compute hour\n\n"
-               + _comparison_section(comparison, comparison_command, chosen) + "\n" + _limits_paragraph(record) + "\n")
-    card_path.write_text(card[:start] + section + card[end:], encoding="utf-8")
+    card_path.write_text(card[:start] + _why_section(record, comparison, comparison_command) + card[end:],
+                         encoding="utf-8")
     return card_path
+
+
+def _why_section(record: dict, comparison: list[dict] | None, comparison_command: str) -> str:
+    """The card's objective-choice section, from its heading up to the next one; the same for install and update."""
+    chosen = record["objective"].get("objective", "?")
+    return (f"{WHY_HEADING}{chosen}: downstream gain per compute hour\n\n"
+            + _comparison_section(comparison, comparison_command, chosen) + "\n" + _limits_paragraph(record) + "\n")
 
 
 def _limits_paragraph(record: dict) -> str:
@@ -195,11 +200,7 @@ It is a research toy, far smaller and less trained than XLS-R: use a real checkp
 | training time | {record['train_seconds'] / 60:.1f} min in optimisation steps, summed over resumes (validation and I/O excluded) |
 | final held-out loss / accuracy | {_fmt(record['final_metrics'].get('loss'))} / {_fmt(record['final_metrics'].get('accuracy'))} (masked frames, {data['valid_clips']} held-out clips) |
 
-## Why {objective.get('objective', '?')}: downstream gain per compute hour
-
-{_comparison_section(comparison, comparison_command, objective.get('objective', '?'))}
-{_limits_paragraph(record)}
-## Pretraining loss
+{_why_section(record, comparison, comparison_command)}## Pretraining loss
 
 ![loss curve](loss_curve.png)
 

@@ -79,6 +79,7 @@ class Report:
         self.figures: list[str] = []
         self._masks: dict[str, Any] = {}
         self._pretrained: dict[Any, dict[str, Any]] = {}
+        self._pretrained_masks: dict[tuple, Any] = {}
         self.overlap: dict[tuple[str, float], dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ helpers
@@ -318,9 +319,11 @@ class Report:
         except (ModelError, OSError, KeyError, TypeError, ValueError):  # a reference column, never a reason to fail
             return None
         masks = [self.mask(r) for r in rows]
-        params = {n: self._pretrained[name][n].detach() for n in masks[0]}
-        reference = Mask.magnitude(params, sparsity, scope=scope)
-        return statistics.fmean(m.iou(reference) for m in masks)
+        key = (name, sparsity, scope, tuple(masks[0]))  # shared by every method pruned at this sparsity
+        if key not in self._pretrained_masks:
+            params = {n: self._pretrained[name][n].detach() for n in masks[0]}
+            self._pretrained_masks[key] = Mask.magnitude(params, sparsity, scope=scope)
+        return statistics.fmean(m.iou(self._pretrained_masks[key]) for m in masks)
 
     def section_overlap(self) -> None:
         if not self.overlap:
