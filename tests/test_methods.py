@@ -104,6 +104,41 @@ def test_imp_rewinds_survivors_to_pretrained_values(corpus, tmp_path):
     assert round_sparsities(0.75, 2) == pytest.approx([0.5, 0.75])
 
 
+def test_imp_continues_a_finished_lower_sparsity_run_as_one_trajectory(corpus, tmp_path):
+    first, _ = _run(corpus, tmp_path / "a", "imp", sparsity=0.5, steps=3, imp_rounds=1)
+    earlier_dir = tmp_path / "a" / "imp"
+    summary, probe = _run(corpus, tmp_path / "b", "imp", sparsity=0.75, steps=3, imp_rounds=1,
+                          imp_checkpoint=str(earlier_dir))
+    # only the new round ran here; the earlier run's dense fine-tuning and round count in the cost
+    assert len(probe.phases) == 1
+    assert summary["finetunings"] == 3 and summary["finetune_steps"] == 9 and summary["reused_dense"] is True
+    record = json.loads((tmp_path / "b" / "imp" / "run.json").read_text())
+    names = [p["name"] for p in record["phases"]]
+    assert names == ["finetune-0", "prune-1", "finetune-1", "prune-2", "finetune-2", "export"]
+    assert all(p.get("reused_from") == str(earlier_dir) for p in record["phases"][:3])
+    assert record["phases"][3]["sparsity"] == pytest.approx(0.75, abs=1e-3)  # round 2 goes from 0.5 to 0.75
+    # the weights the earlier run pruned stay pruned; the survivors restart from their pretrained values
+    from transformers import AutoModelForCTC
+
+    earlier = prunable_parameters(AutoModelForCTC.from_pretrained(first["model"]))
+    pretrained = prunable_parameters(AutoModelForCTC.from_pretrained(corpus[1]))
+    start = probe.starts[0]
+    for name, w in probe.phases[0][-1].items():
+        assert torch.all(w[earlier[name] == 0] == 0), name
+        survivors = w != 0
+        assert torch.equal(start[name][survivors], pretrained[name][survivors]), name
+    assert summary["sparsity_achieved"] == pytest.approx(0.75, abs=1e-3)
+    assert round_sparsities(0.75, 1, start=0.5) == pytest.approx([0.75])
+    assert round_sparsities(0.875, 2, start=0.5) == pytest.approx([0.75, 0.875])
+
+    with pytest.raises(ConfigError, match=r"--imp-checkpoint .*reached sparsity 0.5; .*higher --sparsity, got 0.3"):
+        _run(corpus, tmp_path / "c", "imp", sparsity=0.3, steps=3, imp_checkpoint=str(earlier_dir))
+    with pytest.raises(ConfigError, match=r"--imp-checkpoint continues an IMP run and needs --method imp"):
+        _run(corpus, tmp_path / "c", "omp", sparsity=0.8, steps=3, imp_checkpoint=str(earlier_dir))
+    with pytest.raises(ConfigError, match=r"train settings differ \(max_steps\)"):
+        _run(corpus, tmp_path / "c", "imp", sparsity=0.8, steps=4, imp_checkpoint=str(earlier_dir))
+
+
 def test_parp_p_starts_from_a_mask_file(corpus, tmp_path):
     manifest, model_dir = corpus
     from transformers import AutoModelForCTC

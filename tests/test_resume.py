@@ -13,6 +13,7 @@ import pytest
 import soundfile as sf
 
 from parp.models import load_finetuned_model, tiny_ctc_model
+from parp.records import phase_cost_seconds
 
 pytestmark = pytest.mark.slow
 
@@ -115,7 +116,10 @@ def test_sigkill_then_rerun_resumes_and_finishes(killed_run):
     assert phase["resumed_from_step"] >= 10
     assert phase["resumed_from_step"] <= killed_at  # never from a checkpoint newer than the pointer said
     assert phase["resumed_from_step"] + phase["steps"] == MAX_STEPS
+    # the killed process's time up to its checkpoint is part of the run's cost, not lost from the record
+    assert 0 < phase["earlier_wall_seconds"] and phase_cost_seconds(phase) > phase["wall_seconds"]
     state = json.loads((out / "checkpoints" / f"step-{MAX_STEPS}" / "trainer_state.json").read_text())
+    assert state["wall_seconds"] > phase["earlier_wall_seconds"]
     assert state["step"] == MAX_STEPS
     assert (out / "checkpoints" / "latest").read_text().strip() == f"step-{MAX_STEPS}"
     assert [p.name for p in (out / "checkpoints").glob("step-*")] == [f"step-{MAX_STEPS}"]

@@ -175,6 +175,30 @@ def test_collect_only_reports_finished_cells_and_a_changed_schedule_is_refused(s
     assert _mtimes(out) == before
 
 
+def test_imp_chain_runs_one_trajectory_through_the_sweep_sparsities(setup, tmp_path):
+    out = tmp_path / "sweep"
+    rows = run_sweep(_config(setup, out, methods=["imp"], sparsities=[0.6, 0.3], imp_chain=True))
+    none, low, high = rows
+    assert (low["sparsity_target"], high["sparsity_target"]) == (0.3, 0.6)
+    # 0.3: dense (reused from 'none') + one round; 0.6: those two (reused from the 0.3 cell) + one more round
+    assert (low["finetunings"], high["finetunings"]) == (2, 3)
+    assert high["finetune_steps"] == 3 * STEPS and high["reused_dense"] is True
+    assert high["phase_wall_seconds"]["finetune-1"] == low["phase_wall_seconds"]["finetune-1"]
+    assert high["phase_wall_seconds"]["finetune-0"] == none["phase_wall_seconds"]["finetune"]
+    assert high["wall_seconds"] > low["wall_seconds"]
+    assert not (Cell("xx", "imp", 0.6, 0).directory(out) / "finetune-1").exists(), "round 1 ran twice"
+    low_mask, high_mask = Mask.load(out / low["mask"]), Mask.load(out / high["mask"])
+    assert high_mask.sparsity() == pytest.approx(0.6, abs=1e-3)
+    for name in high_mask:
+        assert not (high_mask[name] & ~low_mask[name]).any(), f"{name}: a weight pruned at 0.3 came back at 0.6"
+    before = _mtimes(out)
+    run_sweep(_config(setup, out, methods=["imp"], sparsities=[0.3, 0.6], imp_chain=True))
+    assert _mtimes(out) == before
+    # the chained cells ran one round each: a sweep with independent IMP cells must not take them as its own
+    with pytest.raises(ConfigError, match=r"imp/s0.3/seed0: .*other settings \(prune: imp_rounds\)"):
+        run_sweep(_config(setup, out, methods=["imp"], sparsities=[0.3, 0.6], imp_rounds=2))
+
+
 def test_imp_reuses_the_dense_cell_and_counts_its_cost(setup, tmp_path):
     out = tmp_path / "sweep"
     rows = run_sweep(_config(setup, out, methods=["imp"], sparsities=[0.6], imp_rounds=2))
@@ -184,3 +208,23 @@ def test_imp_reuses_the_dense_cell_and_counts_its_cost(setup, tmp_path):
     assert imp["phase_wall_seconds"]["finetune-0"] == none["phase_wall_seconds"]["finetune"]
     assert not (Cell("xx", "imp", 0.6, 0).directory(out) / "finetune-0").exists()
     assert imp["sparsity_achieved"] == pytest.approx(0.6, abs=1e-3)
+
+
+def test_a_claim_being_written_is_respected_and_a_dead_one_taken_over(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from parp.experiments.sweep import claim_cell
+
+    cell = tmp_path / "cell"
+    cell.mkdir()
+    lock = cell / "claimed.pid"
+    lock.write_text("")  # another worker has just created its claim and not yet written its PID
+    assert claim_cell(cell) is False and lock.read_text() == ""
+    old = lock.stat().st_mtime - 120
+    os.utime(lock, (old, old))  # ... or it died right there, long ago
+    assert claim_cell(cell) is True and lock.read_text() == str(os.getpid())
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock.write_text(dead.stdout.strip())  # a killed worker's claim
+    assert claim_cell(cell) is True and lock.read_text() == str(os.getpid())

@@ -111,3 +111,12 @@ class RunRecord:
         tmp = self.path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(self.data, indent=2, ensure_ascii=False), encoding="utf-8")
         os.replace(tmp, self.path)
+
+
+def phase_cost_seconds(phase: dict[str, Any]) -> float:
+    """Wall time a recorded phase cost: reused from another run, or this run's own, plus the time earlier
+    processes spent on it before the checkpoint a resumed phase started from."""
+    if "reused_wall_seconds" in phase:
+        return phase["reused_wall_seconds"]
+    return round(phase.get("wall_seconds", 0.0) + phase.get("earlier_wall_seconds", 0.0), 3)
+

@@ -20,6 +20,7 @@ from typing import Any
 
 from ..config import load_config_file
 from ..errors import ConfigError
+from ..records import phase_cost_seconds
 from ..training.loop import TrainConfig
 
 RESULT_COLUMNS = [
@@ -55,7 +56,12 @@ class SweepConfig(TrainConfig):
     valid_fraction: float = field(default=0.1, metadata={"help": "Held-out fraction where no validation manifest."})
     split_seed: int = field(default=0, metadata={"help": "Seed of the held-out split (the same in every cell)."})
     prune_every: int = field(default=50, metadata={"help": "PARP: re-prune every N updates."})
-    imp_rounds: int = field(default=3, metadata={"help": "IMP: prune/rewind/fine-tune rounds."})
+    imp_rounds: int = field(default=3, metadata={"help": "IMP: prune/rewind/fine-tune rounds (per cell)."})
+    imp_chain: bool = field(default=False, metadata={
+        "help": "IMP cells form one trajectory, as in the lottery-ticket papers: the cell at each sparsity "
+                "continues the IMP cell at the next lower sparsity of the sweep with one more prune/rewind/"
+                "fine-tune round (the lowest starts from the dense cell); each cell's cost counts every round "
+                "before it. Off: every IMP cell runs imp_rounds rounds of its own."})
     scope: str = field(default="global", metadata={"help": "Magnitude ranking: global | layer | N:M."})
     reuse_dense: bool = field(default=True, metadata={
         "help": "OMP/IMP load the finished 'none' cell instead of repeating their identical first fine-tuning "
@@ -194,10 +200,13 @@ def claim_cell(directory: Path) -> bool:
         except FileExistsError:
             try:
                 owner = int(lock.read_text().strip() or 0)
+                age = time.time() - lock.stat().st_mtime
             except (OSError, ValueError):
-                owner = 0
+                owner, age = 0, 0.0
             if owner and owner != os.getpid() and _process_alive(owner):
                 return False
+            if not owner and age < 60:
+                return False  # another process created the claim and has not written its PID yet
             lock.unlink(missing_ok=True)  # stale claim of a killed run: take it over (the loop resumes it)
             continue
         with os.fdopen(fd, "w") as handle:
@@ -239,11 +248,15 @@ def run_sweep(config: SweepConfig, poll_seconds: float = 10.0) -> list[dict[str,
                     print(f"[{i}/{total}] {cell.label()}: completed earlier, skipped", flush=True)
                     announced.add(i)
                 continue
+            earlier = previous_imp_cell(config, cell)
             dense_dir = Cell(cell.language, "none", 0.0, cell.seed).directory(output_dir)
-            needs_dense = config.reuse_dense and cell.method in ("omp", "imp")
-            if needs_dense and not is_completed(dense_dir) and (dense_dir / "claimed.pid").exists():
-                waiting = True  # another process is fine-tuning the dense reference this cell reuses
+            needs_dense = config.reuse_dense and cell.method in ("omp", "imp") and earlier is None
+            needed = earlier.directory(output_dir) if earlier else dense_dir if needs_dense else None
+            if needed is not None and not is_completed(needed) and (needed / "claimed.pid").exists():
+                waiting = True  # another process is running the cell this one continues from
                 continue
+            if earlier is not None and not is_completed(needed):
+                raise ConfigError(f"{cell.label()}: continues {earlier.label()}, which did not finish")
             if not claim_cell(directory):
                 waiting = True
                 continue
@@ -278,10 +291,22 @@ def cell_arguments(config: SweepConfig, language: LanguageData, cell: Cell, outp
     """The ``run_prune`` arguments of one cell: the shared schedule, with only the cell's folder and seed changed."""
     from ..training.finetune import ModelArguments
 
+    prune = prune_arguments(config, cell.method, cell.sparsity, dense_checkpoint=dense_checkpoint)
+    earlier = previous_imp_cell(config, cell)
+    if config.imp_chain and cell.method == "imp":  # one more round per cell, from the previous cell if any
+        prune = dataclasses.replace(prune, imp_rounds=1, dense_checkpoint=None if earlier else dense_checkpoint,
+                                    imp_checkpoint=str(earlier.directory(output_dir)) if earlier else None)
     return (data_arguments(config, language.train_manifest, language.valid_manifest),
             ModelArguments(model=config.model, mask_time_prob=config.mask_time_prob),
-            train_config_for(config, cell.directory(output_dir), cell.seed),
-            prune_arguments(config, cell.method, cell.sparsity, dense_checkpoint=dense_checkpoint))
+            train_config_for(config, cell.directory(output_dir), cell.seed), prune)
+
+
+def previous_imp_cell(config: SweepConfig, cell: Cell) -> Cell | None:
+    """With ``imp_chain``: the IMP cell this one continues (the next lower sparsity), None for the lowest."""
+    if not (config.imp_chain and cell.method == "imp"):
+        return None
+    lower = [float(s) for s in config.sparsities if 0 < s < cell.sparsity]
+    return Cell(cell.language, "imp", max(lower), cell.seed) if lower else None
 
 
 def check_finished_cells(config: SweepConfig, languages: dict[str, LanguageData], cells: list[Cell],
@@ -314,10 +339,13 @@ def data_arguments(config: SweepConfig, train_manifest: str, valid_manifest: str
 
 
 def prune_arguments(config: SweepConfig, method: str, sparsity: float, dense_checkpoint: str | None = None):
+    """A cell's pruning arguments; a method's own options stay at their defaults in other methods' cells, so
+    changing, say, ``imp_rounds`` does not make the finished PARP cells look as if they ran differently."""
     from ..methods import PruneArguments
 
-    return PruneArguments(method=method, sparsity=sparsity, scope=config.scope, prune_every=config.prune_every,
-                          imp_rounds=config.imp_rounds, dense_checkpoint=dense_checkpoint)
+    own = {"parp": {"prune_every": config.prune_every}, "imp": {"imp_rounds": config.imp_rounds}}.get(method, {})
+    return PruneArguments(method=method, sparsity=sparsity, scope=config.scope, dense_checkpoint=dense_checkpoint,
+                          **own)
 
 
 # ------------------------------------------------------------------------------------------------ results
@@ -353,8 +381,8 @@ def cell_result(cell: Cell, output_dir: Path) -> dict[str, Any]:
     metrics = record.get("metrics", {})
     final = metrics.get("final", {})
     phases = [p for p in record.get("phases", []) if p.get("name") != "export"]
-    phase_wall = {p["name"]: p.get("reused_wall_seconds", p.get("wall_seconds", 0.0)) for p in record["phases"]}
-    reused = sum(p.get("reused_wall_seconds", 0.0) for p in phases)
+    phase_wall = {p["name"]: phase_cost_seconds(p) for p in record["phases"]}
+    elsewhere = sum(p.get("reused_wall_seconds", 0.0) + p.get("earlier_wall_seconds", 0.0) for p in phases)
     return {
         "method": cell.method,
         "language": cell.language,
@@ -365,7 +393,7 @@ def cell_result(cell: Cell, output_dir: Path) -> dict[str, Any]:
         "cer": final.get("cer"),
         "finetune_steps": metrics.get("finetune_steps"),
         "finetunings": metrics.get("finetunings"),
-        "wall_seconds": round(record.get("wall_seconds", 0.0) + reused, 3),
+        "wall_seconds": round(record.get("wall_seconds", 0.0) + elsewhere, 3),
         "phase_wall_seconds": phase_wall,
         "dense_bytes": _size(directory / "model" / "model.safetensors"),
         "compressed_bytes": _size(directory / "model.sparse.safetensors"),

@@ -71,9 +71,10 @@ def run_prune(data_args: DataArguments, model_args: ModelArguments, config: Trai
     record.set("per_layer_sparsity", measured.per_layer)
     record.finish()
     summary["wall_seconds"] = record.data["wall_seconds"]
-    # a reused dense phase (--dense-checkpoint) ran in another process; its time is still this method's cost
-    summary["reused_dense"] = bool(args.dense_checkpoint)
-    summary["cost_wall_seconds"] = round(record.data["wall_seconds"] + ctx.reused_wall_seconds, 3)
+    # reused phases (--dense-checkpoint, --imp-checkpoint) and the part of a resumed phase done before its
+    # checkpoint ran in other processes; their time is still this method's cost
+    summary["reused_dense"] = bool(args.dense_checkpoint or args.imp_checkpoint)
+    summary["cost_wall_seconds"] = round(record.data["wall_seconds"] + ctx.elsewhere_wall_seconds, 3)
     summary["record"] = str(record.path)
     return summary
 

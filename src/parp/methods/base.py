@@ -16,7 +16,7 @@ from typing import Sequence
 import torch
 
 from ..errors import ConfigError
-from ..records import RunRecord
+from ..records import RunRecord, phase_cost_seconds
 from ..sparsity import Mask, measure_sparsity, prunable_parameters, validate_sparsity
 from ..training.finetune import DataArguments, FinetuneSetup, ModelArguments, prepare_finetune, with_output_dir
 from ..training.hooks import TrainingHook
@@ -46,6 +46,10 @@ class PruneArguments:
     dense_checkpoint: str | None = field(default=None, metadata={
         "help": "OMP/IMP: output folder of a finished --method none run with the same data and schedule; its "
                 "fine-tuned weights replace the identical first dense fine-tuning (its steps and time still count)."})
+    imp_checkpoint: str | None = field(default=None, metadata={
+        "help": "IMP: output folder of a finished IMP run at a lower sparsity with the same data and schedule; "
+                "its rounds are reused (their steps and time still count) and --imp-rounds more rounds continue "
+                "from its fine-tuned weights to --sparsity (one IMP trajectory through several sparsities)."})
 
 
 def validate_prune_arguments(args: PruneArguments) -> None:
@@ -64,6 +68,26 @@ def validate_prune_arguments(args: PruneArguments) -> None:
         raise ConfigError(f"--initial-mask {args.initial_mask}: file not found")
     if args.dense_checkpoint and args.method not in ("omp", "imp"):
         raise ConfigError(f"--dense-checkpoint replaces the dense fine-tuning of omp/imp, not of {args.method}")
+    if args.imp_checkpoint and args.method != "imp":
+        raise ConfigError(f"--imp-checkpoint continues an IMP run and needs --method imp, got --method {args.method}")
+    if args.imp_checkpoint and args.dense_checkpoint:
+        raise ConfigError("--imp-checkpoint and --dense-checkpoint exclude each other: the IMP run given already "
+                          "holds the dense fine-tuning")
+    if args.imp_checkpoint:
+        _check_imp_start(Path(args.imp_checkpoint), args.sparsity)
+
+
+def _check_imp_start(source: Path, target: float) -> None:
+    """The IMP run to continue must have stopped below the target (a trajectory only prunes further)."""
+    import json
+
+    try:
+        earlier = json.loads((source / "run.json").read_text(encoding="utf-8"))["arguments"]["prune"]["sparsity"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ConfigError(f"--imp-checkpoint {source}: no readable run.json of a 'parp prune --method imp' run") from None
+    if not earlier < target:
+        raise ConfigError(f"--imp-checkpoint {source}: that run reached sparsity {earlier:g}; continuing it needs a "
+                          f"higher --sparsity, got {target:g}")
 
 
 def _parse_n_m(scope: str) -> tuple[int, int] | None:
@@ -81,7 +105,9 @@ class MethodContext:
         self.setup, self.config, self.args, self.record = setup, config, args, record
         self.extra_hooks = list(extra_hooks)  # run after the method's own hooks in every phase (probes, logging)
         self.phase_results: list[TrainResult] = []
-        self.reused_wall_seconds = 0.0  # wall time of reused phases, spent by another run but part of this cost
+        # wall time this method cost outside this process: phases reused from another run, and the part of a
+        # resumed phase that killed earlier processes did before its checkpoint
+        self.elsewhere_wall_seconds = 0.0
 
     def new_model(self) -> torch.nn.Module:
         return self.setup.new_model(self.config.seed)
@@ -113,6 +139,9 @@ class MethodContext:
             phase.update(steps=result.steps - result.resumed_from_step, total_steps=result.steps,
                          resumed_from_step=result.resumed_from_step, final=result.final_metrics,
                          mask_upkeep_seconds=round(upkeep, 3), train_seconds=result.train_seconds)
+            if result.earlier_wall_seconds:
+                phase["earlier_wall_seconds"] = result.earlier_wall_seconds
+                self.elsewhere_wall_seconds += result.earlier_wall_seconds
             for hook in hooks:
                 if getattr(hook, "reprunes", None):
                     phase["reprunes"] = hook.reprunes[-20:]
@@ -128,21 +157,41 @@ class MethodContext:
         if not self.args.dense_checkpoint:
             return self.finetune(model, name)
         source = Path(self.args.dense_checkpoint)
-        dense = _completed_dense_run(source, self.config, self.record)
-        phase_facts = next(p for p in dense["phases"] if p["name"] == "finetune")
-        weights_dir = source / "finetune" / "model"
+        dense = _completed_run(source, "none", "--dense-checkpoint", self.record)
+        phase = next(p for p in dense["phases"] if p["name"] == "finetune")
+        model.load_state_dict(_load_weights(type(model), source / "finetune" / "model"))
+        return self._reuse_phase(name, phase, source)
+
+    def continue_run(self, model: torch.nn.Module, source: Path, method: str, flag: str) -> dict:
+        """Load the final weights of a finished run of ``method`` and take over its phases as reused cost.
+
+        Returns that run's record (its phases keep their names, so this run's own phases continue after them).
+        """
+        earlier = _completed_run(source, method, flag, self.record)
+        model.load_state_dict(_load_weights(type(model), source / "model"))
+        for phase in earlier["phases"]:
+            if phase["name"] != "export":
+                self._reuse_phase(phase["name"], phase, source)
+        return earlier
+
+    def _reuse_phase(self, name: str, facts: dict, source: Path) -> TrainResult | None:
+        """Record a phase another run already did: its steps and wall time become part of this run's cost."""
+        wall = phase_cost_seconds(facts)
+        training = "steps" in facts
+        steps = facts.get("total_steps", facts.get("steps", 0))
         with self.record.phase(name) as phase:
-            loaded = type(model).from_pretrained(str(weights_dir))
-            model.load_state_dict(loaded.state_dict())
-            steps = phase_facts.get("total_steps", phase_facts.get("steps", 0))
-            phase.update(steps=steps, total_steps=steps, resumed_from_step=0, final=phase_facts.get("final", {}),
-                         reused_from=str(source), reused_wall_seconds=phase_facts["wall_seconds"],
-                         train_seconds=phase_facts.get("train_seconds", 0.0))
-        self.reused_wall_seconds += phase_facts["wall_seconds"]
-        result = TrainResult(steps=steps, epochs=0, wall_seconds=phase_facts["wall_seconds"],
-                             train_seconds=phase_facts.get("train_seconds", 0.0), train_audio_seconds=0.0,
-                             resumed_from_step=0, final_metrics=phase_facts.get("final", {}), best_metrics={},
-                             best_step=0, history=[], model_dir=str(weights_dir), best_dir=None)
+            if training:
+                phase.update(steps=steps, total_steps=steps, resumed_from_step=0, final=facts.get("final", {}),
+                             train_seconds=facts.get("train_seconds", 0.0))
+            else:
+                phase.update({k: v for k, v in facts.items() if k in ("sparsity", "mask_seconds")})
+            phase.update(reused_from=str(source), reused_wall_seconds=wall)
+        self.elsewhere_wall_seconds += wall
+        if not training:
+            return None
+        result = TrainResult(steps=steps, epochs=0, wall_seconds=wall, train_seconds=facts.get("train_seconds", 0.0),
+                             train_audio_seconds=0.0, resumed_from_step=0, final_metrics=facts.get("final", {}),
+                             best_metrics={}, best_step=0, history=[], model_dir=str(source), best_dir=None)
         self.phase_results.append(result)
         return result
 
@@ -160,21 +209,33 @@ _NEUTRAL_TRAIN_FIELDS = {"output_dir", "progress", "resume", "save_every", "log_
                          "dense_checkpoint", "compressed_checkpoint"}
 
 
-def _completed_dense_run(source: Path, config: TrainConfig, record: RunRecord) -> dict:
-    """The run record of a finished ``none`` run whose data, model and schedule match this run's."""
+# pruning settings that must match for a run's masks to continue in another run
+_MASK_SCOPE_FIELDS = ("scope", "include_bias", "prune_feature_projection", "prune_feature_encoder", "prune_pos_conv")
+
+
+def _completed_run(source: Path, method: str, flag: str, record: RunRecord) -> dict:
+    """The run record of a finished ``method`` run whose data, model and schedule match this run's."""
     import json
 
     path = source / "run.json"
-    if not path.is_file() or not (source / "finetune" / "model").is_dir():
-        raise ConfigError(f"--dense-checkpoint {source}: no finished 'parp prune --method none' run there")
-    dense = json.loads(path.read_text(encoding="utf-8"))
-    arguments = dense.get("arguments", {})
-    if dense.get("status") != "completed" or arguments.get("prune", {}).get("method") != "none":
-        raise ConfigError(f"--dense-checkpoint {source}: the run there is not a completed --method none run")
+    if not path.is_file():
+        raise ConfigError(f"{flag} {source}: no finished 'parp prune --method {method}' run there (no run.json)")
+    earlier = json.loads(path.read_text(encoding="utf-8"))
+    arguments = earlier.get("arguments", {})
+    if earlier.get("status") != "completed" or arguments.get("prune", {}).get("method") != method:
+        raise ConfigError(f"{flag} {source}: the run there is not a completed --method {method} run")
     for section, differing in differing_settings(arguments, record.data["arguments"]).items():
-        raise ConfigError(f"--dense-checkpoint {source}: its {section} settings differ "
-                          f"({', '.join(differing)}), so its fine-tuning is not this run's first phase")
-    return dense
+        raise ConfigError(f"{flag} {source}: its {section} settings differ "
+                          f"({', '.join(differing)}), so its fine-tuning is not part of this run")
+    theirs, ours = arguments.get("prune", {}), record.data["arguments"].get("prune", {})
+    differing = [k for k in _MASK_SCOPE_FIELDS if theirs.get(k) != ours.get(k)]
+    if method != "none" and differing:
+        raise ConfigError(f"{flag} {source}: it pruned with other settings ({', '.join(differing)})")
+    return earlier
+
+
+def _load_weights(model_class, directory: Path) -> dict[str, torch.Tensor]:
+    return model_class.from_pretrained(str(directory)).state_dict()
 
 
 def differing_settings(theirs: dict, ours: dict, sections=("data", "model", "train")) -> dict[str, list[str]]:

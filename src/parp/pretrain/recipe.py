@@ -152,6 +152,7 @@ def run_pretrain(cfg: PretrainConfig) -> dict:
                   "pretraining_parameters": count_parameters(model), **{k: getattr(model_config, k) for k in (
                       "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "conv_dim")}},
         "wall_seconds": round(time.time() - started, 1),
+        "earlier_wall_seconds": result.earlier_wall_seconds,  # killed earlier processes, up to their checkpoint
         "train_seconds": result.train_seconds,
         "train_audio_seconds": result.train_audio_seconds,
         "steps_per_second": round(result.steps / max(result.train_seconds, 1e-9), 4)

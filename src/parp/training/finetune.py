@@ -169,6 +169,8 @@ def run_finetune(data_args: DataArguments, model_args: ModelArguments, config: T
         phase.update(steps=result.steps - result.resumed_from_step, resumed_from_step=result.resumed_from_step,
                      audio_seconds_per_second=round(result.audio_seconds_per_second, 2),
                      processes=PartialState().num_processes)
+        if result.earlier_wall_seconds:
+            phase["earlier_wall_seconds"] = result.earlier_wall_seconds
     record.update("metrics", {"final": result.final_metrics, "best": result.best_metrics,
                               "best_step": result.best_step})
     record.set("history", result.history)

@@ -128,6 +128,7 @@ class TrainResult:
     history: list[dict[str, Any]]
     model_dir: str
     best_dir: str | None
+    earlier_wall_seconds: float = 0.0  # spent by killed earlier processes up to the checkpoint this run resumed
 
     @property
     def audio_seconds_per_second(self) -> float:
@@ -252,7 +253,7 @@ def _restore_hook_state(hooks: Sequence[TrainingHook], tensors: dict[str, torch.
 
 
 def _save_checkpoint(accelerator: Accelerator, output_dir: Path, state: LoopState, progress: dict[str, Any],
-                     hooks: Sequence[TrainingHook]) -> None:
+                     hooks: Sequence[TrainingHook], wall_seconds: float) -> None:
     root = output_dir / "checkpoints"
     target = root / f"step-{state.step}"
     accelerator.save_state(str(target), safe_serialization=True)
@@ -260,7 +261,8 @@ def _save_checkpoint(accelerator: Accelerator, output_dir: Path, state: LoopStat
         tensors, plain = _split_hook_state(hooks)
         if tensors:
             save_file(tensors, str(target / "hooks.safetensors"))
-        payload = {**progress, "step": state.step, "epoch": state.epoch, "history": state.history,
+        payload = {**progress, "wall_seconds": round(wall_seconds, 3), "step": state.step, "epoch": state.epoch,
+                   "history": state.history,
                    "hooks": plain, "config": asdict(state.config)}
         (target / "trainer_state.json").write_text(json.dumps(payload, indent=1))
         tmp = root / "latest.tmp"
@@ -303,6 +305,7 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
                       optimizer=optimizer)
     progress_state: dict[str, Any] = {"batches_in_epoch": 0, "best_value": None, "best_step": 0, "best_metrics": {},
                                       "train_seconds": 0.0, "train_audio_seconds": 0.0}
+    earlier_wall = 0.0
     resumed_from = 0
     checkpoint = _latest_checkpoint(output_dir) if config.resume else None
     if checkpoint is not None:
@@ -310,6 +313,7 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
         saved = json.loads((checkpoint / "trainer_state.json").read_text())
         state.step, state.epoch, state.history = saved["step"], saved["epoch"], saved["history"]
         progress_state.update({k: saved[k] for k in progress_state})
+        earlier_wall = saved.get("wall_seconds", 0.0)
         hook_tensors = load_file(str(checkpoint / "hooks.safetensors")) if (checkpoint / "hooks.safetensors").exists() else {}
         _restore_hook_state(hooks, hook_tensors, saved.get("hooks", {}))
         resumed_from = state.step
@@ -390,7 +394,8 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
                 maybe_save_best(metrics)
                 bar.write(f"step {state.step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
             if config.save_every and state.step % config.save_every == 0 and state.step < config.max_steps:
-                _save_checkpoint(accelerator, output_dir, state, progress_state, hooks)
+                _save_checkpoint(accelerator, output_dir, state, progress_state, hooks,
+                                 earlier_wall + time.time() - started)
             step_started = time.time()
             if state.step >= config.max_steps or out_of_time():
                 finished_epoch = False
@@ -410,7 +415,7 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
     if accelerator.is_main_process:
         objective.export(state.model, output_dir / "model")
     if config.save_every:
-        _save_checkpoint(accelerator, output_dir, state, progress_state, hooks)
+        _save_checkpoint(accelerator, output_dir, state, progress_state, hooks, earlier_wall + time.time() - started)
     accelerator.wait_for_everyone()
     best_dir = output_dir / "best"
     return TrainResult(
@@ -419,4 +424,4 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
         train_audio_seconds=round(progress_state["train_audio_seconds"], 3), resumed_from_step=resumed_from,
         final_metrics=final_metrics, best_metrics=progress_state["best_metrics"],
         best_step=progress_state["best_step"], history=state.history, model_dir=str(output_dir / "model"),
-        best_dir=str(best_dir) if best_dir.exists() else None)
+        best_dir=str(best_dir) if best_dir.exists() else None, earlier_wall_seconds=round(earlier_wall, 3))
