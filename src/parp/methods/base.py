@@ -235,6 +235,8 @@ def _completed_run(source: Path, method: str, flag: str, record: RunRecord) -> d
 
 
 def _load_weights(model_class, directory: Path) -> dict[str, torch.Tensor]:
+    if not (directory / "config.json").is_file():
+        raise ConfigError(f"{directory}: no saved model there (the run's output folder is incomplete)")
     return model_class.from_pretrained(str(directory)).state_dict()
 
 
