@@ -99,3 +99,34 @@ def test_gradient_accumulation_draws_k_batches_per_update(tmp_path):
     result = train(setup.new_model(), setup.train_set, None, config, setup.objective)
     assert result.steps == 3
     assert len(drawn) == 6  # 3 optimizer updates x 2 micro-batches
+
+
+def test_tri_stage_schedule_warms_up_holds_then_decays_to_five_percent():
+    from parp.training.loop import _lr_lambda
+
+    factor = _lr_lambda(TrainConfig(max_steps=100, warmup_steps=10, lr_schedule="tri-stage"), "body")
+    assert factor(0) == 0.1 and factor(9) == 1.0
+    assert factor(10) == factor(50) == 1.0  # held at the peak until half of max_steps
+    assert 0.05 < factor(75) < 1.0 and abs(factor(100) - 0.05) < 1e-9
+    assert all(factor(s) >= factor(s + 1) for s in range(50, 100))
+
+
+def test_layer_lr_decay_gives_deeper_layers_larger_learning_rates(tmp_path):
+    import torch
+
+    from parp.models import load_ctc_model
+    from parp.training.loop import _param_groups
+
+    model = load_ctc_model(str(tiny_model_dir(tmp_path / "model")), vocab_size=8, pad_token_id=0)
+    n_layers = model.config.num_hidden_layers
+    groups = _param_groups(model, TrainConfig(learning_rate=1.0, layer_lr_decay=0.5))
+    lr_of = {id(p): g["lr"] for g in groups for p in g["params"]}
+    params = dict(model.named_parameters())
+    assert lr_of[id(params["lm_head.weight"])] == 1.0
+    top = params[f"wav2vec2.encoder.layers.{n_layers - 1}.attention.q_proj.weight"]
+    assert lr_of[id(top)] == 0.5
+    assert lr_of[id(params["wav2vec2.encoder.layers.0.attention.q_proj.weight"])] == 0.5 ** n_layers
+    assert lr_of[id(params["wav2vec2.feature_projection.projection.weight"])] == 0.5 ** (n_layers + 1)
+    # without decay, one learning rate for every parameter
+    assert {g["lr"] for g in _param_groups(model, TrainConfig(learning_rate=1.0))} == {1.0}
+    assert isinstance(torch.optim.AdamW(groups), torch.optim.AdamW)

@@ -18,6 +18,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -49,7 +50,12 @@ class TrainConfig:
                 "as at max_steps (final validation, export, checkpoint)."})
     learning_rate: float = field(default=1e-4, metadata={"help": "Peak learning rate (AdamW)."})
     warmup_steps: int = field(default=200, metadata={"help": "Linear warm-up updates."})
-    lr_schedule: str = field(default="linear", metadata={"help": "Decay after warm-up: linear | cosine | constant."})
+    lr_schedule: str = field(default="linear", metadata={
+        "help": "Decay after warm-up: linear | cosine | constant | tri-stage (wav2vec 2.0's: hold the peak until half "
+                "of max_steps, then decay exponentially to 5 % of it)."})
+    layer_lr_decay: float = field(default=1.0, metadata={
+        "help": "Layer-wise LR decay: transformer layer i of L trains at decay**(L-i) x the peak LR, the embeddings "
+                "below it at decay**(L+1), the CTC head at the peak (1 = one LR for all)."})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay (not on biases and norms)."})
     max_batch_seconds: float = field(default=60.0, metadata={"help": "Cap on total audio seconds per batch."})
     grad_accum_steps: int = field(default=1, metadata={"help": "Micro-batches per optimizer update."})
@@ -94,10 +100,17 @@ def validate_train_config(config: TrainConfig) -> None:
         raise bad("max_grad_norm", "must be >= 0", config.max_grad_norm)
     if not finite(config.weight_decay) or config.weight_decay < 0:
         raise bad("weight_decay", "must be >= 0", config.weight_decay)
-    if config.lr_schedule not in ("linear", "cosine", "constant"):
-        raise bad("lr_schedule", "must be linear, cosine or constant", config.lr_schedule)
+    if config.lr_schedule not in LR_SCHEDULES:
+        raise bad("lr_schedule", "must be " + ", ".join(LR_SCHEDULES), config.lr_schedule)
+    if not finite(config.layer_lr_decay) or not 0 < config.layer_lr_decay <= 1:
+        raise bad("layer_lr_decay", "must be in (0, 1]", config.layer_lr_decay)
     if config.mixed_precision not in ("auto", "no", "fp16", "bf16"):
         raise bad("mixed_precision", "must be auto, no, fp16 or bf16", config.mixed_precision)
+
+
+LR_SCHEDULES = ("linear", "cosine", "constant", "tri-stage")
+TRI_STAGE_HOLD_UNTIL = 0.5  # fraction of max_steps held at the peak (wav2vec 2.0: 10 % warm-up + 40 % hold)
+TRI_STAGE_FINAL_SCALE = 0.05  # the LR decays exponentially to this fraction of the peak
 
 
 class Objective(Protocol):
@@ -176,17 +189,29 @@ def _is_head(name: str) -> bool:
     return name.startswith(("lm_head.", "head.", "project_q.", "project_hid.", "quantizer."))
 
 
+def _layer_depth(name: str, n_layers: int) -> int:
+    """Depth for layer-wise LR decay: 0 below the transformer, i + 1 in encoder layer i, n_layers + 1 for the head."""
+    if _is_head(name):
+        return n_layers + 1
+    match = re.search(r"\.layers\.(\d+)\.", name)
+    return int(match.group(1)) + 1 if match else 0
+
+
 def _param_groups(model: torch.nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
-    """Body vs head (the body can be held still for ``freeze_transformer_steps``), decay vs no decay."""
-    groups: dict[tuple[str, bool], list[torch.nn.Parameter]] = {}
+    """Body vs head (the body can be held still for ``freeze_transformer_steps``), decay vs no decay, and one
+    group per depth when ``layer_lr_decay`` < 1."""
+    n_layers = getattr(getattr(model, "config", None), "num_hidden_layers", 0)
+    groups: dict[tuple[str, bool, int], list[torch.nn.Parameter]] = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
         part = "head" if _is_head(name) else "body"
         no_decay = param.ndim < 2 or "norm" in name.lower() or name.endswith(".bias")
-        groups.setdefault((part, no_decay), []).append(param)
-    return [{"params": params, "part": part, "weight_decay": 0.0 if no_decay else config.weight_decay}
-            for (part, no_decay), params in sorted(groups.items())]
+        depth = _layer_depth(name, n_layers) if config.layer_lr_decay < 1 else n_layers + 1
+        groups.setdefault((part, no_decay, depth), []).append(param)
+    return [{"params": params, "part": part, "weight_decay": 0.0 if no_decay else config.weight_decay,
+             "lr": config.learning_rate * config.layer_lr_decay ** (n_layers + 1 - depth)}
+            for (part, no_decay, depth), params in sorted(groups.items())]
 
 
 def _lr_lambda(config: TrainConfig, part: str):
@@ -197,6 +222,10 @@ def _lr_lambda(config: TrainConfig, part: str):
             return (step + 1) / config.warmup_steps
         if config.lr_schedule == "constant":
             return 1.0
+        if config.lr_schedule == "tri-stage":
+            hold_end = max(config.warmup_steps, TRI_STAGE_HOLD_UNTIL * config.max_steps)
+            progress = min(max((step - hold_end) / max(1.0, config.max_steps - hold_end), 0.0), 1.0)
+            return TRI_STAGE_FINAL_SCALE ** progress
         progress = (step - config.warmup_steps) / max(1, config.max_steps - config.warmup_steps)
         progress = min(max(progress, 0.0), 1.0)
         if config.lr_schedule == "cosine":
