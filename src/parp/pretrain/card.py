@@ -32,16 +32,29 @@ def _downstream_section(downstream: dict | None, command: str) -> str:
         rows.append(f"| {arm} | {_fmt(final.get('cer'))} | {_fmt(best.get('cer'))} | {_fmt(final.get('wer'))} | "
                     f"{_fmt(curve.get('wall_seconds'), 0)} |")
     s = downstream["schedule"]
+    where = downstream.get("hardware", "")
     return (f"Same architecture, same schedule ({s['max_steps']} updates, peak LR {s['lr']}, "
             f"{s['max_batch_seconds']} s of audio per batch, seed {s['seed']}, identical data order), fine-tuned with "
-            "CTC on Mboshi (parp's default seeded split: seed 0, 10 % held out; 150 validation utterances scored):\n\n"
+            "CTC on Mboshi (parp's default seeded split: seed 0, 10 % held out; 150 validation utterances scored)"
+            + (f", {where}" if where else "") + ":\n\n"
             + "\n".join(rows) + "\n\n![downstream](downstream.png)\n\n"
-            "Both arms first sit on the CTC blank plateau (every frame predicts the blank: CER 1.0); the pretrained "
-            "encoder leaves it first, so at a fixed small budget its CER is clearly lower. In absolute terms the "
-            "gain is still small: this encoder had only 350 pretraining updates (half a pass over 7 h) on a CPU. "
-            "Longer pretraining (the held-out loss was still inching down), more unlabelled audio, a wider model "
-            "and longer fine-tuning are what would raise it; a GPU run of the same recipe is the next step.\n\n"
             "Reproduce:\n\n```bash\n" + command + "\n```\n")
+
+
+def _data_description(data: dict) -> str:
+    """What the unlabelled audio was, from the record's source list (transcripts are never used)."""
+    names = {"mboshi": "Mboshi (4 h, `../shared/data/mboshi`, transcripts unused)",
+             "fsdd": "FSDD English digits (`../shared/data/fsdd`)"}
+    parts, synthetic = [], []
+    for source in data.get("sources", []):
+        folder = Path(source).parent
+        if "synth" in folder.parent.name:  # parp synth writes OUT/<language>/train.tsv
+            synthetic.append(folder.name)
+        else:
+            parts.append(names.get(folder.name, f"`{source}`"))
+    if synthetic:
+        parts.append(f"eSpeak NG synthetic speech in {len(synthetic)} languages ({' '.join(synthetic)}, `parp synth`)")
+    return ", ".join(parts) or "see pretraining.json"
 
 
 def objective_comparison(runs: list[tuple[Path, Path]]) -> list[dict]:
@@ -152,9 +165,12 @@ def _limits_paragraph(record: dict) -> str:
         return ""
     losses = " → ".join(f"{loss:.2f}" for _, loss in points)
     steps = "/".join(str(step) for step, _ in points)
+    budget = record.get("config", {})
+    stop = (f"its --max_minutes {budget['max_minutes']} budget" if budget.get("max_minutes") and
+            record["steps"] < budget.get("max_steps", 0) else "its planned --max_steps")
     return (f"Honest limits: the held-out loss went {losses} at updates {steps}; the run stopped at "
-            f"{record['steps']} updates ({record['train_audio_seconds'] / 3600:.2f} h of audio seen) to free the "
-            "CPU. A GPU run of many thousand updates, a larger model, or several codebooks would be the next steps "
+            f"{record['steps']} updates ({record['train_audio_seconds'] / 3600:.2f} h of audio seen) at {stop}. "
+            "Longer pretraining, more unlabelled audio, a larger model, or several codebooks would be the next steps "
             "to a stronger encoder.\n")
 
 
@@ -169,14 +185,16 @@ def write_card(pretrain_dir: Path, target: Path, command: str, downstream_dir: P
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
+    source = pretrain_dir / "model" if (pretrain_dir / "model").is_dir() else pretrain_dir  # a run, or its model
     for name in KEEP:
-        if (pretrain_dir / "model" / name).exists():
-            shutil.copy2(pretrain_dir / "model" / name, target / name)
+        if (source / name).exists():
+            shutil.copy2(source / name, target / name)
     shutil.copy2(pretrain_dir / "loss_curve.png", target / "loss_curve.png")
     if downstream:
         shutil.copy2(Path(downstream_dir) / "downstream.png", target / "downstream.png")
     compact = {k: v for k, v in record.items() if k != "history"}
-    compact["loss_history"] = [h for h in record["history"] if "loss" in h or "valid_loss" in h]
+    compact["loss_history"] = [h for h in record.get("history", record.get("loss_history", []))
+                               if "loss" in h or "valid_loss" in h]
     (target / "pretraining.json").write_text(json.dumps(compact, indent=1))
 
     data, model, hw = record["data"], record["model"], record["hardware"]
@@ -193,11 +211,11 @@ It is a research toy, far smaller and less trained than XLS-R: use a real checkp
 |---|---|
 | architecture | 7 CNN layers × {model['conv_dim'][0]} channels (20 ms frames), {model['num_hidden_layers']} transformer layers × {model['hidden_size']} wide, {model['num_attention_heads']} heads, feed-forward {model['intermediate_size']} |
 | objective | {objective.get('objective', objective.get('name', '?'))} ({objective.get('features', '')}; {objective.get('num_codebooks', '?')} codebook × {objective.get('codebook_size', '?')} codes; span masks p={objective.get('mask_prob', '?')} × {objective.get('mask_length', '?')} frames) — masked prediction of random-projection-quantised log-mel targets (Chiu et al. 2022) |
-| data (unlabelled) | {data['train_hours']:.2f} h in {data['train_clips']} clips: Mboshi (4 h, `../shared/data/mboshi`, transcripts unused), FSDD English digits (`../shared/data/fsdd`), and eSpeak NG synthetic speech in 14 languages (de en es fr it ky nl pl pt ru sv tr tt zh, `parp synth`, seed 0, 250 utterances each) |
+| data (unlabelled) | {data['train_hours']:.2f} h in {data['train_clips']} clips: {_data_description(data)} |
 | updates | {record['steps']} (batches of ≤ {record['config']['max_batch_seconds']} s audio, peak LR {record['config']['learning_rate']}, {record['config']['lr_schedule']} decay, warm-up {record['config']['warmup_steps']}) |
 | audio seen | {record['train_audio_seconds'] / 3600:.2f} h ({record['audio_seconds_per_second']} audio-s per second of training) |
-| hardware | {hw.get('gpu', 'CPU only')}, {hw.get('cpus')} cores, torch threads {hw.get('torch_threads')}; shared with other jobs during the run |
-| training time | {record['train_seconds'] / 60:.1f} min in optimisation steps, summed over resumes (validation and I/O excluded) |
+| hardware | {hw.get('gpu') or 'CPU only'}, {hw.get('cpus')} CPU cores, torch threads {hw.get('torch_threads')} |
+| training time | {record['train_seconds'] / 60:.1f} min in optimisation steps, summed over resumes (validation and I/O excluded); {record.get('wall_seconds', 0) / 60:.1f} min wall |
 | final held-out loss / accuracy | {_fmt(record['final_metrics'].get('loss'))} / {_fmt(record['final_metrics'].get('accuracy'))} (masked frames, {data['valid_clips']} held-out clips) |
 
 {_why_section(record, comparison, comparison_command)}## Pretraining loss

@@ -66,10 +66,19 @@ def run_downstream(args: DownstreamArguments, data: DataArguments, model: ModelA
         done = (run_dir / "run.json").exists() and json.loads((run_dir / "run.json").read_text())["status"] == "completed"
         if not done:
             run_finetune(data, replace(model, model=arms[arm]), replace(train, output_dir=str(run_dir)))
-    curves = {arm: _curve(out / arm) for arm in arms if (out / arm / "run.json").exists()}
-    summary = {"checkpoint": checkpoint, "schedule": {"max_steps": train.max_steps, "lr": train.learning_rate,
-                                                      "seed": train.seed, "max_batch_seconds": train.max_batch_seconds},
+    return collect({arm: out / arm for arm in arms if (out / arm / "run.json").exists()}, out,
+                   {"checkpoint": checkpoint})
+
+
+def collect(runs: dict[str, Path], out: Path, extra: dict | None = None) -> dict:
+    """``downstream.json`` + ``downstream.png`` from finished fine-tuning runs of one schedule, one arm each (also for
+    runs made by plain ``parp finetune``, e.g. the recipe trials)."""
+    curves = {arm: _curve(Path(run_dir)) for arm, run_dir in runs.items()}
+    train = json.loads((Path(next(iter(runs.values()))) / "run.json").read_text())["arguments"]["train"]
+    summary = {**(extra or {}), "schedule": {"max_steps": train["max_steps"], "lr": train["learning_rate"],
+                                             "seed": train["seed"], "max_batch_seconds": train["max_batch_seconds"]},
                "arms": curves}
+    out.mkdir(parents=True, exist_ok=True)
     (out / "downstream.json").write_text(json.dumps(summary, indent=1))
     plot_curves(curves, out / "downstream.png")
     return summary
