@@ -39,7 +39,7 @@ class FixedMaskHook(TrainingHook):
         self.upkeep_seconds = 0.0
 
     def on_train_begin(self, state: LoopState) -> None:
-        self.mask.check_compatible(state.model)
+        self.mask.place_(state.model)  # once: a loaded or restored mask arrives on the CPU
         self.mask.apply_(state.model)
 
     def on_step_end(self, state: LoopState) -> None:
@@ -71,20 +71,21 @@ class PARPHook(TrainingHook):
     def _reprune(self, state: LoopState) -> None:
         t0 = time.perf_counter()
         previous = self.mask
-        self.mask = self.make_mask(state.model).broadcast_()
+        self.mask = self.make_mask(state.model).broadcast_().place_(state.model)
         self.mask.apply_(state.model)
         self.upkeep_seconds += time.perf_counter() - t0
         if previous is not None and len(self.reprunes) < 10_000:
             self.reprunes.append({"step": state.step, "iou_with_previous": round(previous.iou(self.mask), 5)})
 
     def on_train_begin(self, state: LoopState) -> None:
+        if self.mask is not None:
+            self.mask.place_(state.model)  # a mask from --initial-mask or a checkpoint arrives on the CPU
         if self.started:  # resumed: the restored weights already carry the last re-prune
             return
         self.started = True
         if self.mask is None:
             self._reprune(state)  # step 1: prune the pretrained weights by magnitude
         else:
-            self.mask.check_compatible(state.model)
             self.mask.apply_(state.model)
 
     def on_step_end(self, state: LoopState) -> None:

@@ -85,7 +85,11 @@ class Mask:
 
     @classmethod
     def random(cls, params: Mapping[str, torch.Tensor], sparsity: float, seed: int = 0) -> "Mask":
-        """Layer-wise random pruning of exactly ``round(sparsity * n)`` weights per tensor (seeded)."""
+        """Layer-wise random pruning of exactly ``round(sparsity * n)`` weights per tensor (seeded).
+
+        Drawn from a CPU generator and then placed on each weight's device (once, at mask creation), so a seed
+        gives the same mask on every device and every torch build.
+        """
         sparsity = validate_sparsity(sparsity)
         gen = torch.Generator().manual_seed(int(seed))
         masks = {}
@@ -143,7 +147,8 @@ class Mask:
         self.check_compatible(params)
         for name, keep in self.masks.items():
             w = params[name]
-            w.view(_SAME_SIZE_INT[w.element_size()]).mul_(keep.to(w.device))
+            # a no-op when the mask was placed (``place_``); otherwise a copy per call, still correct
+            w.view(_SAME_SIZE_INT[w.element_size()]).mul_(keep.to(w.device, non_blocking=True))
 
     # ---------------------------------------------------------------- set algebra and statistics
     def _check_same_names(self, other: "Mask") -> None:
@@ -193,11 +198,15 @@ class Mask:
     def pruned_counts(self, other: "Mask") -> dict[str, tuple[int, int, int, int]]:
         """Per parameter: weights pruned by (both, either, this mask, the other) — what IoU and overlap come from."""
         self._check_same_names(other)
-        counts = {}
+        rows = []
         for name, keep in self.masks.items():
             mine, theirs = ~keep, ~other.masks[name].to(keep.device)
-            counts[name] = (int((mine & theirs).sum()), int((mine | theirs).sum()), int(mine.sum()), int(theirs.sum()))
-        return counts
+            rows.append(torch.stack([(mine & theirs).sum(), (mine | theirs).sum(), mine.sum(), theirs.sum()]))
+        if not rows:
+            return {}
+        device = rows[0].device  # one read-back for all parameters (a host sync per count costs on a GPU)
+        table = torch.stack([r.to(device) for r in rows]).tolist()
+        return {name: tuple(row) for name, row in zip(self.masks, table)}
 
     @staticmethod
     def _ratio(part: int, whole: int) -> float:
@@ -234,6 +243,18 @@ class Mask:
     # ---------------------------------------------------------------- devices and ranks
     def to(self, device) -> "Mask":
         return Mask({n: k.to(device) for n, k in self.masks.items()}, self.metadata, self.source)
+
+    def place_(self, model_or_params) -> "Mask":
+        """Move each mask to its weight's device, in place; returns self.
+
+        Masks loaded from files, checkpoints or a gloo broadcast arrive on the CPU; placing them once where the
+        weights live keeps ``apply_`` (run after every optimizer step) free of host-to-device copies.
+        """
+        params = resolve_parameters(model_or_params)
+        self.check_compatible(params)
+        for name, keep in self.masks.items():
+            self.masks[name] = keep.to(params[name].device)
+        return self
 
     def broadcast_(self, src: int = 0) -> "Mask":
         """Make every rank hold rank ``src``'s mask (no-op unless torch.distributed is initialised)."""

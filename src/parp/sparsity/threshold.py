@@ -11,6 +11,11 @@ for wav2vec2-large (302 M weights) that is >13 GB and about a minute. Here the t
 
 Ties are resolved by the caller (:func:`keep_masks`): exactly ``k`` weights are pruned, and among the
 weights equal to the threshold the first ones in (tensor order, flat index) are pruned.
+
+Off the CPU (CUDA, or ``meta`` for shape checks) the same answer comes from device ops only
+(:func:`_device_radix_select`): fixed-size histograms filled with ``index_add_``, ``cumsum`` and
+``searchsorted``, so nothing is read back to the host per chunk; the counts stay 0-dim device tensors.
+Every tensor either path allocates lives on its input's device.
 """
 
 from __future__ import annotations
@@ -28,17 +33,18 @@ from parp.errors import MaskError
 DEFAULT_SAMPLE_SIZE = 1 << 20
 DEFAULT_CHUNK_SIZE = 1 << 18  # 1 MiB of float32: temporaries stay in cache
 DEFAULT_MAX_CANDIDATES = 1 << 24
+DEVICE_CHUNK_SIZE = 1 << 23  # off the CPU: ~150 MB of temporaries per chunk, few kernel launches
 
 
 @dataclass(frozen=True)
 class Threshold:
     """The k-th smallest magnitude and how many magnitudes lie below / at it."""
 
-    value: torch.Tensor  # 0-dim, dtype of the weights
+    value: torch.Tensor  # 0-dim, dtype and device of the weights
     k: int
-    n_below: int
-    n_equal: int
-    method: str  # "exact" | "bracket" | "point" | "radix" (which path found it; for benchmarks)
+    n_below: int | torch.Tensor  # off the CPU: 0-dim int64 tensors on the weights' device (int() syncs)
+    n_equal: int | torch.Tensor
+    method: str  # "exact" | "bracket" | "point" | "radix" | "device" (which path found it; for benchmarks)
 
     @property
     def n_ties_pruned(self) -> int:
@@ -103,10 +109,10 @@ def _map_items(chunks, work):
     return [r for _, r in pairs]
 
 
-def _scratch(scratch, key, n, dtype):
+def _scratch(scratch, key, n, dtype, device):
     buf = scratch.get(key)
     if buf is None or buf.numel() < n:
-        buf = scratch[key] = torch.empty(n, dtype=dtype)
+        buf = scratch[key] = torch.empty(n, dtype=dtype, device=device)
     return buf[:n]
 
 
@@ -119,8 +125,8 @@ def _count_range(tensors, lo, hi, chunk_size):
 
     def work(chunk, scratch):
         m = chunk.numel()
-        a = torch.abs(chunk, out=_scratch(scratch, "abs", m, chunk.dtype))
-        flags = _scratch(scratch, "flags", m, torch.bool)
+        a = torch.abs(chunk, out=_scratch(scratch, "abs", m, chunk.dtype, chunk.device))
+        flags = _scratch(scratch, "flags", m, torch.bool, chunk.device)
         return _count_u8(torch.lt(a, lo, out=flags)), _count_u8(torch.le(a, hi, out=flags))
 
     counts = _map_chunks(tensors, chunk_size, work)
@@ -135,19 +141,19 @@ def _gather_bracket(tensors, lo, hi, chunk_size, capacity):
     results left ~1 GB of fragmented malloc arenas behind on 302 M weights.
     """
     dtype = tensors[0].dtype
-    out = torch.empty(capacity, dtype=dtype)
+    out = torch.empty(capacity, dtype=dtype, device=tensors[0].device)
     lock = threading.Lock()
     filled = [0]
 
     def work(chunk, scratch):
         m = chunk.numel()
-        a = torch.abs(chunk, out=_scratch(scratch, "abs", m, dtype))
-        within = _scratch(scratch, "within", m, torch.bool)
+        a = torch.abs(chunk, out=_scratch(scratch, "abs", m, dtype, chunk.device))
+        within = _scratch(scratch, "within", m, torch.bool, chunk.device)
         n_lt = 0
         if lo is None:
             sel = torch.le(a, hi, out=within)
         else:
-            lt = torch.lt(a, lo, out=_scratch(scratch, "below", m, torch.bool))
+            lt = torch.lt(a, lo, out=_scratch(scratch, "below", m, torch.bool, chunk.device))
             n_lt = _count_u8(lt)
             if hi is None:
                 sel = torch.logical_not(lt, out=within)
@@ -170,23 +176,59 @@ def _gather_bracket(tensors, lo, hi, chunk_size, capacity):
 
 def _radix_select(tensors, k: int, chunk_size: int) -> Threshold:
     """Exact k-th smallest |w| by a 15+16-bit histogram over float32 bits; memory bounded by a chunk."""
-    dtype = tensors[0].dtype
-    hist_hi = torch.zeros(1 << 15, dtype=torch.int64)
+    dtype, device = tensors[0].dtype, tensors[0].device
+    hist_hi = torch.zeros(1 << 15, dtype=torch.int64, device=device)
     for chunk in _chunks(tensors, chunk_size):
         bits = chunk.float().abs().view(torch.int32)
         hist_hi += torch.bincount(bits >> 16, minlength=1 << 15)
     cum = hist_hi.cumsum(0)
     top = int(torch.searchsorted(cum, k))  # first bin with cum >= k
     before = int(cum[top - 1]) if top > 0 else 0
-    hist_lo = torch.zeros(1 << 16, dtype=torch.int64)
+    hist_lo = torch.zeros(1 << 16, dtype=torch.int64, device=device)
     for chunk in _chunks(tensors, chunk_size):
         bits = chunk.float().abs().view(torch.int32)
         hist_lo += torch.bincount(bits[(bits >> 16) == top] & 0xFFFF, minlength=1 << 16)
     cum_lo = hist_lo.cumsum(0)
     low = int(torch.searchsorted(cum_lo, k - before))
     n_below = before + (int(cum_lo[low - 1]) if low > 0 else 0)
-    value = torch.tensor((top << 16) | low, dtype=torch.int32).view(torch.float32).to(dtype)
+    value = torch.tensor((top << 16) | low, dtype=torch.int32, device=device).view(torch.float32).to(dtype)
     return Threshold(value, k, n_below, int(hist_lo[low]), "radix")
+
+
+def _cumulative(hist: torch.Tensor) -> torch.Tensor:
+    """``[0, h0, h0+h1, ...]``: entry i counts everything in bins below i."""
+    return torch.cat([hist.new_zeros(1), hist.cumsum(0)])
+
+
+def _device_radix_select(tensors, k: int, chunk_size: int = DEVICE_CHUNK_SIZE) -> Threshold:
+    """Exact k-th smallest |w| with device ops only: the accelerator path, also run on ``meta`` in tests.
+
+    Same 15+16-bit radix select over float32 bits as :func:`_radix_select`, but every step stays on the device:
+    histograms are filled with ``index_add_`` (``bincount`` reads its max back to the host), bins are found
+    with ``cumsum`` + ``searchsorted`` against a device ``k``, and the result's counts are device tensors.
+    Two passes over the weights, no gather, memory bounded by one chunk's temporaries.
+    """
+    dtype, device = tensors[0].dtype, tensors[0].device
+    if dtype == torch.float64:  # float32 bits would round; rare enough for a plain exact select
+        mags = torch.cat([_flat(t).abs() for t in tensors])
+        value = torch.kthvalue(mags, k).values
+        return Threshold(value, k, (mags < value).sum(), (mags == value).sum(), "device")
+    one = torch.ones((), dtype=torch.int64, device=device)
+    target = torch.full((1,), k, dtype=torch.int64, device=device)
+    hist_hi = torch.zeros(1 << 15, dtype=torch.int64, device=device)
+    for chunk in _chunks(tensors, chunk_size):
+        bits = chunk.float().abs().view(torch.int32)
+        hist_hi.index_add_(0, bits >> 16, one.expand(bits.numel()))
+    top = torch.searchsorted(hist_hi.cumsum(0), target)  # first bin whose cumulative count reaches k
+    before = _cumulative(hist_hi)[top]
+    hist_lo = torch.zeros(1 << 16, dtype=torch.int64, device=device)
+    for chunk in _chunks(tensors, chunk_size):
+        bits = chunk.float().abs().view(torch.int32)
+        hist_lo.index_add_(0, bits & 0xFFFF, ((bits >> 16) == top).to(torch.int64))
+    low = torch.searchsorted(hist_lo.cumsum(0), target - before)
+    n_below = (before + _cumulative(hist_lo)[low]).reshape(())
+    value = ((top << 16) | low).to(torch.int32).view(torch.float32).to(dtype).reshape(())
+    return Threshold(value, k, n_below, hist_lo[low].reshape(()), "device")
 
 
 def global_kth_smallest(
@@ -208,9 +250,13 @@ def global_kth_smallest(
         raise MaskError("no tensors to threshold")
     if len({t.dtype for t in tensors}) != 1 or not tensors[0].is_floating_point():
         raise MaskError("all tensors to threshold must share one floating dtype")
+    if len({t.device for t in tensors}) != 1:
+        raise MaskError(f"all tensors to threshold must be on one device, got {sorted({str(t.device) for t in tensors})}")
     total = sum(t.numel() for t in tensors)
     if not 1 <= k <= total:
         raise MaskError(f"k must be in [1, {total}], got {k}")
+    if tensors[0].device.type != "cpu":
+        return _device_radix_select(tensors, k)
     if total <= 4 * sample_size:
         return _exact_small(tensors, k)
 
@@ -262,8 +308,25 @@ def global_kth_smallest(
     return Threshold(value, k, n_below, n_equal, "bracket")
 
 
+def _device_keep_masks(tensors, threshold: Threshold) -> list[torch.Tensor]:
+    """:func:`keep_masks` with device ops only: a tie is pruned while its rank among all ties (running count
+    across tensors, kept on the device) is within the ties to prune."""
+    value, prune_ties = threshold.value, threshold.n_ties_pruned
+    seen = torch.zeros((), dtype=torch.int64, device=value.device)
+    keep = []
+    for t in tensors:
+        a = t.detach().abs()
+        tie = a == value
+        rank = (seen + tie.reshape(-1).cumsum(0)).reshape(t.shape)  # 1-based rank among all ties so far
+        keep.append(torch.gt(a, value).logical_or_(tie.logical_and_(rank > prune_ties)))
+        seen = rank.reshape(-1)[-1] if t.numel() else seen
+    return keep
+
+
 def keep_masks(tensors: Sequence[torch.Tensor], threshold: Threshold) -> list[torch.Tensor]:
     """Bool keep-masks pruning exactly ``threshold.k`` weights; ties pruned first-in-order."""
+    if tensors and tensors[0].device.type != "cpu":
+        return _device_keep_masks(tensors, threshold)
     value = threshold.value
     keep = [torch.empty(t.shape, dtype=torch.bool, device=t.device) for t in tensors]
     pairs = [
@@ -274,7 +337,8 @@ def keep_masks(tensors: Sequence[torch.Tensor], threshold: Threshold) -> list[to
 
     def work(pair, scratch):
         chunk, out = pair
-        torch.gt(torch.abs(chunk, out=_scratch(scratch, "abs", chunk.numel(), chunk.dtype)), value, out=out)
+        a = torch.abs(chunk, out=_scratch(scratch, "abs", chunk.numel(), chunk.dtype, chunk.device))
+        torch.gt(a, value, out=out)
 
     _map_items(pairs, work)
     surplus = threshold.n_equal - threshold.n_ties_pruned  # ties to keep: the LAST ones in order
