@@ -241,11 +241,15 @@ def _make_loader(dataset, objective: Objective, config: TrainConfig, shuffle: bo
     return loader, sampler
 
 
-def _audio_seconds(batch: dict[str, torch.Tensor], objective: Objective) -> float:
-    """Audio in a batch, for throughput figures (padding excluded when an attention mask says where it is)."""
+def _audio_seconds(batch: dict[str, torch.Tensor], objective: Objective) -> torch.Tensor | float:
+    """Audio in a batch, for throughput figures (padding excluded when an attention mask says where it is).
+
+    A device tensor when counted from the mask: the loop adds it up on the device and reads it once per log
+    window, not once per micro-batch (each read stalls the host until the GPU catches up).
+    """
     rate = getattr(objective, "sampling_rate", 16000)
     if "attention_mask" in batch:
-        return float(batch["attention_mask"].sum()) / rate
+        return batch["attention_mask"].sum(dtype=torch.float64) / rate
     if "input_values" in batch:
         return batch["input_values"].numel() / rate
     return 0.0
@@ -381,6 +385,11 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
                disable=not (config.progress and accelerator.is_local_main_process))
     window_loss = torch.zeros((), device=accelerator.device)
     window_n = 0
+    window_audio = torch.zeros((), dtype=torch.float64, device=accelerator.device)
+
+    def flush_audio() -> None:  # the one host read of the audio count, per log window / checkpoint / end
+        progress_state["train_audio_seconds"] += float(window_audio) * accelerator.num_processes
+        window_audio.zero_()
     model.train()
     while state.step < config.max_steps:
         sampler.set_epoch(state.epoch)
@@ -400,7 +409,7 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
             progress_state["batches_in_epoch"] += 1
-            progress_state["train_audio_seconds"] += _audio_seconds(batch, objective) * accelerator.num_processes
+            window_audio += _audio_seconds(batch, objective)
             window_loss += loss.detach().float()
             window_n += 1
             if not accelerator.sync_gradients:
@@ -413,6 +422,7 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
             bar.update(1)
             if state.step % config.log_every == 0 or state.step == config.max_steps:
                 mean_loss = accelerator.reduce(window_loss / max(window_n, 1), "mean").item()
+                flush_audio()
                 state.history.append({"step": state.step, "epoch": state.epoch, "loss": round(mean_loss, 5),
                                       "lr": scheduler.get_last_lr()[-1]})
                 bar.set_postfix(loss=f"{mean_loss:.3f}", refresh=False)
@@ -423,6 +433,7 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
                 maybe_save_best(metrics)
                 bar.write(f"step {state.step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
             if config.save_every and state.step % config.save_every == 0 and state.step < config.max_steps:
+                flush_audio()
                 _save_checkpoint(accelerator, output_dir, state, progress_state, hooks,
                                  earlier_wall + time.time() - started)
             step_started = time.time()
@@ -436,6 +447,7 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
             accelerator.print(f"parp: --max-minutes {config.max_minutes} reached at step {state.step}")
             break
     bar.close()
+    flush_audio()
 
     for hook in hooks:
         hook.on_train_end(state)
