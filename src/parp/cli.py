@@ -58,10 +58,13 @@ def _transcribe_main(argv: Sequence[str]) -> None:
     parser = argparse.ArgumentParser(prog="parp transcribe", description="Print the transcript of each audio file.")
     parser.add_argument("model", help="Fine-tuned model folder (as written by parp finetune / prune).")
     parser.add_argument("files", nargs="+", help="Audio files (wav, flac, ogg; any rate, any channels).")
+    parser.add_argument("--device", default="auto", help="auto (cuda when a GPU is visible, else cpu) | cpu | cuda.")
+    parser.add_argument("--precision", default="auto", help="auto (bf16 on a GPU) | fp32 | bf16.")
+    parser.add_argument("--max-batch-seconds", type=float, default=120.0, help="Cap on padded audio per batch.")
     args = parser.parse_args(list(argv))
     from .evaluation.evaluate import transcribe
 
-    for path, text in transcribe(args.model, args.files):
+    for path, text in transcribe(args.model, args.files, args.device, args.precision, args.max_batch_seconds):
         print(f"{path}\t{text}")
 
 

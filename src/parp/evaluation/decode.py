@@ -21,7 +21,7 @@ def output_lengths(model: torch.nn.Module, attention_mask: torch.Tensor | None, 
         return [n_frames] * batch_size
     base = getattr(model, "module", model)
     lengths = base._get_feat_extract_output_lengths(attention_mask.sum(-1))
-    return [min(int(n), n_frames) for n in lengths]
+    return lengths.clamp(max=n_frames).tolist()  # one read-back per batch
 
 
 def greedy_decode(logits: torch.Tensor, lengths: Sequence[int], vocabulary: Vocabulary) -> list[str]:

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -22,7 +21,8 @@ from ..data.text import Vocabulary
 from ..errors import AudioError, ConfigError, ModelError
 from ..models import load_finetuned_model, resolve_model_source
 from ..records import RunRecord
-from .decode import BeamSearchDecoder, greedy_decode, output_lengths
+from .decode import BeamSearchDecoder, greedy_decode
+from .inference import DEVICE_HELP, PRECISION_HELP, batch_seconds, ctc_logits, resolve_device, resolve_precision
 from .metrics import error_rates
 
 
@@ -39,6 +39,8 @@ class EvaluateArguments:
     kenlm_model: str | None = field(default=None, metadata={"help": "KenLM arpa/binary for beam search."})
     lm_alpha: float = field(default=0.5, metadata={"help": "LM weight for beam search."})
     lm_beta: float = field(default=1.0, metadata={"help": "Word insertion bonus for beam search."})
+    device: str = field(default="auto", metadata={"help": DEVICE_HELP})
+    precision: str = field(default="auto", metadata={"help": PRECISION_HELP})
     allow_unknown_chars: bool = field(default=True, metadata={
         "help": "Score references with characters the model never saw (they count as errors)."})
     progress: bool = field(default=True, metadata={"help": "Show a progress bar."})
@@ -68,7 +70,10 @@ def run_evaluate(args: EvaluateArguments) -> dict:
     """Decode a manifest, write ``metrics.json`` + ``predictions.tsv`` + ``run.json``; return the metrics."""
     if args.manifest is None:
         raise ConfigError("--manifest is required: the TSV/CSV file with the audio to score")
+    device = resolve_device(args.device)
+    dtype = resolve_precision(args.precision, device)
     model, vocabulary = load_model_and_vocabulary(args.model)
+    model.to(device).eval()
     decode = make_decoder(vocabulary, args)
     out = Path(args.output_dir) if args.output_dir else Path(resolve_model_source(args.model)) / "eval"
     record = RunRecord(out / "run.json", "evaluate", args)
@@ -77,17 +82,18 @@ def run_evaluate(args: EvaluateArguments) -> dict:
         utterances = utterances[: args.max_utterances]
     dataset = SpeechDataset(utterances, vocabulary, allow_unknown=args.allow_unknown_chars, min_seconds=0.0,
                             source=args.manifest).validate(args.progress)
-    sampler = LengthGroupedBatchSampler(dataset.durations, args.max_batch_seconds, shuffle=False)
+    sampler = LengthGroupedBatchSampler(dataset.durations, batch_seconds(model, args.max_batch_seconds),
+                                        shuffle=False)
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=CTCCollator(vocabulary.pad_id))
     rows = []
     with record.phase("decode") as phase, torch.no_grad():
         for batch in tqdm(loader, desc="evaluate", unit="batch", disable=not args.progress):
-            logits = model(input_values=batch["input_values"], attention_mask=batch["attention_mask"]).logits
-            lengths = output_lengths(model, batch["attention_mask"], logits.shape[1], logits.shape[0])
+            logits, lengths = ctc_logits(model, batch["input_values"], batch["attention_mask"], device, dtype)
             for index, hypothesis in zip(batch["index"].tolist(), decode(logits, lengths)):
                 utt = dataset.utterances[index]
                 rows.append({"path": utt.path, "reference": dataset.normalizer(utt.text), "hypothesis": hypothesis})
-        phase["utterances"] = len(rows)
+        phase.update(utterances=len(rows), device=str(device), precision=str(dtype or torch.float32),
+                     audio_seconds=round(float(sum(dataset.durations)), 3))
     rates = error_rates([r["reference"] for r in rows], [r["hypothesis"] for r in rows])
     for row in rows:
         one = error_rates([row["reference"]], [row["hypothesis"]])
@@ -114,19 +120,34 @@ class TranscribeArguments:
     files: list[str] = field(default_factory=list, metadata={"help": "Audio files to transcribe."})
 
 
-def transcribe(model_dir: str, files: Sequence[str]) -> list[tuple[str, str]]:
-    """(file, transcript) for each readable file; unreadable ones get an error line instead of a crash."""
+def transcribe(model_dir: str, files: Sequence[str], device: str = "auto", precision: str = "auto",
+               max_batch_seconds: float = 120.0) -> list[tuple[str, str]]:
+    """(file, transcript) for each readable file, in the order given; unreadable ones get an error line.
+
+    Files are decoded in length-sorted batches of at most ``max_batch_seconds`` of padded audio.
+    """
     if not files:
         raise ConfigError("give one or more audio files to transcribe")
+    if not max_batch_seconds > 0:
+        raise ConfigError(f"--max-batch-seconds must be a positive number, got {max_batch_seconds!r}")
+    where = resolve_device(device)
+    dtype = resolve_precision(precision, where)
     model, vocabulary = load_model_and_vocabulary(model_dir)
-    results = []
-    with torch.no_grad():
-        for path in files:
-            try:
-                samples = normalize_waveform(load_audio(path, 16000))
-            except AudioError as exc:
-                results.append((path, f"<error: {exc.reason}>"))
-                continue
-            logits = model(torch.from_numpy(np.ascontiguousarray(samples))[None]).logits
-            results.append((path, greedy_decode(logits, [logits.shape[1]], vocabulary)[0]))
-    return results
+    model.to(where).eval()
+    results: list[str | None] = [None] * len(files)
+    audio, slots = [], []
+    for i, path in enumerate(files):
+        try:
+            audio.append(normalize_waveform(load_audio(path, 16000)))
+            slots.append(i)
+        except AudioError as exc:
+            results[i] = f"<error: {exc.reason}>"
+    sampler = LengthGroupedBatchSampler([len(a) / 16000 for a in audio], batch_seconds(model, max_batch_seconds),
+                                        shuffle=False)
+    collate = CTCCollator(vocabulary.pad_id)
+    for batch_indices in sampler:
+        batch = collate([{"input_values": audio[j], "labels": []} for j in batch_indices])
+        logits, lengths = ctc_logits(model, batch["input_values"], batch["attention_mask"], where, dtype)
+        for j, text in zip(batch_indices, greedy_decode(logits, lengths, vocabulary)):
+            results[slots[j]] = text
+    return list(zip(files, results))

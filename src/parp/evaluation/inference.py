@@ -1,0 +1,56 @@
+"""Where and how decoding runs: ``--device`` (a GPU when there is one), bf16 autocast on it, length batches.
+
+Batching pads utterances; that leaves each utterance's logits unchanged only when the feature encoder
+normalises per frame (``feat_extract_norm="layer"``, e.g. XLS-R, wav2vec2-large-lv60, the embedded model).
+Group-norm encoders (wav2vec2-base) normalise over the whole padded clip, so they decode one utterance per
+batch and give the same transcripts batched or not.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import ConfigError
+from .decode import output_lengths
+
+DEVICE_HELP = "auto (cuda when a GPU is visible, else cpu) | cpu | cuda | cuda:N."
+PRECISION_HELP = "auto (bf16 on a GPU that supports it, else fp32) | fp32 | bf16."
+
+
+def resolve_device(choice: str) -> torch.device:
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(choice)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"--device must be auto, cpu, cuda or cuda:N, got {choice!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {choice}: no CUDA GPU is visible to torch")
+    return device
+
+
+def resolve_precision(choice: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype, or None for plain fp32."""
+    if choice not in ("auto", "fp32", "bf16"):
+        raise ConfigError(f"--precision must be auto, fp32 or bf16, got {choice!r}")
+    if choice == "auto":
+        gpu_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        return torch.bfloat16 if gpu_bf16 else None
+    return torch.bfloat16 if choice == "bf16" else None
+
+
+def batch_seconds(model: torch.nn.Module, max_batch_seconds: float) -> float:
+    """The batch budget, or a tiny one (one utterance per batch) when padding would change the logits."""
+    norm = getattr(getattr(model, "config", None), "feat_extract_norm", "layer")
+    return max_batch_seconds if norm == "layer" else 1e-9
+
+
+@torch.no_grad()
+def ctc_logits(model: torch.nn.Module, input_values: torch.Tensor, attention_mask: torch.Tensor,
+               device: torch.device, dtype: torch.dtype | None) -> tuple[torch.Tensor, list[int]]:
+    """fp32 logits on ``device`` and the valid frames per utterance, for one padded batch."""
+    input_values = input_values.to(device, non_blocking=True)
+    attention_mask = attention_mask.to(device, non_blocking=True)
+    with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        logits = model(input_values=input_values, attention_mask=attention_mask).logits
+    return logits.float(), output_lengths(model, attention_mask, logits.shape[1], logits.shape[0])
