@@ -223,6 +223,10 @@ def run_sweep(config: SweepConfig, poll_seconds: float = 10.0) -> list[dict[str,
     """
     from ..methods import run_prune
 
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # cells are claimed per process; ranks of one torchrun would claim different cells and deadlock
+        raise ConfigError("parp sweep is not run under torchrun / accelerate launch: start several `parp sweep` "
+                          "processes on the same folder instead (each claims its own cells)")
     languages, cells = validate_sweep(config)
     output_dir = Path(config.output_dir)
     by_name = {lang.name: lang for lang in languages}

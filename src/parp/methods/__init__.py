@@ -6,6 +6,7 @@ target, export (dense HF folder with zeros baked in, mask, compressed checkpoint
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -36,7 +37,8 @@ def run_prune(data_args: DataArguments, model_args: ModelArguments, config: Trai
     validate_prune_arguments(args)
     validate_train_config(config)
     output_dir = Path(config.output_dir)
-    record = RunRecord(output_dir / "run.json", "prune",
+    rank = int(os.environ.get("RANK", "0"))  # under torchrun: one record per process, exports from rank 0 only
+    record = RunRecord(output_dir / ("run.json" if rank == 0 else f"run.rank{rank}.json"), "prune",
                        {"prune": args, "data": data_args, "model": model_args, "train": config})
     setup = prepare_finetune(data_args, model_args, progress=config.progress)
     record.update("data", setup.data_summary)
@@ -48,10 +50,11 @@ def run_prune(data_args: DataArguments, model_args: ModelArguments, config: Trai
         mask.apply_(model)  # already exact after the last phase; applying again is free and makes it explicit
         measured = measure_sparsity(model, list(mask))
         model_dir = output_dir / "model"
-        save_pruned_model(model, mask, model_dir)
-        setup.vocabulary.save(model_dir)
         sizes = {}
-        if args.compressed_checkpoint:
+        if rank == 0:  # every rank holds the same weights and mask; two writers would race on the same files
+            save_pruned_model(model, mask, model_dir)
+            setup.vocabulary.save(model_dir)
+        if rank == 0 and args.compressed_checkpoint:
             compressed = save_compressed(model, mask, output_dir / "model.sparse.safetensors")
             sizes = compression_report(model_dir / "model.safetensors", compressed)
         phase.update(sizes=sizes)

@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 from ..data.batching import LengthGroupedBatchSampler
 from ..errors import ConfigError
 from .hooks import LoopState, TrainingHook
+from .speed import apply_speed_options
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,11 @@ class TrainConfig:
     resume: bool = field(default=True, metadata={"help": "Resume from output_dir/checkpoints if present."})
     num_workers: int = field(default=0, metadata={"help": "DataLoader worker processes."})
     progress: bool = field(default=True, metadata={"help": "Show a progress bar."})
+    torch_compile: bool = field(default=False, metadata={
+        "help": "Compile the model with torch.compile (inductor); off until measured on a GPU (bench/gpu_check.sh)."})
+    gradient_checkpointing: bool = field(default=False, metadata={
+        "help": "Recompute activations in backward (less memory for large encoders on long clips); to be measured."})
+    tf32: bool = field(default=False, metadata={"help": "Allow TF32 matmuls on Ampere+ GPUs; to be measured."})
 
 
 def validate_train_config(config: TrainConfig) -> None:
@@ -316,8 +322,10 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
     validate_train_config(config)
     started = time.time()
     output_dir = Path(config.output_dir)
+    dynamo_backend = apply_speed_options(model, config)
     accelerator = Accelerator(mixed_precision=_mixed_precision(config.mixed_precision),
-                              gradient_accumulation_steps=config.grad_accum_steps, cpu=_cpu_processes())
+                              gradient_accumulation_steps=config.grad_accum_steps, cpu=_cpu_processes(),
+                              dynamo_backend=dynamo_backend)
     set_seed(config.seed)
     if config.freeze_feature_encoder:
         freeze_feature_encoder(model)
