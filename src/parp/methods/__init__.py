@@ -32,7 +32,7 @@ METHODS = {
 def run_prune(data_args: DataArguments, model_args: ModelArguments, config: TrainConfig,
               args: PruneArguments, extra_hooks=()) -> dict:
     """Run one pruning method end to end; returns the run record's essentials."""
-    from ..export import compression_report, save_compressed, save_pruned_model
+    from ..export import compression_report, save_compact_model, save_compressed, save_pruned_model
 
     validate_prune_arguments(args)
     validate_train_config(config)
@@ -54,6 +54,10 @@ def run_prune(data_args: DataArguments, model_args: ModelArguments, config: Trai
         if rank == 0:  # every rank holds the same weights and mask; two writers would race on the same files
             save_pruned_model(model, mask, model_dir)
             setup.vocabulary.save(model_dir)
+        if rank == 0 and args.scope == "ffn":  # the fast form: pruned neurons removed, a plain smaller HF model
+            compact_dir = save_compact_model(model, mask, output_dir / "model-compact")
+            setup.vocabulary.save(compact_dir)
+            phase.update(compact_model=str(compact_dir), intermediate_size=_config_value(compact_dir))
         if rank == 0 and args.compressed_checkpoint:
             compressed = save_compressed(model, mask, output_dir / "model.sparse.safetensors")
             sizes = compression_report(model_dir / "model.safetensors", compressed)
@@ -68,6 +72,7 @@ def run_prune(data_args: DataArguments, model_args: ModelArguments, config: Trai
         "finetune_steps": sum(r.steps for r in ctx.phase_results),
         "finetunings": len(ctx.phase_results),
         "model": str(model_dir),
+        **({"compact_model": str(output_dir / "model-compact")} if args.scope == "ffn" else {}),
         "sizes": sizes,
     }
     record.update("metrics", summary)
@@ -80,6 +85,12 @@ def run_prune(data_args: DataArguments, model_args: ModelArguments, config: Trai
     summary["cost_wall_seconds"] = round(record.data["wall_seconds"] + ctx.elsewhere_wall_seconds, 3)
     summary["record"] = str(record.path)
     return summary
+
+
+def _config_value(model_dir: Path, key: str = "intermediate_size"):
+    import json
+
+    return json.loads((model_dir / "config.json").read_text(encoding="utf-8")).get(key)
 
 
 __all__ = ["METHODS", "METHOD_NAMES", "FixedMaskHook", "MethodContext", "PARPHook", "PruneArguments", "run_prune"]

@@ -18,6 +18,7 @@ import torch
 from ..errors import ConfigError
 from ..records import RunRecord, phase_cost_seconds
 from ..sparsity import Mask, measure_sparsity, prunable_parameters, validate_sparsity
+from ..sparsity.structured import ffn_mask, ffn_parameters, random_ffn_mask
 from ..training.finetune import DataArguments, FinetuneSetup, ModelArguments, prepare_finetune, with_output_dir
 from ..training.hooks import TrainingHook
 from ..training.loop import TrainConfig, TrainResult, train, validate_train_config
@@ -31,7 +32,9 @@ class PruneArguments:
         "help": "parp | omp | imp | mpi | random | none (PARP-P': parp with --initial-mask)."})
     sparsity: float = field(default=0.5, metadata={"help": "Target fraction of prunable weights set to zero, in [0, 1)."})
     scope: str = field(default="global", metadata={
-        "help": "Magnitude ranking: global (across all prunable layers, the paper's) | layer (per layer) | 2:4 (N:M)."})
+        "help": "Magnitude ranking: global (across all prunable layers, the paper's) | layer (per layer) | 2:4 (N:M, "
+                "sparse kernels on GPU) | ffn (whole feed-forward neurons by L2 norm, the same number per layer; "
+                "also exported with the neurons removed: a smaller, faster model)."})
     prune_every: int = field(default=50, metadata={
         "help": "PARP: re-prune to the target every N updates (official code: ~50-150)."})
     imp_rounds: int = field(default=3, metadata={"help": "IMP: number of prune/rewind/fine-tune rounds."})
@@ -56,8 +59,16 @@ def validate_prune_arguments(args: PruneArguments) -> None:
     if args.method not in METHOD_NAMES:
         raise ConfigError(f"--method must be one of {', '.join(METHOD_NAMES)}, got {args.method!r}")
     validate_sparsity(args.sparsity, "--sparsity")
-    if args.scope not in ("global", "layer") and not _parse_n_m(args.scope):
-        raise ConfigError(f"--scope must be global, layer or N:M such as 2:4, got {args.scope!r}")
+    if args.scope not in ("global", "layer", "ffn") and not _parse_n_m(args.scope):
+        raise ConfigError(f"--scope must be global, layer, ffn or N:M such as 2:4, got {args.scope!r}")
+    if args.scope == "ffn":
+        extra = [flag for flag, on in (("--include-bias", args.include_bias),
+                                       ("--prune-feature-projection", args.prune_feature_projection),
+                                       ("--prune-feature-encoder", args.prune_feature_encoder),
+                                       ("--prune-pos-conv", args.prune_pos_conv)) if on]
+        if extra:
+            raise ConfigError(f"--scope ffn prunes whole feed-forward neurons (their fc1 bias included); "
+                              f"{extra[0]} applies to the weight scopes only")
     if args.prune_every < 0:
         raise ConfigError(f"--prune-every must be >= 0, got {args.prune_every}")
     if args.imp_rounds < 1:
@@ -114,6 +125,8 @@ class MethodContext:
 
     def targets(self, model: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
         a = self.args
+        if a.scope == "ffn":
+            return ffn_parameters(model)
         return prunable_parameters(model, include_bias=a.include_bias,
                                    include_feature_projection=a.prune_feature_projection,
                                    include_feature_encoder=a.prune_feature_encoder, include_pos_conv=a.prune_pos_conv)
@@ -123,9 +136,17 @@ class MethodContext:
         sparsity = self.args.sparsity if sparsity is None else sparsity
         n_m = _parse_n_m(self.args.scope)
         with torch.no_grad():
+            if self.args.scope == "ffn":
+                return ffn_mask(self.targets(model), sparsity)
             if n_m:
                 return Mask.n_m(self.targets(model), *n_m)
             return Mask.magnitude(self.targets(model), sparsity, scope=self.args.scope)
+
+    def random_mask(self, model: torch.nn.Module) -> Mask:
+        """The random baseline at the target: random weights per tensor, or random neurons with ``--scope ffn``."""
+        if self.args.scope == "ffn":
+            return random_ffn_mask(self.targets(model), self.args.sparsity, seed=self.config.seed)
+        return Mask.random(self.targets(model), self.args.sparsity, seed=self.config.seed)
 
     def mask_factory(self, sparsity: float | None = None):
         return lambda model: self.magnitude_mask(model, sparsity)

@@ -60,19 +60,23 @@ class PARPHook(TrainingHook):
 
     name = "parp"
 
-    def __init__(self, make_mask: MaskFactory, prune_every: int, initial_mask: Mask | None = None):
+    def __init__(self, make_mask: MaskFactory, prune_every: int, initial_mask: Mask | None = None,
+                 adjusting_part: Callable[[Mask], Mask] | None = None):
         self.make_mask = make_mask
+        # the part of the mask zeroed while weights may grow back (default all of it; --scope ffn: the fc1
+        # side only, see parp.sparsity.structured); the final re-prune always zeroes the whole mask
+        self.adjusting_part = adjusting_part or (lambda mask: mask)
         self.prune_every = prune_every
         self.mask = initial_mask
         self.started = False
         self.upkeep_seconds = 0.0
         self.reprunes: list[dict[str, Any]] = []  # step and IoU of the pruned sets before/after each re-prune
 
-    def _reprune(self, state: LoopState) -> None:
+    def _reprune(self, state: LoopState, final: bool = False) -> None:
         t0 = time.perf_counter()
         previous = self.mask
         self.mask = self.make_mask(state.model).broadcast_().place_(state.model)
-        self.mask.apply_(state.model)
+        (self.mask if final else self.adjusting_part(self.mask)).apply_(state.model)
         self.upkeep_seconds += time.perf_counter() - t0
         if previous is not None and len(self.reprunes) < 10_000:
             self.reprunes.append({"step": state.step, "iou_with_previous": round(previous.iou(self.mask), 5)})
@@ -86,7 +90,7 @@ class PARPHook(TrainingHook):
         if self.mask is None:
             self._reprune(state)  # step 1: prune the pretrained weights by magnitude
         else:
-            self.mask.apply_(state.model)
+            self.adjusting_part(self.mask).apply_(state.model)
 
     def on_step_end(self, state: LoopState) -> None:
         if self.prune_every and state.step % self.prune_every == 0:
@@ -96,7 +100,7 @@ class PARPHook(TrainingHook):
         self._reprune(state)  # never evaluate or save a model below the target sparsity
 
     def on_train_end(self, state: LoopState) -> None:
-        self._reprune(state)
+        self._reprune(state, final=True)
 
     def state_dict(self) -> dict[str, Any]:
         return {**_mask_state(self.mask), "started": self.started, "upkeep_seconds": self.upkeep_seconds,

@@ -4,7 +4,6 @@ MPI prunes the *pretrained* weights by magnitude and fine-tunes with that mask f
 The random baseline does the same with a random mask of the same per-layer sparsity.
 """
 
-from ..sparsity import Mask
 from .base import MethodContext
 from .hooks import FixedMaskHook
 
@@ -18,6 +17,6 @@ def run(ctx: MethodContext):
 
 def run_random(ctx: MethodContext):
     model = ctx.new_model()
-    mask = ctx.timed_mask("prune", lambda: Mask.random(ctx.targets(model), ctx.args.sparsity, seed=ctx.config.seed))
+    mask = ctx.timed_mask("prune", lambda: ctx.random_mask(model))
     ctx.finetune(model, "finetune", [FixedMaskHook(mask)])
     return model, mask

@@ -7,6 +7,7 @@ schedules (hundreds to a few thousand updates) 50 leaves room for many adjust/re
 """
 
 from ..sparsity import Mask
+from ..sparsity.structured import silencing_part
 from .base import MethodContext
 from .hooks import PARPHook
 
@@ -17,6 +18,7 @@ def run(ctx: MethodContext):
     if ctx.args.initial_mask:
         initial = Mask.load(ctx.args.initial_mask)
         initial.check_compatible(ctx.targets(model))
-    hook = PARPHook(ctx.mask_factory(), ctx.args.prune_every, initial_mask=initial)
+    adjusting = silencing_part if ctx.args.scope == "ffn" else None  # neurons: see parp.sparsity.structured
+    hook = PARPHook(ctx.mask_factory(), ctx.args.prune_every, initial_mask=initial, adjusting_part=adjusting)
     ctx.finetune(model, "finetune", [hook])
     return model, hook.mask
