@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -19,6 +20,7 @@ from ..data.dataset import SpeechDataset, normalize_waveform
 from ..data.manifest import read_manifest
 from ..data.text import Vocabulary
 from ..errors import AudioError, ConfigError, ModelError
+from ..inference import fast_form
 from ..models import load_finetuned_model, resolve_model_source
 from ..records import RunRecord
 from .decode import BeamSearchDecoder, greedy_decode
@@ -55,7 +57,15 @@ def load_model_and_vocabulary(model_dir: str) -> tuple[torch.nn.Module, Vocabula
     if model.config.vocab_size != len(vocabulary):
         raise ModelError(f"{model_dir}: the CTC head has {model.config.vocab_size} outputs but vocab.json has "
                          f"{len(vocabulary)} tokens; this folder was not saved by one fine-tuning run")
-    return model, vocabulary
+    return use_fast_form(model, source), vocabulary
+
+
+def use_fast_form(model: torch.nn.Module, source) -> torch.nn.Module:
+    """A pruned model runs in the form that skips its zeros (call after moving it to its device and dtype)."""
+    fast = fast_form(model, source)
+    if fast.note:
+        print(fast.note, file=sys.stderr)
+    return fast.model
 
 
 def make_decoder(vocabulary: Vocabulary, args: EvaluateArguments):
