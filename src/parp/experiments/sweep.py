@@ -62,7 +62,7 @@ class SweepConfig(TrainConfig):
                 "continues the IMP cell at the next lower sparsity of the sweep with one more prune/rewind/"
                 "fine-tune round (the lowest starts from the dense cell); each cell's cost counts every round "
                 "before it. Off: every IMP cell runs imp_rounds rounds of its own."})
-    scope: str = field(default="global", metadata={"help": "Magnitude ranking: global | layer | N:M."})
+    scope: str = field(default="global", metadata={"help": "Magnitude ranking: global | layer | N:M | ffn (whole neurons)."})
     reuse_dense: bool = field(default=True, metadata={
         "help": "OMP/IMP load the finished 'none' cell instead of repeating their identical first fine-tuning "
                 "(its steps and wall time still count in their cost)."})

@@ -1,0 +1,287 @@
+"""Inference speed (real-time factor) and peak memory of dense vs pruned forms, side by side in one run.
+
+    python bench/bench_inference.py [--shapes embedded base large] [--seconds 8] [--repeats 5] [--threads 1]
+        [--device cpu|cuda] [--dtype float32|float16|bfloat16] [--sparsity 0.5]
+        [--model LABEL=DIR ...] [--out docs/results/inference]
+
+Shapes: ``embedded`` is parp's own small model (src/parp/assets/parp-ssl-small); ``base`` and ``large`` are
+randomly initialised wav2vec2-base / -large shapes (speed does not depend on the weights' values).
+Forms of each shape, all from the same weights:
+
+* ``dense``         the unpruned model;
+* ``unstructured``  global magnitude mask at --sparsity applied (zeros in dense tensors: what --scope global gives);
+* ``ffn``           --sparsity of the feed-forward neurons of every layer removed (--scope ffn, model-compact/);
+* ``2:4``           2:4 mask on the encoder linears run through torch's semi-structured sparse kernels
+                    (CUDA 8.0+, fp16/bf16 only; elsewhere the row says why it was not run).
+
+RTF = compute seconds / audio seconds for one utterance of --seconds (batch 1), median of --repeats rounds; the
+forms take turns within each round, so background load hits them alike. Peak memory: on CPU the peak resident
+set of a fresh process that builds the form and runs it once (peak reset after the build with Linux
+clear_refs), minus its resident set before the build: weights + activations (+ whatever the allocator kept from
+building); on GPU ``torch.cuda.max_memory_allocated``.
+
+``--model LABEL=DIR`` adds real model folders (e.g. ``parp prune`` outputs) in the form ``parp evaluate`` runs
+them; when DIR/eval/metrics.json exists (``parp evaluate --model DIR``) its CER goes into the table and the
+speed-vs-CER plot. Writes ``table.md``, ``results.json`` and (with CER) ``speed_vs_cer.png`` to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import gc
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+import transformers  # noqa: E402
+
+transformers.logging.set_verbosity_error()
+transformers.utils.logging.disable_progress_bar()
+
+from parp.export.compact import compact_ffn_  # noqa: E402
+from parp.inference import fast_form, semi_structured_unsupported, to_semi_structured_  # noqa: E402
+from parp.models import default_model_path  # noqa: E402
+from parp.sparsity import magnitude_mask, nm_mask  # noqa: E402
+from parp.sparsity.structured import ffn_mask, ffn_parameters  # noqa: E402
+
+SHAPES = ("embedded", "base", "large")
+FORMS = ("dense", "unstructured", "ffn", "2:4")
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+LARGE = dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
+             do_stable_layer_norm=True, feat_extract_norm="layer", conv_bias=True)
+
+
+def build_shape(shape: str) -> torch.nn.Module:
+    torch.manual_seed(0)
+    if shape == "embedded":
+        return transformers.AutoModelForCTC.from_pretrained(default_model_path(), vocab_size=32,
+                                                            ignore_mismatched_sizes=True)
+    config = transformers.Wav2Vec2Config(vocab_size=32, **(LARGE if shape == "large" else {}))
+    return transformers.Wav2Vec2ForCTC(config)
+
+
+def build_form(shape: str, form: str, sparsity: float, device, dtype) -> tuple[torch.nn.Module | None, str]:
+    """The model in ``form`` on ``device``/``dtype`` (None and the reason when it cannot run here)."""
+    model = build_shape(shape).eval()
+    with torch.no_grad():
+        if form == "unstructured":
+            magnitude_mask(model, sparsity).apply_(model)
+        elif form == "ffn":
+            mask = ffn_mask(ffn_parameters(model), sparsity)
+            mask.apply_(model)
+            compact_ffn_(model, mask)
+        model = model.to(device=device, dtype=dtype)
+        if form == "2:4":
+            reason = semi_structured_unsupported(device, dtype)
+            if reason:
+                return None, reason
+            if not to_semi_structured_(model, nm_mask(model, 2, 4)):
+                return None, "no linear fits the kernels' shapes"
+    return model, ""
+
+
+def forward(model, audio) -> None:
+    with torch.inference_mode():
+        model(audio)
+    if audio.is_cuda:
+        torch.cuda.synchronize()
+
+
+def time_forms(models: dict, audio, repeats: int) -> dict[str, list[float]]:
+    times = {name: [] for name in models}
+    for model in models.values():
+        forward(model, audio)  # warm-up
+    for _ in range(repeats):
+        for name, model in models.items():
+            t0 = time.perf_counter()
+            forward(model, audio)
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def weights_mib(model) -> float:
+    return sum(p.numel() * p.element_size() for p in model.parameters() if p.layout == torch.strided
+               and not type(p.data).__name__.startswith("SparseSemi")) / 2**20
+
+
+def _rss_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def child_peak_memory(args) -> None:
+    """--child: build one form, reset the peak RSS, run it once, print the peak (MiB) as JSON."""
+    torch.set_num_threads(args.threads)
+    audio = torch.randn(1, int(16000 * args.seconds), dtype=DTYPES[args.dtype])
+    baseline = _rss_kib("VmRSS")
+    model, reason = build_form(args.shapes[0], args.child, args.sparsity, "cpu", DTYPES[args.dtype])
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)  # give the build's freed memory back before measuring
+        Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM (Linux >= 4.0)
+    except OSError:
+        pass
+    forward(model, audio)
+    print(json.dumps({"peak_mib": (_rss_kib("VmHWM") - baseline) / 1024, "reason": reason}))
+
+
+def peak_memory_cpu(args, shape: str, form: str) -> float | None:
+    cmd = [sys.executable, __file__, "--child", form, "--shapes", shape, "--threads", str(args.threads),
+           "--seconds", str(args.seconds), "--sparsity", str(args.sparsity), "--dtype", args.dtype]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    try:
+        return json.loads(res.stdout.strip().splitlines()[-1])["peak_mib"]
+    except (IndexError, ValueError, KeyError):
+        print(f"  memory of {shape}/{form} not measured: {res.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+        return None
+
+
+def peak_memory_gpu(model, audio) -> float:
+    torch.cuda.reset_peak_memory_stats()
+    forward(model, audio)
+    return torch.cuda.max_memory_allocated() / 2**20
+
+
+def bench_folder(label: str, directory: Path, args, device, dtype, audio) -> dict:
+    model = transformers.AutoModelForCTC.from_pretrained(directory).eval().to(device=device, dtype=dtype)
+    fast = fast_form(model, directory)
+    dense = transformers.AutoModelForCTC.from_pretrained(directory).eval().to(device=device, dtype=dtype)
+    times = time_forms({"as saved": dense, "fast": fast.model}, audio, args.repeats)
+    metrics = directory / "eval" / "metrics.json"
+    cer = json.loads(metrics.read_text())["cer"] if metrics.is_file() else None
+    return {"model": label, "form": fast.form, "note": fast.note, "cer": cer,
+            "rtf": statistics.median(times["fast"]) / args.seconds,
+            "rtf_as_saved": statistics.median(times["as saved"]) / args.seconds,
+            "weights_mib": weights_mib(fast.model)}
+
+
+def write_table(rows: list[dict], folder_rows: list[dict], meta: dict, out: Path) -> str:
+    lines = [f"Inference on {meta['device_name']}, {meta['dtype']}, {meta['threads']} CPU thread(s), "
+             f"one {meta['seconds']:g} s utterance, median of {meta['repeats']} rounds; sparsity {meta['sparsity']:g}."
+             f" Command: `{meta['command']}`", "",
+             "| shape | form | weights MiB | RTF | speed-up vs dense | peak memory MiB (above interpreter) |",
+             "|---|---|---:|---:|---:|---:|"]
+    for r in rows:
+        if r.get("skipped"):
+            lines.append(f"| {r['shape']} | {r['form']} | | not run: {r['skipped']} | | |")
+            continue
+        mem = f"{r['peak_mib']:.0f}" if r.get("peak_mib") is not None else "n/a"
+        lines.append(f"| {r['shape']} | {r['form']} | {r['weights_mib']:.0f} | {r['rtf']:.4f} | "
+                     f"{r['speedup']:.2f}x | {mem} |")
+    if folder_rows:
+        lines += ["", "| model folder | fast form | RTF (fast) | RTF (as saved) | CER |", "|---|---|---:|---:|---:|"]
+        for r in folder_rows:
+            cer = "" if r["cer"] is None else f"{r['cer']:.4f}"
+            lines.append(f"| {r['model']} | {r['form']} | {r['rtf']:.4f} | {r['rtf_as_saved']:.4f} | {cer} |")
+    text = "\n".join(lines) + "\n"
+    (out / "table.md").write_text(text, encoding="utf-8")
+    return text
+
+
+def plot_speed_vs_cer(folder_rows: list[dict], out: Path) -> Path | None:
+    points = [r for r in folder_rows if r["cer"] is not None]
+    if not points:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for r in points:
+        ax.scatter(r["rtf"], r["cer"])
+        ax.annotate(f"{r['model']} ({r['form']})", (r["rtf"], r["cer"]), fontsize=8)
+    ax.set_xlabel("real-time factor (lower is faster)")
+    ax.set_ylabel("CER")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = out / "speed_vs_cer.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=SHAPES)
+    ap.add_argument("--forms", nargs="+", default=list(FORMS), choices=FORMS)
+    ap.add_argument("--sparsity", type=float, default=0.5)
+    ap.add_argument("--seconds", type=float, default=8.0, help="length of the utterance")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")))
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--dtype", default="float32", choices=list(DTYPES))
+    ap.add_argument("--model", action="append", default=[], metavar="LABEL=DIR", help="a model folder to add")
+    ap.add_argument("--no-memory", action="store_true", help="skip the per-form peak memory processes (CPU)")
+    ap.add_argument("--out", default="docs/results/inference")
+    ap.add_argument("--child", choices=FORMS, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        return child_peak_memory(args)
+    torch.set_num_threads(args.threads)
+    device, dtype = torch.device(args.device), DTYPES[args.dtype]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    audio = torch.randn(1, int(16000 * args.seconds), device=device, dtype=dtype)
+    meta = {"device": str(device), "dtype": args.dtype, "threads": args.threads, "seconds": args.seconds,
+            "repeats": args.repeats, "sparsity": args.sparsity, "torch": torch.__version__,
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
+            else f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)",
+            "load_average": os.getloadavg(), "command": "python " + " ".join(sys.argv)}
+    rows = []
+    for shape in args.shapes:
+        models, shape_rows = {}, {}
+        for form in args.forms:
+            model, reason = build_form(shape, form, args.sparsity, device, dtype)
+            if model is None:
+                shape_rows[form] = {"shape": shape, "form": form, "skipped": reason}
+                continue
+            models[form] = model
+            shape_rows[form] = {"shape": shape, "form": form, "weights_mib": weights_mib(model),
+                                "params_m": sum(p.numel() for p in model.parameters()) / 1e6}
+        times = time_forms(models, audio, args.repeats)
+        dense_rtf = statistics.median(times["dense"]) / args.seconds if "dense" in times else None
+        for form, seconds in times.items():
+            row = shape_rows[form]
+            row["rtf"] = statistics.median(seconds) / args.seconds
+            row["rtf_all"] = [s / args.seconds for s in seconds]
+            row["speedup"] = dense_rtf / row["rtf"] if dense_rtf else float("nan")
+            if device.type == "cuda":
+                row["peak_mib"] = peak_memory_gpu(models[form], audio)
+        del models
+        gc.collect()
+        if device.type == "cpu" and not args.no_memory:
+            for form, row in shape_rows.items():
+                if not row.get("skipped"):
+                    row["peak_mib"] = peak_memory_cpu(args, shape, form)
+        for row in shape_rows.values():
+            rows.append(row)
+            print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()
+                              if k != "rtf_all"}), flush=True)
+    folder_rows = []
+    for spec in args.model:
+        label, _, directory = spec.partition("=")
+        folder_rows.append(bench_folder(label, Path(directory), args, device, dtype, audio))
+        print(json.dumps(folder_rows[-1]), flush=True)
+    meta["load_average_end"] = os.getloadavg()
+    (out / "results.json").write_text(json.dumps({"meta": meta, "rows": rows, "models": folder_rows}, indent=2))
+    print(write_table(rows, folder_rows, meta, out))
+    plot = plot_speed_vs_cer(folder_rows, out)
+    if plot:
+        print(f"plot: {plot}")
+
+
+if __name__ == "__main__":
+    main()
