@@ -48,7 +48,9 @@ class EvaluateArguments:
     progress: bool = field(default=True, metadata={"help": "Show a progress bar."})
 
 
-def load_model_and_vocabulary(model_dir: str) -> tuple[torch.nn.Module, Vocabulary]:
+def load_model_and_vocabulary(model_dir: str, device: torch.device | str = "cpu",
+                              dtype: torch.dtype | None = None) -> tuple[torch.nn.Module, Vocabulary]:
+    """The model on ``device`` in its fast form for ``dtype`` (the autocast dtype; None: fp32), and its vocabulary."""
     source = resolve_model_source(model_dir)
     if not Path(source).is_dir():
         raise ModelError(f"--model {model_dir}: evaluate and transcribe need a local fine-tuned model folder")
@@ -57,12 +59,12 @@ def load_model_and_vocabulary(model_dir: str) -> tuple[torch.nn.Module, Vocabula
     if model.config.vocab_size != len(vocabulary):
         raise ModelError(f"{model_dir}: the CTC head has {model.config.vocab_size} outputs but vocab.json has "
                          f"{len(vocabulary)} tokens; this folder was not saved by one fine-tuning run")
-    return use_fast_form(model, source), vocabulary
+    return use_fast_form(model.to(device).eval(), source, dtype), vocabulary
 
 
-def use_fast_form(model: torch.nn.Module, source) -> torch.nn.Module:
-    """A pruned model runs in the form that skips its zeros (call after moving it to its device and dtype)."""
-    fast = fast_form(model, source)
+def use_fast_form(model: torch.nn.Module, source, dtype: torch.dtype | None = None) -> torch.nn.Module:
+    """A pruned model runs in the form that skips its zeros (call after moving it to its device)."""
+    fast = fast_form(model, source, dtype)
     if fast.note:
         print(fast.note, file=sys.stderr)
     return fast.model
@@ -82,8 +84,7 @@ def run_evaluate(args: EvaluateArguments) -> dict:
         raise ConfigError("--manifest is required: the TSV/CSV file with the audio to score")
     device = resolve_device(args.device)
     dtype = resolve_precision(args.precision, device)
-    model, vocabulary = load_model_and_vocabulary(args.model)
-    model.to(device).eval()
+    model, vocabulary = load_model_and_vocabulary(args.model, device, dtype)
     decode = make_decoder(vocabulary, args)
     out = Path(args.output_dir) if args.output_dir else Path(resolve_model_source(args.model)) / "eval"
     record = RunRecord(out / "run.json", "evaluate", args)
@@ -142,8 +143,7 @@ def transcribe(model_dir: str, files: Sequence[str], device: str = "auto", preci
         raise ConfigError(f"--max-batch-seconds must be a positive number, got {max_batch_seconds!r}")
     where = resolve_device(device)
     dtype = resolve_precision(precision, where)
-    model, vocabulary = load_model_and_vocabulary(model_dir)
-    model.to(where).eval()
+    model, vocabulary = load_model_and_vocabulary(model_dir, where, dtype)
     results: list[str | None] = [None] * len(files)
     audio, slots = [], []
     for i, path in enumerate(files):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from parp.export.compact import compact_ffn_
@@ -26,8 +27,12 @@ class FastForm:
     note: str | None = None  # one line for the user when a faster form exists but cannot run here
 
 
-def fast_form(model: nn.Module, model_dir) -> FastForm:
-    """The fastest exact form of ``model`` (loaded from ``model_dir``) on the device and dtype it sits on."""
+def fast_form(model: nn.Module, model_dir, dtype: torch.dtype | None = None) -> FastForm:
+    """The fastest exact form of ``model`` (loaded from ``model_dir``) on the device it sits on.
+
+    ``dtype`` is the precision it will run in (evaluate's autocast dtype; default: its weights' dtype). A 2:4
+    model whose kernels can run in that dtype is cast to it first (the kernels take half-precision weights).
+    """
     path = Path(model_dir) / "mask.safetensors"
     if not path.is_file():
         return FastForm(model, "dense")
@@ -41,8 +46,8 @@ def fast_form(model: nn.Module, model_dir) -> FastForm:
         return FastForm(compact_ffn_(model, mask), "ffn-compact")
     if is_2_4(mask):
         weight = next(model.parameters())
-        reason = semi_structured_unsupported(weight.device, weight.dtype)
-        if reason is None and to_semi_structured_(model, mask.to(weight.device)):
+        reason = semi_structured_unsupported(weight.device, dtype or weight.dtype)
+        if reason is None and to_semi_structured_(model.to(dtype or weight.dtype), mask.to(weight.device)):
             return FastForm(model, "2:4-sparse")
         return FastForm(model, "masked", fallback_note(reason or "no linear of this model fits the kernels' shapes"))
     return FastForm(model, "masked")
