@@ -80,8 +80,9 @@ class PhoneNormalizer:
         return "PhoneNormalizer()"
 
 
-def _describe(ch: str) -> str:
-    return f"{ch!r} (U+{ord(ch):04X})"
+def _describe(unit: str) -> str:
+    """A character or phone with its code points, so look-alike symbols can be told apart."""
+    return f"{unit!r} ({' '.join(f'U+{ord(c):04X}' for c in unit)})"
 
 
 class Vocabulary:
