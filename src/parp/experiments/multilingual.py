@@ -63,7 +63,8 @@ def run_multilingual(config: SweepConfig, languages: list[LanguageData], output_
                 print(f"[multilingual] {cell.label()}: PARP on {', '.join(l.name for l in languages)} at once",
                       flush=True)
                 run_prune(DataArguments(train_manifest=data["train"], valid_manifest=data["valid"],
-                                        token_unit=config.token_unit),
+                                        token_unit=config.token_unit,
+                                        allow_unknown_chars=config.allow_unknown_chars),
                           ModelArguments(model=config.model, mask_time_prob=config.mask_time_prob),
                           train_config_for(config, directory, seed), prune_arguments(config, "parp", sparsity))
             shared = cell_result(cell, output_dir)  # cost and mask of the one run, shared by every language

@@ -58,6 +58,9 @@ class SweepConfig(TrainConfig):
         "help": "Transcript column of every manifest (default 'text'; 'phones' for parp synth --transcripts phones)."})
     token_unit: str | None = field(default=None, metadata={
         "help": "CTC output units in every cell: char (default) | phone (space-separated phones, scored as PER)."})
+    allow_unknown_chars: bool = field(default=False, metadata={
+        "help": "Validation characters/phones missing from a cell's training vocabulary count as errors ([UNK]) "
+                "instead of stopping the cell (rare phones of a tonal language can occur only in validation)."})
     split_seed: int = field(default=0, metadata={"help": "Seed of the held-out split (the same in every cell)."})
     prune_every: int = field(default=50, metadata={"help": "PARP: re-prune every N updates."})
     imp_rounds: int = field(default=3, metadata={"help": "IMP: prune/rewind/fine-tune rounds (per cell)."})
@@ -344,7 +347,7 @@ def data_arguments(config: SweepConfig, train_manifest: str, valid_manifest: str
                          valid_fraction=config.valid_fraction, split_seed=config.split_seed,
                          max_train_utterances=config.max_train_utterances,
                          max_valid_utterances=config.max_valid_utterances, text_column=config.text_column,
-                         token_unit=config.token_unit)
+                         token_unit=config.token_unit, allow_unknown_chars=config.allow_unknown_chars)
 
 
 def prune_arguments(config: SweepConfig, method: str, sparsity: float, dense_checkpoint: str | None = None):
