@@ -156,3 +156,20 @@ def test_overlap_is_set_against_the_pretrained_start(sweep_dir):
     row = re.search(r"\| parp \| 0\.5 \| (\d\.\d{3}) \| (\d\.\d{3}) \| 0\.333 \|", text)
     assert row and float(row.group(2)) > 0.8, text
     assert "so the shared pretrained start accounts for most of the cross-language overlap" in text
+
+
+def test_phone_targets_are_reported_as_per(sweep_dir):
+    """Rows of a phone sweep carry PER (no WER/CER): every table, plot label and claim says PER."""
+    from parp.experiments.sweep import read_results
+    from parp.reports.report import build_report
+
+    rows = read_results(sweep_dir / "results.csv")
+    for row in rows:
+        row["per"], row["wer"], row["cer"] = row["wer"], None, None
+    write_results(sweep_dir, rows)
+    assert read_results(sweep_dir / "results.csv")[0]["per"] == rows[0]["per"]  # the per column round-trips
+    text = build_report(sweep_dir / "results.csv").read_text()
+    assert "| language | method | target | achieved | PER | steps |" in text
+    assert "| language | target | PER multi | PER own PARP | IoU with own PARP mask |" in text
+    assert "PARP − OMP PER" in text and "WER" not in text and "CER" not in text
+    assert "| aa | parp | 0.5 | 0.5000 | 0.381 ± 0.001 |" in text

@@ -228,3 +228,14 @@ def test_a_claim_being_written_is_respected_and_a_dead_one_taken_over(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     lock.write_text(dead.stdout.strip())  # a killed worker's claim
     assert claim_cell(cell) is True and lock.read_text() == str(os.getpid())
+
+
+def test_phone_sweep_passes_its_transcript_column_and_unit_to_every_cell():
+    from parp.experiments.sweep import SweepConfig, data_arguments
+
+    phones = data_arguments(SweepConfig(text_column="phones", token_unit="phone", allow_unknown_chars=True),
+                            "es/train.tsv", None)
+    assert (phones.text_column, phones.token_unit, phones.allow_unknown_chars) == ("phones", "phone", True)
+    # defaults stay None, so cells recorded before these options still match their settings when resumed
+    plain = data_arguments(SweepConfig(), "es/train.tsv", None)
+    assert (plain.text_column, plain.token_unit, plain.allow_unknown_chars) == (None, None, False)

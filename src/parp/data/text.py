@@ -1,7 +1,10 @@
-"""Transcript normalisation and the character vocabulary shared by training, evaluation and export.
+"""Transcript normalisation and the CTC vocabulary shared by training, evaluation and export.
 
 Low-resource orthographies carry meaning in diacritics and tone marks (Mboshi "ώ" vs "ω"), so the
 normaliser only composes (NFC), lowercases and strips punctuation; it never strips accents or scripts.
+Phone transcripts (``token_unit="phone"``: space-separated IPA phones, as ``parp synth --transcripts phones``
+writes them) are whole-token units instead of characters, and their normaliser only composes and collapses
+spaces: case, ``.``, ``:`` and apostrophes are phonetic symbols there.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ PAD_TOKEN = "[PAD]"
 UNK_TOKEN = "[UNK]"
 WORD_DELIMITER = "|"
 TEXT_SETTINGS_FILE = "parp_text.json"
+TOKEN_UNITS = ("char", "phone")
 
 
 class TextNormalizer:
@@ -63,40 +67,64 @@ class TextNormalizer:
         return f"TextNormalizer(lowercase={self.lowercase}, drop_chars={self.drop_chars!r}, keep_apostrophe={self.keep_apostrophe})"
 
 
-def _describe(ch: str) -> str:
-    return f"{ch!r} (U+{ord(ch):04X})"
+class PhoneNormalizer:
+    """NFC and whitespace collapse only: every other character of an IPA phone is part of the phone."""
+
+    def __call__(self, text: str) -> str:
+        return " ".join(unicodedata.normalize("NFC", text).split())
+
+    def to_dict(self) -> dict:
+        return {"token_unit": "phone"}
+
+    def __repr__(self) -> str:
+        return "PhoneNormalizer()"
+
+
+def _describe(unit: str) -> str:
+    """A character or phone with its code points, so look-alike symbols can be told apart."""
+    return f"{unit!r} ({' '.join(f'U+{ord(c):04X}' for c in unit)})"
 
 
 class Vocabulary:
-    """Character vocabulary for CTC: ``[PAD]`` = 0 (the blank), ``[UNK]`` = 1, ``|`` for spaces, then characters.
+    """CTC vocabulary: ``[PAD]`` = 0 (the blank), ``[UNK]`` = 1, then ``|`` for spaces and characters (``unit``
+    ``char``), or the phones of space-separated phone transcripts (``unit`` ``phone``: no word delimiter).
 
     It owns the normaliser it was built with, so ``encode`` and ``check`` see text exactly as training did,
-    and ``save`` records it beside the Hugging Face processor files.
+    and ``save`` records it (and the unit) beside the Hugging Face processor files.
     """
 
-    def __init__(self, tokens: Sequence[str], normalizer: TextNormalizer | None = None):
+    def __init__(self, tokens: Sequence[str], normalizer=None, unit: str = "char"):
+        if unit not in TOKEN_UNITS:
+            raise TextError(f"token unit must be {' or '.join(TOKEN_UNITS)}, got {unit!r}")
         if list(tokens[:2]) != [PAD_TOKEN, UNK_TOKEN]:
             raise TextError(f"vocabulary must start with {PAD_TOKEN}, {UNK_TOKEN}; got {list(tokens[:2])}")
         if len(set(tokens)) != len(tokens):
             raise TextError("vocabulary has duplicate tokens")
         self.tokens = list(tokens)
-        self.normalizer = normalizer or TextNormalizer()
+        self.unit = unit
+        self.normalizer = normalizer or (PhoneNormalizer() if unit == "phone" else TextNormalizer())
         self.token_to_id = {token: i for i, token in enumerate(self.tokens)}
         self.pad_id = 0
         self.unk_id = 1
         self.word_delimiter_id = self.token_to_id.get(WORD_DELIMITER)
 
     @classmethod
-    def build(cls, texts: Iterable[str], normalizer: TextNormalizer | None = None) -> "Vocabulary":
-        """Vocabulary of every character in the normalised ``texts`` (sorted, so it is reproducible)."""
-        normalizer = normalizer or TextNormalizer()
-        characters = set()
+    def build(cls, texts: Iterable[str], normalizer=None, unit: str = "char") -> "Vocabulary":
+        """Vocabulary of every unit (character or phone) in the normalised ``texts`` (sorted: reproducible)."""
+        vocabulary = cls([PAD_TOKEN, UNK_TOKEN], normalizer, unit)
+        units = set()
         for text in texts:
-            characters.update(normalizer(text))
-        characters.discard(" ")
-        if not characters:
+            units.update(vocabulary.units(text))
+        units.discard(" ")
+        if not units:
             raise TextError("cannot build a vocabulary: the transcripts are empty after normalisation")
-        return cls([PAD_TOKEN, UNK_TOKEN, WORD_DELIMITER, *sorted(characters)], normalizer)
+        delimiter = [WORD_DELIMITER] if unit == "char" else []
+        return cls([PAD_TOKEN, UNK_TOKEN, *delimiter, *sorted(units)], vocabulary.normalizer, unit)
+
+    def units(self, text: str) -> list[str]:
+        """The normalised text as vocabulary units: characters (a space stays " "), or space-separated phones."""
+        normalized = self.normalizer(text)
+        return normalized.split() if self.unit == "phone" else list(normalized)
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -105,10 +133,13 @@ class Vocabulary:
         return isinstance(other, Vocabulary) and self.tokens == other.tokens
 
     def __repr__(self) -> str:
+        if self.unit == "phone":
+            return f"Vocabulary({len(self)} phone tokens: {' '.join(self.tokens[2:])!r})"
         return f"Vocabulary({len(self)} tokens: {''.join(self.tokens[3:])!r})"
 
     def unknown_characters(self, text: str) -> set[str]:
-        return {ch for ch in self.normalizer(text) if ch != " " and ch not in self.token_to_id}
+        """Units (characters or phones) of ``text`` the vocabulary lacks."""
+        return {ch for ch in self.units(text) if ch != " " and ch not in self.token_to_id}
 
     def encode(self, text: str, allow_unknown: bool = False) -> list[int]:
         """Normalise and map characters to ids (space -> ``|``).
@@ -117,12 +148,12 @@ class Vocabulary:
             TextError: a character is not in the vocabulary, unless ``allow_unknown`` maps it to ``[UNK]``.
         """
         ids = []
-        for ch in self.normalizer(text):
+        for ch in self.units(text):
             token = WORD_DELIMITER if ch == " " else ch
             token_id = self.token_to_id.get(token)
             if token_id is None:
                 if not allow_unknown:
-                    raise TextError(f"character {_describe(ch)} is not in the vocabulary (in {text!r})")
+                    raise TextError(f"{self._unit_name} {_describe(ch)} is not in the vocabulary (in {text!r})")
                 token_id = self.unk_id
             ids.append(token_id)
         return ids
@@ -143,11 +174,11 @@ class Vocabulary:
             if missing:
                 n_bad += 1
                 example = example or text
-                unknown.update(ch for ch in self.normalizer(text) if ch in missing)
+                unknown.update(ch for ch in self.units(text) if ch in missing)
         if unknown:
             listed = ", ".join(_describe(ch) for ch, _ in unknown.most_common())
             message = (
-                f"{source}: {n_bad} of {n_texts} transcripts contain characters not in the vocabulary: {listed}; "
+                f"{source}: {n_bad} of {n_texts} transcripts contain {self._unit_name}s not in the vocabulary: {listed}; "
                 f"e.g. {example!r}"
             )
             if not allow_unknown:
@@ -156,8 +187,16 @@ class Vocabulary:
             logger.warning("%s (mapped to [UNK])", message)
         return unknown
 
+    @property
+    def _unit_name(self) -> str:
+        return "phone" if self.unit == "phone" else "character"
+
+    def _join(self, pieces: list[str]) -> str:
+        """Decoded units as text: characters concatenated (``|`` already a space), phones space-separated."""
+        return " ".join((" ".join(pieces) if self.unit == "phone" else "".join(pieces)).split())
+
     def decode_ids(self, ids: Iterable[int]) -> str:
-        """Greedy CTC text: collapse repeats, drop blanks and special tokens, ``|`` -> space.
+        """Greedy CTC text: collapse repeats, drop blanks and special tokens, ``|`` -> space (phones: spaced).
 
         Takes the argmax ids of one utterance (list, numpy array or 1-D tensor); ids < 0 are ignored.
         """
@@ -169,7 +208,7 @@ class Vocabulary:
             if token_id != previous and token_id not in (self.pad_id, self.unk_id):
                 pieces.append(" " if token_id == self.word_delimiter_id else self.tokens[token_id])
             previous = token_id
-        return " ".join("".join(pieces).split())
+        return self._join(pieces)
 
     def decode_labels(self, ids: Iterable[int]) -> str:
         """Text of a label sequence (no CTC collapse: "ll" stays "ll"); -100 padding is skipped."""
@@ -178,7 +217,7 @@ class Vocabulary:
             for i in (int(i) for i in ids)
             if i >= 0 and i not in (self.pad_id, self.unk_id)
         ]
-        return " ".join("".join(pieces).split())
+        return self._join(pieces)
 
     def processor(self, sampling_rate: int = 16000):
         """A ``transformers.Wav2Vec2Processor`` equivalent to this vocabulary (for saving beside models)."""
@@ -189,15 +228,18 @@ class Vocabulary:
         with tempfile.TemporaryDirectory() as tmp:
             vocab_file = Path(tmp) / "vocab.json"
             self._write_vocab_json(vocab_file)
-            tokenizer = Wav2Vec2CTCTokenizer(
-                str(vocab_file),
-                unk_token=UNK_TOKEN,
-                pad_token=PAD_TOKEN,
-                word_delimiter_token=WORD_DELIMITER,
-                bos_token=None,
-                eos_token=None,
-                do_lower_case=False,
-            )
+            if self.unit == "phone":  # transformers' tokenizer for space-separated phones (no phonemiser needed)
+                from transformers import Wav2Vec2PhonemeCTCTokenizer
+
+                tokenizer = Wav2Vec2PhonemeCTCTokenizer(
+                    str(vocab_file), unk_token=UNK_TOKEN, pad_token=PAD_TOKEN, bos_token=None, eos_token=None,
+                    phone_delimiter_token=" ", word_delimiter_token=None, do_phonemize=False,
+                )
+            else:
+                tokenizer = Wav2Vec2CTCTokenizer(
+                    str(vocab_file), unk_token=UNK_TOKEN, pad_token=PAD_TOKEN, word_delimiter_token=WORD_DELIMITER,
+                    bos_token=None, eos_token=None, do_lower_case=False,
+                )
         feature_extractor = Wav2Vec2FeatureExtractor(
             feature_size=1,
             sampling_rate=sampling_rate,
@@ -216,7 +258,8 @@ class Vocabulary:
         directory.mkdir(parents=True, exist_ok=True)
         self.processor(sampling_rate).save_pretrained(str(directory))
         self._write_vocab_json(directory / "vocab.json")
-        (directory / TEXT_SETTINGS_FILE).write_text(json.dumps(self.normalizer.to_dict(), ensure_ascii=False) + "\n",
+        settings = {**self.normalizer.to_dict(), **({"token_unit": "phone"} if self.unit == "phone" else {})}
+        (directory / TEXT_SETTINGS_FILE).write_text(json.dumps(settings, ensure_ascii=False) + "\n",
                                                     encoding="utf-8")
         return directory
 
@@ -235,7 +278,9 @@ class Vocabulary:
         if [token_to_id[t] for t in tokens] != list(range(len(tokens))):
             raise TextError(f"{vocab_file}: token ids must be 0..{len(tokens) - 1} without gaps")
         settings_file = directory / TEXT_SETTINGS_FILE
-        normalizer = None
+        normalizer, unit = None, "char"
         if settings_file.is_file():
-            normalizer = TextNormalizer(**json.loads(settings_file.read_text(encoding="utf-8")))
-        return cls(tokens, normalizer)
+            settings = json.loads(settings_file.read_text(encoding="utf-8"))
+            unit = settings.pop("token_unit", "char")
+            normalizer = PhoneNormalizer() if unit == "phone" else TextNormalizer(**settings)
+        return cls(tokens, normalizer, unit)

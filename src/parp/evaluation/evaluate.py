@@ -1,4 +1,4 @@
-"""``parp evaluate`` and ``parp transcribe``: a fine-tuned model folder in, WER/CER and transcripts out."""
+"""``parp evaluate`` and ``parp transcribe``: a fine-tuned model folder in, WER/CER (PER for phones) and transcripts out."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from ..models import load_finetuned_model, resolve_model_source
 from ..records import RunRecord
 from .decode import BeamSearchDecoder, greedy_decode
 from .inference import DEVICE_HELP, PRECISION_HELP, batch_seconds, ctc_logits, resolve_device, resolve_precision
-from .metrics import error_rates
+from .metrics import METRICS, error_rates
 
 
 @dataclass
@@ -75,6 +75,9 @@ def make_decoder(vocabulary: Vocabulary, args: EvaluateArguments):
         raise ConfigError(f"--beam-width must be at least 1, got {args.beam_width}")
     if args.beam_width == 1 and args.kenlm_model is None:
         return lambda logits, lengths: greedy_decode(logits, lengths, vocabulary)
+    if vocabulary.unit == "phone":
+        raise ConfigError("beam search and KenLM decode characters into words; a phone model decodes greedily "
+                          "(--beam-width 1, no --kenlm-model)")
     return BeamSearchDecoder(vocabulary, max(args.beam_width, 2), args.kenlm_model, args.lm_alpha, args.lm_beta)
 
 
@@ -105,17 +108,19 @@ def run_evaluate(args: EvaluateArguments) -> dict:
                 rows.append({"path": utt.path, "reference": dataset.normalizer(utt.text), "hypothesis": hypothesis})
         phase.update(utterances=len(rows), device=str(device), precision=str(dtype or torch.float32),
                      audio_seconds=round(float(sum(dataset.durations)), 3))
-    rates = error_rates([r["reference"] for r in rows], [r["hypothesis"] for r in rows])
+    unit = vocabulary.unit
+    utterance_metric = METRICS[unit][0]  # cer per utterance for characters, per for phones
+    rates = error_rates([r["reference"] for r in rows], [r["hypothesis"] for r in rows], unit)
     for row in rows:
-        one = error_rates([row["reference"]], [row["hypothesis"]])
-        row["cer"] = round(one["cer"], 4) if math.isfinite(one["cer"]) else ""
+        one = error_rates([row["reference"]], [row["hypothesis"]], unit)[utterance_metric]
+        row[utterance_metric] = round(one, 4) if math.isfinite(one) else ""
     rows.sort(key=lambda r: r["path"])
     with open(out / "predictions.tsv", "w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["path", "reference", "hypothesis", "cer"], delimiter="\t",
+        writer = csv.DictWriter(f, fieldnames=["path", "reference", "hypothesis", utterance_metric], delimiter="\t",
                                 quoting=csv.QUOTE_NONE, escapechar="\\")
         writer.writeheader()
         writer.writerows(rows)
-    metrics = {"wer": rates["wer"], "cer": rates["cer"], "utterances": len(rows),
+    metrics = {**{name: rates[name] for name in METRICS[unit]}, "token_unit": unit, "utterances": len(rows),
                "skipped": len(dataset.skipped), "decoder": "greedy" if args.beam_width == 1 else "beam"}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     record.update("data", {"manifest": args.manifest, "utterances": len(rows), "skipped": len(dataset.skipped),

@@ -62,7 +62,9 @@ def run_multilingual(config: SweepConfig, languages: list[LanguageData], output_
             else:
                 print(f"[multilingual] {cell.label()}: PARP on {', '.join(l.name for l in languages)} at once",
                       flush=True)
-                run_prune(DataArguments(train_manifest=data["train"], valid_manifest=data["valid"]),
+                run_prune(DataArguments(train_manifest=data["train"], valid_manifest=data["valid"],
+                                        token_unit=config.token_unit,
+                                        allow_unknown_chars=config.allow_unknown_chars),
                           ModelArguments(model=config.model, mask_time_prob=config.mask_time_prob),
                           train_config_for(config, directory, seed), prune_arguments(config, "parp", sparsity))
             shared = cell_result(cell, output_dir)  # cost and mask of the one run, shared by every language
@@ -79,10 +81,10 @@ def run_multilingual(config: SweepConfig, languages: list[LanguageData], output_
                 if is_completed(own.directory(output_dir)):
                     own_mask = Mask.load(output_dir / cell_result(own, output_dir)["mask"])
                     iou = round(multi_mask.iou(own_mask), 6)
-                rows.append({**shared, "language": language.name, "wer": metrics["wer"], "cer": metrics["cer"],
-                             "iou_with_language_mask": iou})
-                print(f"[multilingual] {language.name} s={sparsity:g} seed={seed}: WER {metrics['wer']:.3f} "
-                      f"CER {metrics['cer']:.3f}" + (f", IoU with its own PARP mask {iou:.3f}" if iou is not None
-                                                     else ""), flush=True)
+                errors = {k: metrics.get(k) for k in ("wer", "cer", "per")}  # per: phone targets
+                rows.append({**shared, "language": language.name, **errors, "iou_with_language_mask": iou})
+                print(f"[multilingual] {language.name} s={sparsity:g} seed={seed}: "
+                      + " ".join(f"{k.upper()} {v:.3f}" for k, v in errors.items() if v is not None)
+                      + (f", IoU with its own PARP mask {iou:.3f}" if iou is not None else ""), flush=True)
     (output_dir / "multilingual-results.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
     return rows

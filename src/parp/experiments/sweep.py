@@ -24,7 +24,7 @@ from ..records import phase_cost_seconds
 from ..training.loop import TrainConfig
 
 RESULT_COLUMNS = [
-    "method", "language", "sparsity_target", "sparsity_achieved", "seed", "wer", "cer", "finetune_steps",
+    "method", "language", "sparsity_target", "sparsity_achieved", "seed", "wer", "cer", "per", "finetune_steps",
     "finetunings", "wall_seconds", "phase_wall_seconds", "dense_bytes", "compressed_bytes", "reused_dense",
     "iou_with_language_mask", "mask", "cell",
 ]
@@ -54,6 +54,13 @@ class SweepConfig(TrainConfig):
     max_train_utterances: int | None = field(default=None, metadata={"help": "Seeded training subset per language."})
     max_valid_utterances: int | None = field(default=None, metadata={"help": "Seeded validation subset per language."})
     valid_fraction: float = field(default=0.1, metadata={"help": "Held-out fraction where no validation manifest."})
+    text_column: str | None = field(default=None, metadata={
+        "help": "Transcript column of every manifest (default 'text'; 'phones' for parp synth --transcripts phones)."})
+    token_unit: str | None = field(default=None, metadata={
+        "help": "CTC output units in every cell: char (default) | phone (space-separated phones, scored as PER)."})
+    allow_unknown_chars: bool = field(default=False, metadata={
+        "help": "Validation characters/phones missing from a cell's training vocabulary count as errors ([UNK]) "
+                "instead of stopping the cell (rare phones of a tonal language can occur only in validation)."})
     split_seed: int = field(default=0, metadata={"help": "Seed of the held-out split (the same in every cell)."})
     prune_every: int = field(default=50, metadata={"help": "PARP: re-prune every N updates."})
     imp_rounds: int = field(default=3, metadata={"help": "IMP: prune/rewind/fine-tune rounds (per cell)."})
@@ -273,7 +280,7 @@ def run_sweep(config: SweepConfig, poll_seconds: float = 10.0) -> list[dict[str,
             announced.add(i)
             final = summary.get("final", {})
             print(f"[{i}/{total}] {cell.label()}: done in {summary['wall_seconds']:.0f} s, "
-                  f"WER {final.get('wer', float('nan')):.3f} CER {final.get('cer', float('nan')):.3f}"
+                  + " ".join(f"{k.upper()} {final[k]:.3f}" for k in ("wer", "cer", "per") if k in final)
                   + (" (dense phase reused)" if dense else ""), flush=True)
             write_results(output_dir, collect_results(output_dir, cells))
         if not waiting or all(is_completed(c.directory(output_dir)) for c in cells):
@@ -339,7 +346,8 @@ def data_arguments(config: SweepConfig, train_manifest: str, valid_manifest: str
     return DataArguments(train_manifest=train_manifest, valid_manifest=valid_manifest,
                          valid_fraction=config.valid_fraction, split_seed=config.split_seed,
                          max_train_utterances=config.max_train_utterances,
-                         max_valid_utterances=config.max_valid_utterances)
+                         max_valid_utterances=config.max_valid_utterances, text_column=config.text_column,
+                         token_unit=config.token_unit, allow_unknown_chars=config.allow_unknown_chars)
 
 
 def prune_arguments(config: SweepConfig, method: str, sparsity: float, dense_checkpoint: str | None = None):
@@ -395,6 +403,7 @@ def cell_result(cell: Cell, output_dir: Path) -> dict[str, Any]:
         "seed": cell.seed,
         "wer": final.get("wer"),
         "cer": final.get("cer"),
+        "per": final.get("per"),
         "finetune_steps": metrics.get("finetune_steps"),
         "finetunings": metrics.get("finetunings"),
         "wall_seconds": round(record.get("wall_seconds", 0.0) + elsewhere, 3),
@@ -474,7 +483,7 @@ def read_results(path: str | Path) -> list[dict[str, Any]]:
         return json.loads(path.read_text(encoding="utf-8"))
     with open(path, encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
-    numbers = {"sparsity_target", "sparsity_achieved", "wer", "cer", "wall_seconds", "iou_with_language_mask"}
+    numbers = {"sparsity_target", "sparsity_achieved", "wer", "cer", "per", "wall_seconds", "iou_with_language_mask"}
     integers = {"seed", "finetune_steps", "finetunings", "dense_bytes", "compressed_bytes"}
     parsed = []
     for row in rows:

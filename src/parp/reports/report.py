@@ -151,8 +151,9 @@ class Report:
             "# PARP sweep report", "",
             f"{len(self.rows)} result rows; languages: {', '.join(self.languages)}; methods: "
             f"{', '.join(self.methods)}; seeds: {', '.join(map(str, self.seeds))}. Numbers are means over seeds; "
-            "WER/CER are greedy CTC on each language's validation split. Every cell used the same fine-tuning "
-            "schedule.", "WER/CER are mean ± standard deviation across seeds where a cell has several.", ""]
+            f"{self.metric_label} are greedy CTC on each language's validation split. Every cell used the same "
+            "fine-tuning schedule.", f"{self.metric_label} are mean ± standard deviation across seeds where a cell "
+            "has several.", ""]
         self.overlap = self.cross_language_iou() if pruned_methods else {}
         self.section_claims()
         self.section_results()
@@ -168,9 +169,10 @@ class Report:
 
     def section_results(self) -> None:
         self.lines += ["## Results", "",
-                       "| language | method | target | achieved | WER | CER | steps | fine-tunings | wall s | "
-                       "dense MB | compressed MB | seeds |",
-                       "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                       "| language | method | target | achieved | "
+                       + "".join(f"{m.upper()} | " for m in self.error_metrics)
+                       + "steps | fine-tunings | wall s | dense MB | compressed MB | seeds |",
+                       "|---|---|---|---|" + "---|" * len(self.error_metrics) + "---|---|---|---|---|---|"]
         for language in self.languages:
             for method in self.methods:
                 for s in self.sparsities(method, language):
@@ -178,8 +180,8 @@ class Report:
                     mb = lambda key: _mean(r[key] / 1e6 if r.get(key) else None for r in cells)  # noqa: E731
                     self.lines.append(
                         f"| {language} | {method} | {s:g} | {_fmt(_mean(r.get('sparsity_achieved') for r in cells), 4)}"
-                        f" | {_fmt_spread([r['wer'] for r in cells])} | {_fmt_spread([r['cer'] for r in cells])}"
-                        f" | {_fmt(_mean(r['finetune_steps'] for r in cells), 0)}"
+                        + "".join(f" | {_fmt_spread([r.get(m) for r in cells])}" for m in self.error_metrics)
+                        + f" | {_fmt(_mean(r['finetune_steps'] for r in cells), 0)}"
                         f" | {_fmt(_mean(r['finetunings'] for r in cells), 1)}"
                         f" | {_fmt(_mean(r['wall_seconds'] for r in cells), 1)} | {_fmt(mb('dense_bytes'), 2)}"
                         f" | {_fmt(mb('compressed_bytes'), 2)} | {len(cells)} |")
@@ -189,8 +191,8 @@ class Report:
         plt = _plt()
         self.lines += ["## Error vs sparsity", ""]
         # a saturated WER (every cell >= 0.99) is a flat line at 1.0 whose axis would magnify noise: CER alone then
-        metrics = ("wer", "cer") if self.claim_metric == "wer" else ("cer",)
-        if len(metrics) == 1:
+        metrics = ("wer", "cer") if self.claim_metric == "wer" else (self.claim_metric,)
+        if metrics == ("cer",):
             self.lines += ["Every WER is ≥ 0.99 (no word right yet), so only CER is plotted.", ""]
         for language in self.languages:
             fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.8), squeeze=False)
@@ -214,7 +216,7 @@ class Report:
                 ax.grid(alpha=0.3)
                 ax.legend(fontsize=8)
             name = self.save(fig, f"error_vs_sparsity_{language}.png")
-            self.lines += [f"![{language}: WER and CER vs sparsity]({name})", ""]
+            self.lines += [f"![{language}: {self.metric_label} vs sparsity]({name})", ""]
 
     def cost_by_method(self) -> dict[str, dict[str, float | None]]:
         return {m: {"steps": self.mean("finetune_steps", method=m), "finetunings": self.mean("finetunings", method=m),
@@ -402,26 +404,27 @@ class Report:
         self.lines += ["## One multilingual subnetwork", "",
                        "PARP run once on the union of all languages, scored on each language's validation split, "
                        "next to each language's own PARP model.", "",
-                       "| language | target | WER multi | WER own PARP | CER multi | CER own PARP | "
-                       "IoU with own PARP mask |", "|---|---|---|---|---|---|---|"]
+                       "| language | target | " + "".join(f"{m.upper()} multi | {m.upper()} own PARP | "
+                                                           for m in self.error_metrics)
+                       + "IoU with own PARP mask |", "|---|---|" + "---|---|" * len(self.error_metrics) + "---|"]
         for language in self.languages:
             for s in self.sparsities("parp-multi", language):
                 where = dict(language=language, sparsity_target=s)
                 self.lines.append(
-                    f"| {language} | {s:g} | {_fmt(self.mean('wer', method='parp-multi', **where))} | "
-                    f"{_fmt(self.mean('wer', method='parp', **where))} | "
-                    f"{_fmt(self.mean('cer', method='parp-multi', **where))} | "
-                    f"{_fmt(self.mean('cer', method='parp', **where))} | "
-                    f"{_fmt(self.mean('iou_with_language_mask', method='parp-multi', **where))} |")
+                    f"| {language} | {s:g} | "
+                    + "".join(f"{_fmt(self.mean(m, method='parp-multi', **where))} | "
+                              f"{_fmt(self.mean(m, method='parp', **where))} | " for m in self.error_metrics)
+                    + f"{_fmt(self.mean('iou_with_language_mask', method='parp-multi', **where))} |")
         self.lines.append("")
 
     # ------------------------------------------------------------------ claims
     def section_claims(self) -> None:
         self.lines += ["## Do the paper's claims hold here?", ""]
-        cers = [r["cer"] for r in self.rows if r.get("cer") is not None]
+        unit_metric = self.error_metrics[-1]  # CER for characters, PER for phones
+        cers = [r[unit_metric] for r in self.rows if r.get(unit_metric) is not None]
         if cers and min(cers) >= 0.99:
-            self.lines += ["**No model learned to emit text (every CER ≥ 0.99)**: the fine-tuning schedule is too "
-                           "short for this data and encoder, so the error comparisons below say nothing about the "
+            self.lines += [f"**No model learned to emit text (every {unit_metric.upper()} ≥ 0.99)**: the fine-tuning "
+                           "schedule is too short for this data and encoder, so the error comparisons below say nothing about the "
                            "methods; only cost and mask statistics are informative.", ""]
         self.lines += [f"- **(a) PARP ≈ OMP at half the fine-tuning cost.** {self.claim_parp_vs_omp()}",
                        f"- **(b) A sparsity range where PARP beats the unpruned model.** {self.claim_parp_beats_dense()}",
@@ -431,8 +434,20 @@ class Report:
                        "deviation of the two sides); otherwise it is 'not separable'.", ""]
 
     @property
+    def error_metrics(self) -> tuple[str, ...]:
+        """("per",) when the targets are phones (the rows carry PER), else ("wer", "cer")."""
+        return ("per",) if any(r.get("per") is not None for r in self.rows) else ("wer", "cer")
+
+    @property
+    def metric_label(self) -> str:
+        return "/".join(m.upper() for m in self.error_metrics)
+
+    @property
     def claim_metric(self) -> str:
-        """WER, unless every WER is saturated (>= 0.99: short runs emit no correct word) while CER still differs."""
+        """WER, unless every WER is saturated (>= 0.99: short runs emit no correct word) while CER still differs;
+        PER for phone targets."""
+        if self.error_metrics == ("per",):
+            return "per"
         wers = [r["wer"] for r in self.rows if r.get("wer") is not None]
         return "wer" if wers and min(wers) < 0.99 else "cer"
 

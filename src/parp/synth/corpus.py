@@ -22,9 +22,12 @@ from parp.errors import ConfigError
 from parp.synth.espeak import (
     DEFAULT_VARIANTS, ESpeakSynthesizer, available_languages, available_variants, espeak_version, voice_name,
 )
+from parp.synth.phones import phone_string
 from parp.synth.text_source import NO_SPACE, make_sentence, text_languages, word_list
 
 MANIFEST_HEADER = ("path", "speaker", "duration", "text")
+PHONES_COLUMN = "phones"
+TRANSCRIPTS = ("text", "phones")
 
 
 @dataclass
@@ -41,6 +44,10 @@ class SynthConfig:
     pitch_range: list[int] = field(default_factory=lambda: [30, 70])  # eSpeak pitch 0-99, low high
     min_words: int = 3
     max_words: int = 10
+    transcripts: str = field(default="text", metadata={
+        "help": "text: the sentence only; phones: also a 'phones' column with the IPA phones eSpeak spoke, "
+                "space-separated, one inventory for every language (train on it with --text_column phones "
+                "--token_unit phone)."})
     progress: bool = True
 
 
@@ -99,6 +106,7 @@ def synthesize_language(
     audio_dir = lang_dir / "audio"
     audio_dir.mkdir(parents=True, exist_ok=True)
     rows, total = [], 0.0
+    with_phones = config.transcripts == "phones"
     lo_rate, hi_rate = config.rate_range
     lo_pitch, hi_pitch = config.pitch_range
     for i in range(n):
@@ -119,11 +127,18 @@ def synthesize_language(
         sf.write(audio_dir / name, audio, config.sampling_rate, format="FLAC", subtype="PCM_16")
         duration = audio.size / config.sampling_rate
         total += duration
-        rows.append(f"audio/{name}\t{variant}\t{duration:.3f}\t{text}")
+        row = f"audio/{name}\t{variant}\t{duration:.3f}\t{text}"
+        if with_phones:  # what this voice spoke, sentence-final "." included, as eSpeak's own phonemiser has it
+            phones = phone_string(synthesizer.phonemes(spoken, language, variant))
+            if not phones:
+                raise RuntimeError(f"eSpeak gave no phonemes for {language!r} sentence {text!r}")
+            row += f"\t{phones}"
+        rows.append(row)
         if bar is not None:
             bar.update(1)
     manifest = lang_dir / "train.tsv"
-    manifest.write_text("\t".join(MANIFEST_HEADER) + "\n" + "".join(r + "\n" for r in rows), encoding="utf-8")
+    header = MANIFEST_HEADER + ((PHONES_COLUMN,) if with_phones else ())
+    manifest.write_text("\t".join(header) + "\n" + "".join(r + "\n" for r in rows), encoding="utf-8")
     return manifest, total
 
 
@@ -139,6 +154,7 @@ def synthesize_corpus(
     progress: bool = True,
     min_words: int = 3,
     max_words: int = 10,
+    transcripts: str = "text",
 ) -> list[Path]:
     """Synthesise ``out_dir/<lang>/{audio/*.flac,train.tsv}`` per language plus ``out_dir/synth.json``.
 
@@ -148,6 +164,7 @@ def synthesize_corpus(
         out_dir=str(out_dir), languages=list(languages), utterances_per_language=utterances_per_language, seed=seed,
         sampling_rate=sampling_rate, variants=list(variants), rate_range=tuple(rate_range),
         pitch_range=tuple(pitch_range), min_words=min_words, max_words=max_words, progress=progress,
+        transcripts=transcripts,
     )
     return run_synth(config)
 
@@ -168,9 +185,16 @@ def _validate(config: SynthConfig) -> list[str]:
         lo, hi = pair
         if not bounds[0] <= lo <= hi <= bounds[1]:
             raise ConfigError(f"{name} must satisfy {bounds[0]} <= low <= high <= {bounds[1]}, got ({lo}, {hi})")
+    if config.transcripts not in TRANSCRIPTS:
+        raise ConfigError(f"--transcripts must be {' or '.join(TRANSCRIPTS)}, got {config.transcripts!r}")
     if not 1 <= config.min_words <= config.max_words:
         raise ConfigError(f"need 1 <= min_words <= max_words, got {config.min_words}, {config.max_words}")
     return _check_languages(config.languages)
+
+
+def _phone_inventory(manifest: Path) -> set[str]:
+    lines = manifest.read_text(encoding="utf-8").splitlines()[1:]
+    return {phone for line in lines for phone in line.split("\t")[-1].split()}
 
 
 def run_synth(config: SynthConfig) -> list[Path]:
@@ -182,7 +206,7 @@ def run_synth(config: SynthConfig) -> list[Path]:
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     synthesizer = ESpeakSynthesizer()
-    manifests, counts, seconds, sources = [], {}, {}, {}
+    manifests, counts, seconds, sources, inventories = [], {}, {}, {}, {}
     n = config.utterances_per_language
     with tqdm(total=n * len(languages), desc="synth", unit="utt", disable=not config.progress) as bar:
         for lang in languages:
@@ -191,6 +215,8 @@ def run_synth(config: SynthConfig) -> list[Path]:
             manifests.append(manifest)
             counts[lang], seconds[lang] = n, round(total, 3)
             sources[lang] = {"voice": voice_name(lang), "text": word_list(lang)[2]}
+            if config.transcripts == "phones":
+                inventories[lang] = _phone_inventory(manifest)
     record = {
         "command": "synth",
         "config": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()},
@@ -204,6 +230,10 @@ def run_synth(config: SynthConfig) -> list[Path]:
         "espeak_version": espeak_version(),
         "sources": sources,
         "manifests": [str(m.relative_to(out_dir)) for m in manifests],
+        **({"phone_inventory": {
+            "per_language": {lang: len(p) for lang, p in inventories.items()},
+            "shared": sorted(set().union(*inventories.values())),
+        }} if inventories else {}),
         "wall_time_s": round(time.time() - start, 2),
     }
     (out_dir / "synth.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

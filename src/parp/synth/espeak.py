@@ -22,6 +22,8 @@ from parp.errors import ConfigError
 AUDIO_OUTPUT_SYNCHRONOUS = 2
 POS_CHARACTER = 1
 espeakCHARS_UTF8 = 1
+espeakPHONEMES_IPA = 0x02
+PHONE_SEPARATOR = "_"  # eSpeak writes it between its own phonemes (phonememode bits 8-23); never inside an IPA one
 EE_OK = 0
 espeakRATE = 1
 espeakVOLUME = 2
@@ -89,6 +91,8 @@ def _library():
         lib.espeak_ListVoices.argtypes = [ctypes.c_void_p]
         lib.espeak_Info.restype = ctypes.c_char_p
         lib.espeak_Info.argtypes = [ctypes.c_void_p]
+        lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
+        lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_int, ctypes.c_int]
 
         rate = lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, _data_path().encode(), 0)
         if rate <= 0:
@@ -190,12 +194,33 @@ def _synth_unlocked(lib, name: str, text: str, rate_wpm: int, pitch: int, pitch_
     return audio.astype(np.int16, copy=False)
 
 
-def _synth_forked(lib, *args) -> np.ndarray:
-    """Synthesise in a forked child so every utterance starts from the same pristine library state.
+def _phonemes_unlocked(lib, name: str, text: str) -> str:
+    """eSpeak's own phoneme string for ``text`` (IPA, phonemes separated by ``PHONE_SEPARATOR``, words by spaces).
+
+    ``espeak_TextToPhonemes`` translates one clause per call and advances the text pointer; clauses are joined
+    with a space. It is the same translator ``espeak_Synth`` runs, so these are the phonemes that are spoken.
+    """
+    if lib.espeak_SetVoiceByName(name.encode()) != EE_OK:
+        raise ConfigError(f"eSpeak could not load voice {name!r}")
+    buffer = ctypes.create_string_buffer(text.encode("utf-8") + b"\0")
+    cursor = ctypes.c_void_p(ctypes.addressof(buffer))
+    mode = espeakPHONEMES_IPA | (ord(PHONE_SEPARATOR) << 8)
+    clauses = []
+    for _ in range(len(buffer)):  # each call consumes at least one clause; bounded against a stuck pointer
+        if not cursor.value:
+            break
+        result = lib.espeak_TextToPhonemes(ctypes.byref(cursor), espeakCHARS_UTF8, mode)
+        if result:
+            clauses.append(result.decode("utf-8"))
+    return " ".join(c for c in clauses if c)
+
+
+def _forked(function, *args) -> bytes:
+    """Run ``function(*args) -> bytes`` in a forked child so every call starts from the same pristine library state.
 
     eSpeak keeps hidden synthesis state between utterances (pitch-flutter index, wave phase, filter memories), so
-    the same text gives slightly different samples depending on what was spoken before. The parent never
-    synthesises; each child inherits its untouched state, which makes output independent of call order.
+    the same text gives slightly different samples depending on what was spoken (or phonemised) before. The parent
+    never synthesises; each child inherits its untouched state, which makes output independent of call order.
     """
     read_fd, write_fd = os.pipe()
     pid = os.fork()
@@ -203,8 +228,7 @@ def _synth_forked(lib, *args) -> np.ndarray:
         os.close(read_fd)
         status = 0
         try:
-            audio = _synth_unlocked(lib, *args)
-            payload = b"\0" + audio.tobytes()
+            payload = b"\0" + function(*args)
         except BaseException as exc:  # report the message back, not a traceback on stderr
             payload, status = b"\1" + f"{type(exc).__name__}: {exc}".encode(), 1
         try:
@@ -220,8 +244,19 @@ def _synth_forked(lib, *args) -> np.ndarray:
         message = payload[1:].decode(errors="replace") or "child process died"
         if message.startswith("ConfigError: "):
             raise ConfigError(message[len("ConfigError: "):])
-        raise RuntimeError(f"eSpeak synthesis failed: {message}")
-    return np.frombuffer(payload[1:], dtype=np.int16).copy()
+        raise RuntimeError(f"eSpeak failed: {message}")
+    return payload[1:]
+
+
+def _synth_forked(lib, *args) -> np.ndarray:
+    return np.frombuffer(_forked(lambda: _synth_unlocked(lib, *args).tobytes()), dtype=np.int16).copy()
+
+
+def _voice_with_variant(language: str, variant: str | None) -> str:
+    voice = voice_name(language)
+    if variant is not None and variant not in available_variants():
+        raise ConfigError(f"eSpeak voice variant {variant!r} not found; available: {', '.join(available_variants())}")
+    return f"{voice}+{variant}" if variant else voice
 
 
 class ESpeakSynthesizer:
@@ -240,17 +275,25 @@ class ESpeakSynthesizer:
         self, text: str, language: str, variant: str | None = None, rate_wpm: int = 175, pitch: int = 50,
         pitch_range: int = 50,
     ) -> tuple[np.ndarray, int]:
-        voice = voice_name(language)
-        if variant is not None and variant not in available_variants():
-            raise ConfigError(f"eSpeak voice variant {variant!r} not found; available: {', '.join(available_variants())}")
-        name = f"{voice}+{variant}" if variant else voice
-        args = (name, text, rate_wpm, pitch, pitch_range)
+        args = (_voice_with_variant(language, variant), text, rate_wpm, pitch, pitch_range)
         with _LOCK:
             audio = _synth_forked(self.lib, *args) if self.isolated else _synth_unlocked(self.lib, *args)
         return audio, self.sample_rate
 
+    def phonemes(self, text: str, language: str, variant: str | None = None) -> str:
+        """eSpeak's own IPA for ``text`` as this voice speaks it: phonemes joined by ``PHONE_SEPARATOR``, words by
+        spaces, stress marks included (see :func:`parp.synth.phones.split_phones` for the phone tokens).
+
+        Runs in a forked child like synthesis, so phonemising never changes what is synthesised afterwards.
+        """
+        args = (self.lib, _voice_with_variant(language, variant), text)
+        with _LOCK:
+            if self.isolated:
+                return _forked(lambda: _phonemes_unlocked(*args).encode("utf-8")).decode("utf-8")
+            return _phonemes_unlocked(*args)
+
 
 __all__ = [
     "ESpeakSynthesizer", "available_languages", "available_variants", "voice_name", "espeak_version",
-    "DEFAULT_VARIANTS", "SAMPLE_RATE",
+    "DEFAULT_VARIANTS", "SAMPLE_RATE", "PHONE_SEPARATOR",
 ]

@@ -11,17 +11,18 @@ from accelerate.utils import gather_object
 from ..data.batching import CTCCollator
 from ..data.text import Vocabulary
 from ..evaluation.decode import greedy_decode, output_lengths
-from ..evaluation.metrics import error_rates
+from ..evaluation.metrics import METRICS, error_rates
 
 
 class CTCObjective:
-    """CTC loss for training; greedy-decoded WER/CER for validation; HF folder + processor for export."""
+    """CTC loss for training; greedy-decoded WER/CER (PER for phones) for validation; HF folder + processor for export."""
 
-    metric_for_best = "cer"
+    metric_for_best = "cer"  # "per" on an instance with a phone vocabulary
 
     def __init__(self, vocabulary: Vocabulary, sampling_rate: int = 16000,
                  decoder: Callable[[torch.Tensor, list[int]], list[str]] | None = None):
         self.vocabulary = vocabulary
+        self.metric_for_best = METRICS[vocabulary.unit][0]
         self.sampling_rate = sampling_rate
         self.collate = CTCCollator(pad_token_id=vocabulary.pad_id)
         self.decoder = decoder
@@ -39,8 +40,8 @@ class CTCObjective:
 
     def evaluate(self, model: torch.nn.Module, loader, accelerator) -> dict[str, float]:
         rows = self.predict(model, loader, accelerator)
-        rates = error_rates([r["reference"] for r in rows], [r["hypothesis"] for r in rows])
-        return {"wer": rates["wer"], "cer": rates["cer"]}
+        rates = error_rates([r["reference"] for r in rows], [r["hypothesis"] for r in rows], self.vocabulary.unit)
+        return {"per": rates["per"]} if self.vocabulary.unit == "phone" else {"wer": rates["wer"], "cer": rates["cer"]}
 
     def predict(self, model: torch.nn.Module, loader, accelerator) -> list[dict[str, Any]]:
         """Per-utterance ``{index, reference, hypothesis}`` over the whole (possibly sharded) loader."""

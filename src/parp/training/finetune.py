@@ -18,7 +18,7 @@ from accelerate import PartialState
 from ..data.dataset import SpeechDataset
 from ..data.manifest import Utterance, load_hf_corpus, read_manifest
 from ..data.splits import split_train_valid
-from ..data.text import DEFAULT_DROP_CHARS, TextNormalizer, Vocabulary
+from ..data.text import DEFAULT_DROP_CHARS, TOKEN_UNITS, PhoneNormalizer, TextNormalizer, Vocabulary
 from ..errors import ConfigError
 from ..models import load_ctc_model, resolve_model_source
 from ..records import RunRecord
@@ -55,6 +55,10 @@ class DataArguments:
     drop_chars: str = field(default=DEFAULT_DROP_CHARS, metadata={"help": "Characters removed from transcripts."})
     allow_unknown_chars: bool = field(default=False, metadata={
         "help": "Map validation characters missing from the training vocabulary to [UNK] instead of failing."})
+    token_unit: str | None = field(default=None, metadata={
+        "help": "CTC output units: char (default: characters of the transcript) | phone (space-separated phones, "
+                "e.g. --text_column phones of parp synth --transcripts phones; scored as PER; --lowercase and "
+                "--drop_chars do not apply)."})
 
 
 @dataclass
@@ -123,10 +127,14 @@ class FinetuneSetup:
 def prepare_finetune(data_args: DataArguments, model_args: ModelArguments, progress: bool = True) -> FinetuneSetup:
     if not math.isfinite(data_args.valid_fraction) or not 0 < data_args.valid_fraction < 1:
         raise ConfigError(f"--valid-fraction must be between 0 and 1, got {data_args.valid_fraction}")
+    unit = data_args.token_unit or "char"  # None keeps runs recorded before the option comparable
+    if unit not in TOKEN_UNITS:
+        raise ConfigError(f"--token-unit must be {' or '.join(TOKEN_UNITS)}, got {data_args.token_unit!r}")
     resolve_model_source(model_args.model)  # a missing model folder fails before minutes of data checks
     train_utts, valid_utts, source = load_utterances(data_args)
-    normalizer = TextNormalizer(lowercase=data_args.lowercase, drop_chars=data_args.drop_chars)
-    vocabulary = Vocabulary.build((u.text for u in train_utts), normalizer=normalizer)
+    normalizer = (PhoneNormalizer() if unit == "phone"
+                  else TextNormalizer(lowercase=data_args.lowercase, drop_chars=data_args.drop_chars))
+    vocabulary = Vocabulary.build((u.text for u in train_utts), normalizer=normalizer, unit=unit)
     train_set = SpeechDataset(train_utts, vocabulary, min_seconds=data_args.min_seconds,
                               max_seconds=data_args.max_seconds, source=f"{source} (training)").validate(progress)
     valid_set = SpeechDataset(valid_utts, vocabulary, min_seconds=data_args.min_seconds,
@@ -144,6 +152,7 @@ def prepare_finetune(data_args: DataArguments, model_args: ModelArguments, progr
         "skipped": len(train_set.skipped) + len(valid_set.skipped),
         "skipped_files": [f"{p}: {r}" for p, r in (train_set.skipped + valid_set.skipped)][:50],
         "vocabulary_size": len(vocabulary),
+        "token_unit": unit,
     }
     return FinetuneSetup(model_args, vocabulary, train_set, valid_set, CTCObjective(vocabulary), summary)
 
