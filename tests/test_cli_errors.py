@@ -134,6 +134,18 @@ def test_finetune_help_exits_zero(capsys):
     assert "--config" in out
 
 
+@pytest.mark.parametrize("command", ["finetune", "evaluate", "prune", "sweep", "report", "demo", "synth", "pretrain",
+                                     "transcribe"])
+def test_every_command_prints_its_help(command, capsys):
+    """argparse %-formats help texts: one stray '%' in a help string made `parp prune --help` a traceback."""
+    try:
+        code = main([command, "--help"])
+    except SystemExit as exc:
+        code = exc.code
+    assert code in (0, None)
+    assert "usage:" in capsys.readouterr().out
+
+
 @pytest.mark.slow
 def test_bad_audio_is_skipped_and_config_file_is_used(tmp_path, tiny_model, small_corpus, mboshi_dir, capsys):
     train, valid = small_corpus

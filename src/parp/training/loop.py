@@ -53,7 +53,7 @@ class TrainConfig:
     warmup_steps: int = field(default=200, metadata={"help": "Linear warm-up updates."})
     lr_schedule: str = field(default="linear", metadata={
         "help": "Decay after warm-up: linear | cosine | constant | tri-stage (wav2vec 2.0's: hold the peak until half "
-                "of max_steps, then decay exponentially to 5 % of it)."})
+                "of max_steps, then decay exponentially to 5 percent of it)."})
     layer_lr_decay: float = field(default=1.0, metadata={
         "help": "Layer-wise LR decay: transformer layer i of L trains at decay**(L-i) x the peak LR, the embeddings "
                 "below it at decay**(L+1), the CTC head at the peak (1 = one LR for all)."})
