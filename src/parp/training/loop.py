@@ -6,7 +6,7 @@ export) and *hooks* (what to do around optimizer steps; see ``hooks.py``).
 
 Output folder layout::
 
-    output_dir/checkpoints/step-N/   resumable state (model safetensors, optimizer, scheduler, RNG, hooks)
+    output_dir/checkpoints/step-N/   resumable state, safetensors + JSON only (model, optimizer, scheduler, RNG, hooks)
     output_dir/checkpoints/latest    name of the newest complete checkpoint (written last, atomically)
     output_dir/best/                 best model by validation metric (exported by the objective)
     output_dir/model/                final model (after ``on_train_end``, e.g. PARP's final re-prune)
@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 
 from ..data.batching import LengthGroupedBatchSampler
 from ..errors import ConfigError
+from .checkpoint import load_training_state, save_training_state
 from .hooks import LoopState, TrainingHook
 from .speed import apply_speed_options
 
@@ -292,10 +293,11 @@ def _restore_hook_state(hooks: Sequence[TrainingHook], tensors: dict[str, torch.
 
 
 def _save_checkpoint(accelerator: Accelerator, output_dir: Path, state: LoopState, progress: dict[str, Any],
-                     hooks: Sequence[TrainingHook], wall_seconds: float) -> None:
+                     hooks: Sequence[TrainingHook], wall_seconds: float, objects: tuple) -> None:
+    """``objects``: (model, optimizer, scheduler), written as safetensors + JSON (see ``checkpoint.py``)."""
     root = output_dir / "checkpoints"
     target = root / f"step-{state.step}"
-    accelerator.save_state(str(target), safe_serialization=True)
+    save_training_state(target, accelerator, *objects)
     if accelerator.is_main_process:
         tensors, plain = _split_hook_state(hooks)
         if tensors:
@@ -340,7 +342,7 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
     train_loader = accelerator.prepare(train_loader)
     if valid_loader is not None:
         valid_loader = accelerator.prepare(valid_loader)
-    accelerator.register_for_checkpointing(scheduler)
+    resumable = (model, optimizer, scheduler)
 
     state = LoopState(model=accelerator.unwrap_model(model), accelerator=accelerator, config=config,
                       optimizer=optimizer)
@@ -350,7 +352,7 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
     resumed_from = 0
     checkpoint = _latest_checkpoint(output_dir) if config.resume else None
     if checkpoint is not None:
-        accelerator.load_state(str(checkpoint))
+        load_training_state(checkpoint, accelerator, *resumable)
         saved = json.loads((checkpoint / "trainer_state.json").read_text())
         state.step, state.epoch, state.history = saved["step"], saved["epoch"], saved["history"]
         progress_state.update({k: saved[k] for k in progress_state})
@@ -443,7 +445,7 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
             if config.save_every and state.step % config.save_every == 0 and state.step < config.max_steps:
                 flush_audio()
                 _save_checkpoint(accelerator, output_dir, state, progress_state, hooks,
-                                 earlier_wall + time.time() - started)
+                                 earlier_wall + time.time() - started, resumable)
             step_started = time.time()
             if state.step >= config.max_steps or out_of_time():
                 finished_epoch = False
@@ -464,7 +466,8 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
     if accelerator.is_main_process:
         objective.export(state.model, output_dir / "model")
     if config.save_every:
-        _save_checkpoint(accelerator, output_dir, state, progress_state, hooks, earlier_wall + time.time() - started)
+        _save_checkpoint(accelerator, output_dir, state, progress_state, hooks, earlier_wall + time.time() - started,
+                         resumable)
     accelerator.wait_for_everyone()
     best_dir = output_dir / "best"
     return TrainResult(
