@@ -15,6 +15,7 @@ from ..records import RunRecord
 from ..sparsity import measure_sparsity
 from ..training.finetune import DataArguments, ModelArguments, prepare_finetune
 from ..training.loop import TrainConfig, validate_train_config
+from ..training.resume_check import prepare_output_dir
 from . import full, imp, mpi, omp, parp
 from .base import METHOD_NAMES, MethodContext, PruneArguments, validate_prune_arguments
 from .hooks import FixedMaskHook, PARPHook
@@ -38,8 +39,11 @@ def run_prune(data_args: DataArguments, model_args: ModelArguments, config: Trai
     validate_train_config(config)
     output_dir = Path(config.output_dir)
     rank = int(os.environ.get("RANK", "0"))  # under torchrun: one record per process, exports from rank 0 only
-    record = RunRecord(output_dir / ("run.json" if rank == 0 else f"run.rank{rank}.json"), "prune",
-                       {"prune": args, "data": data_args, "model": model_args, "train": config})
+    arguments = {"prune": args, "data": data_args, "model": model_args, "train": config}
+    changes = prepare_output_dir(output_dir, config.overwrite_output_dir, "prune", arguments)
+    record = RunRecord(output_dir / ("run.json" if rank == 0 else f"run.rank{rank}.json"), "prune", arguments)
+    if changes:
+        record.set("changed_on_resume", changes)
     setup = prepare_finetune(data_args, model_args, progress=config.progress)
     record.update("data", setup.data_summary)
     ctx = MethodContext(setup, config, args, record, extra_hooks)

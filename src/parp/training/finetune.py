@@ -24,6 +24,7 @@ from ..models import load_ctc_model, resolve_model_source
 from ..records import RunRecord
 from .ctc import CTCObjective
 from .loop import TrainConfig, TrainResult, train, validate_train_config
+from .resume_check import prepare_output_dir
 
 log = logging.getLogger(__name__)
 
@@ -167,9 +168,12 @@ def run_finetune(data_args: DataArguments, model_args: ModelArguments, config: T
     """``parp finetune``: full fine-tuning (the 0 % sparsity baseline)."""
     validate_train_config(config)
     output_dir = Path(config.output_dir)
+    arguments = {"data": data_args, "model": model_args, "train": config}
+    changes = prepare_output_dir(output_dir, config.overwrite_output_dir, "finetune", arguments)
     rank = int(os.environ.get("RANK", "0"))  # under torchrun every process keeps its own record
-    record = RunRecord(output_dir / ("run.json" if rank == 0 else f"run.rank{rank}.json"), "finetune",
-                       {"data": data_args, "model": model_args, "train": config})
+    record = RunRecord(output_dir / ("run.json" if rank == 0 else f"run.rank{rank}.json"), "finetune", arguments)
+    if changes:
+        record.set("changed_on_resume", changes)
     setup = prepare_finetune(data_args, model_args, progress=config.progress)
     record.update("data", setup.data_summary)
     model = setup.new_model(config.seed)

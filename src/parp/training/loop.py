@@ -36,6 +36,7 @@ from ..data.batching import LengthGroupedBatchSampler
 from ..errors import ConfigError
 from .checkpoint import load_training_state, save_training_state
 from .hooks import LoopState, TrainingHook
+from .resume_check import refuse_changed
 from .speed import apply_speed_options
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,10 @@ class TrainConfig:
     save_every: int = field(default=250, metadata={"help": "Write a resumable checkpoint every N updates (0 = never)."})
     log_every: int = field(default=10, metadata={"help": "Record the training loss every N updates."})
     seed: int = field(default=0, metadata={"help": "Seed for initialisation, data order and masking."})
-    resume: bool = field(default=True, metadata={"help": "Resume from output_dir/checkpoints if present."})
+    resume: bool = field(default=True, metadata={
+        "help": "Resume from output_dir/checkpoints if present (only with the settings that wrote them)."})
+    overwrite_output_dir: bool = field(default=False, metadata={
+        "help": "Delete the run already in output_dir and start over (instead of resuming it)."})
     num_workers: int = field(default=0, metadata={"help": "DataLoader worker processes."})
     progress: bool = field(default=True, metadata={"help": "Show a progress bar."})
     torch_compile: bool = field(default=False, metadata={
@@ -352,8 +356,9 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
     resumed_from = 0
     checkpoint = _latest_checkpoint(output_dir) if config.resume else None
     if checkpoint is not None:
-        load_training_state(checkpoint, accelerator, *resumable)
         saved = json.loads((checkpoint / "trainer_state.json").read_text())
+        refuse_changed({"train": saved.get("config", {})}, {"train": asdict(config)}, f"checkpoint {checkpoint}")
+        load_training_state(checkpoint, accelerator, *resumable)
         state.step, state.epoch, state.history = saved["step"], saved["epoch"], saved["history"]
         progress_state.update({k: saved[k] for k in progress_state})
         earlier_wall = saved.get("wall_seconds", 0.0)
