@@ -64,8 +64,13 @@ def _transcribe_main(argv: Sequence[str]) -> None:
     args = parser.parse_args(list(argv))
     from .evaluation.evaluate import transcribe
 
-    for path, text in transcribe(args.model, args.files, args.device, args.precision, args.max_batch_seconds):
+    results = transcribe(args.model, args.files, args.device, args.precision, args.max_batch_seconds)
+    for path, text in results:
         print(f"{path}\t{text}")
+    failed = sum(text.startswith("<error: ") for _, text in results)
+    if failed:  # skipped and counted, like bad audio in training and evaluation
+        print(f"parp: {failed} of {len(results)} file(s) could not be transcribed (see <error: ...> above)",
+              file=sys.stderr)
 
 
 COMMANDS: dict[str, Command] = {

@@ -36,3 +36,7 @@ class ModelError(ParpError):
 
 class MaskError(ParpError):
     """A mask file does not fit the model, or a sparsity is invalid."""
+
+
+class TrainingError(ParpError):
+    """Training cannot go on (the loss or the weights stopped being finite)."""

@@ -6,6 +6,7 @@ bad clip in a 4,000-utterance manifest is one readable line instead of a libsndf
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,8 @@ import soundfile
 import soxr
 
 from parp.errors import AudioError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -55,11 +58,24 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
     )
 
 
-def to_mono_resampled(samples: np.ndarray, source_rate: int, sampling_rate: int) -> np.ndarray:
-    """Downmix (channel mean) and resample with soxr; shared by file and in-memory (HF) audio."""
+def check_finite(samples: np.ndarray, path) -> None:
+    """NaN or inf samples make every model output NaN: such a file is rejected like an undecodable one."""
+    if not np.isfinite(samples).all():
+        bad = int(np.count_nonzero(~np.isfinite(samples)))
+        raise AudioError(path, f"{bad} of {samples.size} samples are not finite (NaN or inf)")
+
+
+def to_mono_resampled(samples: np.ndarray, source_rate: int, sampling_rate: int, source=None) -> np.ndarray:
+    """Downmix (channel mean) and resample with soxr; shared by file and in-memory (HF) audio.
+
+    Channels that cancel out (one the inverse of another) downmix to silence: that is warned about.
+    """
     samples = np.asarray(samples, dtype=np.float32)
     if samples.ndim == 2:
+        loud = samples.shape[1] > 1 and float(np.abs(samples).max(initial=0.0)) > 1e-4
         samples = samples.mean(axis=1, dtype=np.float32)
+        if loud and float(np.abs(samples).max(initial=0.0)) <= 1e-4:
+            logger.warning("%s: its channels cancel out: the mono downmix is silence", source or "audio")
     elif samples.ndim != 1:
         raise ValueError(f"audio must be 1-D or (frames, channels), got shape {samples.shape}")
     if source_rate != sampling_rate and samples.size:
@@ -71,7 +87,7 @@ def load_audio(path: str | os.PathLike, sampling_rate: int = 16000) -> np.ndarra
     """Decode ``path`` to a float32 mono array at ``sampling_rate`` (downmixed by mean, resampled with soxr).
 
     Raises:
-        AudioError: missing, empty (0-byte), undecodable or zero-length (0 samples) file.
+        AudioError: missing, empty (0-byte), undecodable, zero-length (0 samples) or non-finite (NaN/inf) file.
     """
     path = Path(path)
     _check_file(path)
@@ -81,4 +97,5 @@ def load_audio(path: str | os.PathLike, sampling_rate: int = 16000) -> np.ndarra
         raise AudioError(path, f"cannot decode audio ({exc})") from None
     if samples.shape[0] == 0:
         raise AudioError(path, "zero-length audio (0 samples)")
-    return to_mono_resampled(samples, int(source_rate), sampling_rate)
+    check_finite(samples, path)
+    return to_mono_resampled(samples, int(source_rate), sampling_rate, source=path)

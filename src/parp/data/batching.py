@@ -97,7 +97,8 @@ class CTCCollator:
     ``input_values`` are padded with 0 and get an ``attention_mask``; ``labels`` are padded with -100, which
     transformers' CTC loss ignores. ``pad_token_id`` is the CTC blank: a label equal to it would be silently
     unlearnable, so it is rejected. The batch also carries ``index`` (dataset positions) for per-utterance
-    results: pop it before ``model(**batch)``.
+    results: pop it before ``model(**batch)``. Items that failed to decode (``"failed"``) are left out and
+    listed as ``batch["failed"]`` = [(path, reason)]; a batch of only such items has no tensors at all.
     """
 
     def __init__(self, pad_token_id: int = 0, label_padding: int = -100):
@@ -107,6 +108,11 @@ class CTCCollator:
     def __call__(self, items: Sequence[dict]) -> dict[str, torch.Tensor]:
         if not items:
             raise ValueError("cannot collate an empty batch")
+        failed = [(item["path"], item["failed"]) for item in items if "failed" in item]
+        if failed:
+            items = [item for item in items if "failed" not in item]
+            if not items:
+                return {"failed": failed}
         lengths = [len(item["input_values"]) for item in items]
         input_values = torch.zeros(len(items), max(lengths), dtype=torch.float32)
         attention_mask = torch.zeros(len(items), max(lengths), dtype=torch.long)
@@ -123,4 +129,6 @@ class CTCCollator:
         batch = {"input_values": input_values, "attention_mask": attention_mask, "labels": labels}
         if all("index" in item for item in items):
             batch["index"] = torch.tensor([item["index"] for item in items], dtype=torch.long)
+        if failed:
+            batch["failed"] = failed
         return batch

@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from parp.data.audio import audio_info, load_audio, to_mono_resampled
+from parp.data.audio import audio_info, check_finite, load_audio, to_mono_resampled
 from parp.data.manifest import Utterance
 from parp.data.text import TextNormalizer, Vocabulary
 from parp.errors import AudioError
@@ -53,8 +53,10 @@ class SpeechDataset:
     ``dataset.utterances[index]`` gives the utterance back (for per-utterance result tables).
 
     Call :meth:`validate` before training: it drops unreadable, empty, zero-length, out-of-range and
-    un-alignable items. If a file still fails to decode in ``__getitem__`` (changed on disk since),
-    :class:`~parp.errors.AudioError` is raised and the caller decides to skip it.
+    un-alignable items. A file that still fails to decode in ``__getitem__`` (truncated past its header,
+    non-finite samples, changed on disk since) yields ``{"index", "path", "failed": reason}`` instead of
+    samples: the collator drops it from the batch and whoever consumes the batch counts it, so one bad file
+    never stops a run (nor every resume of it at the same step).
 
     Raises:
         TextError: at construction, if transcripts contain characters the vocabulary lacks (listing them),
@@ -88,6 +90,7 @@ class SpeechDataset:
         self.labels = [vocabulary.encode(text, allow_unknown=True) for text in texts]
         self._durations: list[float | None] = [u.duration for u in utterances]
         self._cache: dict[int, np.ndarray] = {}
+        self.failed: dict[int, str] = {}  # items that failed to decode after validation (this process only)
 
     def __len__(self) -> int:
         return len(self.utterances)
@@ -161,9 +164,11 @@ class SpeechDataset:
             return cached.astype(np.float32) / 32767.0
         utterance = self.utterances[i]
         if utterance.audio is not None:
+            samples = np.asarray(utterance.audio, dtype=np.float32)
+            check_finite(samples, utterance.path or f"item {i}")
             if utterance.sampling_rate not in (None, self.sampling_rate):
-                return to_mono_resampled(utterance.audio, utterance.sampling_rate, self.sampling_rate)
-            return np.asarray(utterance.audio, dtype=np.float32)
+                return to_mono_resampled(samples, utterance.sampling_rate, self.sampling_rate, utterance.path)
+            return samples
         samples = load_audio(utterance.path, self.sampling_rate)
         if not self.cache_audio:
             return samples
@@ -174,4 +179,12 @@ class SpeechDataset:
     def __getitem__(self, i: int) -> dict:
         if not 0 <= i < len(self):
             raise IndexError(f"index {i} out of range for {len(self)} utterances")
-        return {"input_values": normalize_waveform(self.audio(i)), "labels": list(self.labels[i]), "index": i}
+        if i not in self.failed:
+            try:
+                samples = self.audio(i)
+            except AudioError as exc:
+                self.failed[i] = exc.reason
+                logger.warning("skipping %s: %s", self.utterances[i].path, exc.reason)
+        if i in self.failed:
+            return {"index": i, "path": str(self.utterances[i].path), "failed": self.failed[i]}
+        return {"input_values": normalize_waveform(samples), "labels": list(self.labels[i]), "index": i}

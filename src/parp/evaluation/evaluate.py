@@ -99,9 +99,12 @@ def run_evaluate(args: EvaluateArguments) -> dict:
     sampler = LengthGroupedBatchSampler(dataset.durations, batch_seconds(model, args.max_batch_seconds),
                                         shuffle=False)
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=CTCCollator(vocabulary.pad_id))
-    rows = []
+    rows, failed = [], []
     with record.phase("decode") as phase, torch.no_grad():
         for batch in tqdm(loader, desc="evaluate", unit="batch", disable=not args.progress):
+            failed += batch.get("failed", [])  # decode faults after validation: skipped and counted
+            if "input_values" not in batch:
+                continue
             logits, lengths = ctc_logits(model, batch["input_values"], batch["attention_mask"], device, dtype)
             for index, hypothesis in zip(batch["index"].tolist(), decode(logits, lengths)):
                 utt = dataset.utterances[index]
@@ -120,11 +123,12 @@ def run_evaluate(args: EvaluateArguments) -> dict:
                                 quoting=csv.QUOTE_NONE, escapechar="\\")
         writer.writeheader()
         writer.writerows(rows)
+    skipped = dataset.skipped + failed
     metrics = {**{name: rates[name] for name in METRICS[unit]}, "token_unit": unit, "utterances": len(rows),
-               "skipped": len(dataset.skipped), "decoder": "greedy" if args.beam_width == 1 else "beam"}
+               "skipped": len(skipped), "decoder": "greedy" if args.beam_width == 1 else "beam"}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    record.update("data", {"manifest": args.manifest, "utterances": len(rows), "skipped": len(dataset.skipped),
-                           "skipped_files": [f"{p}: {r}" for p, r in dataset.skipped][:50]})
+    record.update("data", {"manifest": args.manifest, "utterances": len(rows), "skipped": len(skipped),
+                           "skipped_files": [f"{p}: {r}" for p, r in skipped][:50]})
     record.update("metrics", metrics)
     record.finish()
     return {**metrics, "output_dir": str(out)}

@@ -13,7 +13,7 @@ import torch
 
 from ..records import RunRecord
 from ..sparsity import measure_sparsity
-from ..training.finetune import DataArguments, ModelArguments, prepare_finetune
+from ..training.finetune import DataArguments, ModelArguments, prepare_finetune, record_decode_failures
 from ..training.loop import TrainConfig, validate_train_config
 from ..training.resume_check import prepare_output_dir
 from . import full, imp, mpi, omp, parp
@@ -81,6 +81,7 @@ def run_prune(data_args: DataArguments, model_args: ModelArguments, config: Trai
     }
     record.update("metrics", summary)
     record.set("per_layer_sparsity", measured.per_layer)
+    record_decode_failures(record, setup)
     record.finish()
     summary["wall_seconds"] = record.data["wall_seconds"]
     # reused phases (--dense-checkpoint, --imp-checkpoint) and the part of a resumed phase done before its

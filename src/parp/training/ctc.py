@@ -26,8 +26,19 @@ class CTCObjective:
         self.sampling_rate = sampling_rate
         self.collate = CTCCollator(pad_token_id=vocabulary.pad_id)
         self.decoder = decoder
+        self.decode_failures: dict[str, str] = {}  # path -> reason, for files that failed mid-run
+
+    def note_failures(self, batch: dict) -> bool:
+        """Count the batch's files that failed to decode; False when nothing in it is usable."""
+        for path, reason in batch.get("failed", ()):
+            self.decode_failures.setdefault(path, reason)
+        return "input_values" in batch
 
     def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if not self.note_failures(batch):
+            # every file of the batch failed: a zero loss still reaches every parameter, so the step (and
+            # the gradient all-reduce of other processes) goes on as usual
+            return sum(p.sum() for p in model.parameters() if p.requires_grad) * 0.0
         return model(input_values=batch["input_values"], attention_mask=batch.get("attention_mask"),
                      labels=batch["labels"]).loss
 
@@ -49,6 +60,8 @@ class CTCObjective:
         model.eval()
         with torch.no_grad():
             for batch in loader:
+                if not self.note_failures(batch):
+                    continue
                 hypotheses, _ = self.transcribe_batch(model, batch)
                 references = [self.vocabulary.decode_labels(row) for row in batch["labels"].tolist()]
                 indices = batch["index"].tolist() if "index" in batch else [None] * len(hypotheses)

@@ -158,6 +158,16 @@ def prepare_finetune(data_args: DataArguments, model_args: ModelArguments, progr
     return FinetuneSetup(model_args, vocabulary, train_set, valid_set, CTCObjective(vocabulary), summary)
 
 
+def record_decode_failures(record: RunRecord, setup: FinetuneSetup) -> None:
+    """Files that passed validation but failed to decode mid-run were skipped: count them with the others."""
+    failures = setup.objective.decode_failures
+    if failures:
+        log.warning("%d file(s) failed to decode during the run and were skipped", len(failures))
+        record.update("data", {"decode_failures": len(failures),
+                               "skipped": setup.data_summary["skipped"] + len(failures),
+                               "decode_failed_files": [f"{p}: {r}" for p, r in failures.items()][:50]})
+
+
 @dataclass
 class FinetuneResult:
     train: TrainResult
@@ -188,6 +198,7 @@ def run_finetune(data_args: DataArguments, model_args: ModelArguments, config: T
                               "best_step": result.best_step})
     record.set("history", result.history)
     record.set("outputs", {"model": result.model_dir, "best": result.best_dir})
+    record_decode_failures(record, setup)
     record.finish()
     return FinetuneResult(result, record.path)
 

@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 from ..data.batching import LengthGroupedBatchSampler
 from ..errors import ConfigError
 from .checkpoint import load_training_state, save_training_state
+from .divergence import DivergenceWatch, check_weights
 from .hooks import LoopState, TrainingHook
 from .resume_check import refuse_changed
 from .speed import apply_speed_options
@@ -395,6 +396,8 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
 
     for hook in hooks:
         hook.on_train_begin(state)
+    check_weights(state.model, f"at step {state.step}, before training")
+    watch = DivergenceWatch(accelerator.device, output_dir)
 
     bar = tqdm(total=config.max_steps, initial=state.step, desc="train", unit="step", dynamic_ncols=True,
                disable=not (config.progress and accelerator.is_local_main_process))
@@ -426,6 +429,7 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
             progress_state["batches_in_epoch"] += 1
             window_audio += _audio_seconds(batch, objective)
             window_loss += loss.detach().float()
+            watch.observe(loss, state.step + 1)
             window_n += 1
             if not accelerator.sync_gradients:
                 continue
@@ -436,6 +440,7 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
             progress_state["train_seconds"] += time.time() - step_started
             bar.update(1)
             if state.step % config.log_every == 0 or state.step == config.max_steps:
+                watch.check(state.model, state.step, accelerator)
                 mean_loss = accelerator.reduce(window_loss / max(window_n, 1), "mean").item()
                 flush_audio()
                 state.history.append({"step": state.step, "epoch": state.epoch, "loss": round(mean_loss, 5),
@@ -449,6 +454,7 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
                 bar.write(f"step {state.step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
             if config.save_every and state.step % config.save_every == 0 and state.step < config.max_steps:
                 flush_audio()
+                watch.check(state.model, state.step, accelerator)  # never checkpoint a diverged model
                 _save_checkpoint(accelerator, output_dir, state, progress_state, hooks,
                                  earlier_wall + time.time() - started, resumable)
             step_started = time.time()
@@ -466,6 +472,7 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
 
     for hook in hooks:
         hook.on_train_end(state)
+    watch.check(state.model, state.step, accelerator)
     final_metrics = evaluate()
     maybe_save_best(final_metrics)
     if accelerator.is_main_process:
