@@ -224,10 +224,10 @@ def test_a_claim_being_written_is_respected_and_a_dead_one_taken_over(tmp_path):
     assert claim_cell(cell) is False and lock.read_text() == ""
     old = lock.stat().st_mtime - 120
     os.utime(lock, (old, old))  # ... or it died right there, long ago
-    assert claim_cell(cell) is True and lock.read_text() == str(os.getpid())
+    assert claim_cell(cell) is True and json.loads(lock.read_text())["pid"] == os.getpid()
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    lock.write_text(dead.stdout.strip())  # a killed worker's claim
-    assert claim_cell(cell) is True and lock.read_text() == str(os.getpid())
+    lock.write_text(dead.stdout.strip())  # a killed worker's claim (the PID-only format of older parp)
+    assert claim_cell(cell) is True and json.loads(lock.read_text())["pid"] == os.getpid()
 
 
 def test_phone_sweep_passes_its_transcript_column_and_unit_to_every_cell():
@@ -239,3 +239,30 @@ def test_phone_sweep_passes_its_transcript_column_and_unit_to_every_cell():
     # defaults stay None, so cells recorded before these options still match their settings when resumed
     plain = data_arguments(SweepConfig(), "es/train.tsv", None)
     assert (plain.text_column, plain.token_unit, plain.allow_unknown_chars) == (None, None, False)
+
+
+def test_a_claim_whose_pid_was_reused_by_another_process_is_stale(tmp_path):
+    """PID alive, same host, another start time: the worker died and its PID now belongs to someone else."""
+    import os
+    import socket
+    import subprocess
+
+    from parp.experiments.sweep import _process_start, claim_cell
+
+    cell = tmp_path / "cell"
+    cell.mkdir()
+    lock = cell / "claimed.pid"
+    other = subprocess.Popen(["sleep", "30"])  # an unrelated live process
+    try:
+        host = socket.gethostname()
+        live = {"pid": other.pid, "host": host, "start": _process_start(other.pid)}
+        assert live["start"] is not None
+        lock.write_text(json.dumps(live))  # a live worker's claim is respected
+        assert claim_cell(cell) is False
+        lock.write_text(json.dumps({**live, "start": str(int(live["start"]) - 1)}))  # PID reused since
+        assert claim_cell(cell) is True and json.loads(lock.read_text())["pid"] == os.getpid()
+        lock.write_text(json.dumps({**live, "host": host + "-elsewhere", "start": "1"}))
+        assert claim_cell(cell) is False  # another machine's claim on a shared folder: not ours to judge
+    finally:
+        other.kill()
+        other.wait()

@@ -6,6 +6,7 @@ line (``parp: error: ...``) and exit with status 2, never a traceback.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -103,6 +104,10 @@ def _quiet_libraries() -> None:
     logging.basicConfig(level=logging.WARNING, format="parp: %(message)s")
 
 
+# the machine, not the code: a full or read-only disk mid-run is one line (checkpoints are atomic, so it resumes)
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from . import commands  # noqa: F401  (registers the commands of later pipeline stages)
 
@@ -132,6 +137,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except ParpError as exc:
         print(f"parp: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno not in _ENVIRONMENT_ERRNOS:
+            raise
+        print(f"parp: error: {exc.filename or 'output'}: {exc.strerror}; free space or fix permissions, then run "
+              f"the same command again to resume from the last checkpoint", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("parp: interrupted; run the same command again to resume from the last checkpoint", file=sys.stderr)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import types
+import typing
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -22,7 +24,10 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"--config {path}: file not found")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"--config {path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
     try:
         data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
@@ -64,7 +69,40 @@ def parse_dataclasses(types: Sequence[type], argv: Sequence[str], prog: str, des
         parsed = parser.parse_args_into_dataclasses(list(argv), return_remaining_strings=False)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    return tuple(p for p in parsed if dataclasses.is_dataclass(p))
+    instances = tuple(p for p in parsed if dataclasses.is_dataclass(p))
+    for instance in instances:
+        check_types(instance)
+    return instances
+
+
+def _accepts(hint: Any, value: Any) -> bool:
+    """Whether ``value`` fits a dataclass field's type (config files bypass argparse's conversion)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_accepts(a, value) for a in args)
+    if hint is type(None):
+        return value is None
+    if origin is list:
+        return isinstance(value, list) and all(_accepts(args[0], v) for v in value) if args else isinstance(value, list)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(hint, type):
+        return isinstance(value, hint)
+    return True
+
+
+def check_types(instance: Any) -> None:
+    """One line naming an option whose value (from a config file) has the wrong type, e.g. ``max_steps: null``."""
+    hints = typing.get_type_hints(type(instance))
+    for f in dataclasses.fields(instance):
+        value = getattr(instance, f.name)
+        if f.name in hints and not _accepts(hints[f.name], value):
+            kind = getattr(hints[f.name], "__name__", None) or str(hints[f.name]).replace("typing.", "")
+            raise ConfigError(f"--{f.name.replace('_', '-')} must be {kind}, got {value!r}")
 
 
 def _raise_config_error(message: str):

@@ -103,7 +103,9 @@ class RunRecord:
     def finish(self, status: str = "completed") -> None:
         self.data["status"] = status
         self.data["wall_seconds"] = round(time.time() - self.started, 3)
-        self.data["total_finetune_steps"] = sum(p.get("steps", 0) or 0 for p in self.data["phases"])
+        # a resumed phase's own "steps" are only those of the last process; "total_steps" counts them all
+        self.data["total_finetune_steps"] = sum(p.get("total_steps", p.get("steps", 0)) or 0
+                                                for p in self.data["phases"])
         self.write()
 
     def write(self) -> None:

@@ -66,47 +66,58 @@ def read_manifest(
     if delimiter is None:
         raise ManifestError(f"{path}: manifest must be .tsv or .csv, got {path.suffix or 'no extension'!r}")
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            return _read_rows(path, handle, delimiter, quoting, audio_column, text_column, speaker_column,
+                              duration_column)
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"{path}: not UTF-8 text (byte {exc.start}); save the manifest as UTF-8") from None
+
+
+def _read_rows(path, handle, delimiter, quoting, audio_column, text_column, speaker_column, duration_column):
     base = path.parent
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle, delimiter=delimiter, quoting=quoting)
-        header = next(reader, None)
-        if not header:
-            raise ManifestError(f"{path}: empty manifest (a header row is required)")
-        header = [name.strip() for name in header]
-        for required in (audio_column, text_column):
-            if required is not None and required not in header:
+    reader = csv.reader(handle, delimiter=delimiter, quoting=quoting)
+    header = next(reader, None)
+    if not header:
+        raise ManifestError(f"{path}: empty manifest (a header row is required)")
+    header = [name.strip() for name in header]
+    for required in (audio_column, text_column):
+        if required is not None and required not in header:
+            raise ManifestError(
+                f"{path}: missing column {required!r} (columns present: {', '.join(header)})"
+            )
+    audio_index = header.index(audio_column)
+    text_index = header.index(text_column) if text_column is not None else None
+    speaker_index = header.index(speaker_column) if speaker_column in header else None
+    duration_index = header.index(duration_column) if duration_column in header else None
+    needed = max(i for i in (audio_index, text_index, speaker_index, duration_index) if i is not None)
+    utterances = []
+    for row in reader:
+        line = reader.line_num
+        if not row or all(not cell.strip() for cell in row):
+            continue
+        if len(row) <= needed:
+            raise ManifestError(f"{path}:{line}: expected {len(header)} fields, found {len(row)}")
+        if len(row) > len(header):  # silently dropping the rest would cut a transcript short
+            raise ManifestError(f"{path}:{line}: expected {len(header)} fields, found {len(row)} "
+                                f"(a {'tab' if delimiter == chr(9) else 'comma'} inside a transcript?)")
+        audio = row[audio_index].strip()
+        if not audio:
+            raise ManifestError(f"{path}:{line}: empty {audio_column!r}")
+        duration = None
+        if duration_index is not None and row[duration_index].strip():
+            try:
+                duration = float(row[duration_index])
+            except ValueError:
                 raise ManifestError(
-                    f"{path}: missing column {required!r} (columns present: {', '.join(header)})"
-                )
-        audio_index = header.index(audio_column)
-        text_index = header.index(text_column) if text_column is not None else None
-        speaker_index = header.index(speaker_column) if speaker_column in header else None
-        duration_index = header.index(duration_column) if duration_column in header else None
-        needed = max(i for i in (audio_index, text_index, speaker_index, duration_index) if i is not None)
-        utterances = []
-        for row in reader:
-            line = reader.line_num
-            if not row or all(not cell.strip() for cell in row):
-                continue
-            if len(row) <= needed:
-                raise ManifestError(f"{path}:{line}: expected {len(header)} fields, found {len(row)}")
-            audio = row[audio_index].strip()
-            if not audio:
-                raise ManifestError(f"{path}:{line}: empty {audio_column!r}")
-            duration = None
-            if duration_index is not None and row[duration_index].strip():
-                try:
-                    duration = float(row[duration_index])
-                except ValueError:
-                    raise ManifestError(
-                        f"{path}:{line}: {duration_column!r} is not a number: {row[duration_index]!r}"
-                    ) from None
-            speaker = (row[speaker_index].strip() or None) if speaker_index is not None else None
-            audio_path = Path(audio)
-            if not audio_path.is_absolute():
-                audio_path = base / audio_path
-            text = row[text_index].strip() if text_index is not None else ""
-            utterances.append(Utterance(str(audio_path), text, speaker, duration))
+                    f"{path}:{line}: {duration_column!r} is not a number: {row[duration_index]!r}"
+                ) from None
+        speaker = (row[speaker_index].strip() or None) if speaker_index is not None else None
+        audio_path = Path(audio)
+        if not audio_path.is_absolute():
+            audio_path = base / audio_path
+        text = row[text_index].strip() if text_index is not None else ""
+        utterances.append(Utterance(str(audio_path), text, speaker, duration))
     if not utterances:
         raise ManifestError(f"{path}: manifest has a header but no rows")
     return utterances

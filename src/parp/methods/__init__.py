@@ -47,6 +47,7 @@ def run_prune(data_args: DataArguments, model_args: ModelArguments, config: Trai
     setup = prepare_finetune(data_args, model_args, progress=config.progress)
     record.update("data", setup.data_summary)
     ctx = MethodContext(setup, config, args, record, extra_hooks)
+    ctx.check_scope()
     torch.manual_seed(config.seed)
     model, mask = METHODS[args.method](ctx)
 

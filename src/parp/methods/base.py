@@ -15,10 +15,11 @@ from typing import Sequence
 
 import torch
 
-from ..errors import ConfigError
+from ..errors import ConfigError, MaskError
 from ..records import RunRecord, phase_cost_seconds
 from ..sparsity import Mask, measure_sparsity, prunable_parameters, validate_sparsity
 from ..sparsity.structured import ffn_mask, ffn_parameters, random_ffn_mask
+from ..sparsity.validation import validate_n_m
 from ..training.finetune import DataArguments, FinetuneSetup, ModelArguments, prepare_finetune, with_output_dir
 from ..training.hooks import TrainingHook
 from ..training.loop import TrainConfig, TrainResult, train, validate_train_config
@@ -69,6 +70,11 @@ def validate_prune_arguments(args: PruneArguments) -> None:
         if extra:
             raise ConfigError(f"--scope ffn prunes whole feed-forward neurons (their fc1 bias included); "
                               f"{extra[0]} applies to the weight scopes only")
+    if _parse_n_m(args.scope):
+        try:
+            validate_n_m(*_parse_n_m(args.scope))
+        except MaskError as exc:
+            raise ConfigError(f"--scope {args.scope}: {exc}") from None
     if args.prune_every < 0:
         raise ConfigError(f"--prune-every must be >= 0, got {args.prune_every}")
     if args.imp_rounds < 1:
@@ -147,6 +153,16 @@ class MethodContext:
         if self.args.scope == "ffn":
             return random_ffn_mask(self.targets(model), self.args.sparsity, seed=self.config.seed)
         return Mask.random(self.targets(model), self.args.sparsity, seed=self.config.seed)
+
+    def check_scope(self) -> None:
+        """An N:M scope that does not divide the model's layers fails here, not after the first fine-tuning."""
+        n_m = _parse_n_m(self.args.scope)
+        if n_m:
+            try:
+                with torch.no_grad():
+                    Mask.n_m(self.targets(self.new_model()), *n_m)
+            except MaskError as exc:
+                raise MaskError(f"--scope {self.args.scope}: {exc}") from None
 
     def mask_factory(self, sparsity: float | None = None):
         return lambda model: self.magnitude_mask(model, sparsity)

@@ -6,6 +6,7 @@ Default ``prune_every=50``: the official code re-pruned every ~50-150 updates; o
 schedules (hundreds to a few thousand updates) 50 leaves room for many adjust/re-prune cycles, and upkeep is cheap.
 """
 
+from ..errors import MaskError
 from ..sparsity import Mask
 from ..sparsity.structured import silencing_part
 from .base import MethodContext
@@ -17,7 +18,13 @@ def run(ctx: MethodContext):
     initial = None
     if ctx.args.initial_mask:
         initial = Mask.load(ctx.args.initial_mask)
-        initial.check_compatible(ctx.targets(model))
+        targets = ctx.targets(model)
+        initial.check_compatible(targets)
+        missing = sorted(set(targets) - set(initial.masks))
+        if missing:  # a partial mask would only fail at the first re-prune, after minutes of training
+            raise MaskError(f"--initial-mask {ctx.args.initial_mask} covers {len(initial.masks)} of the "
+                            f"{len(targets)} parameters this run prunes (missing e.g. {missing[0]!r}); make it "
+                            f"with the same --scope/--include-bias/--prune-* options")
     adjusting = silencing_part if ctx.args.scope == "ffn" else None  # neurons: see parp.sparsity.structured
     hook = PARPHook(ctx.mask_factory(), ctx.args.prune_every, initial_mask=initial, adjusting_part=adjusting)
     ctx.finetune(model, "finetune", [hook])

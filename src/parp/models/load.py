@@ -11,11 +11,16 @@ import os
 from pathlib import Path
 
 import transformers
+from safetensors import SafetensorError
 from transformers import AutoConfig, AutoModelForCTC, PreTrainedModel
 
 from ..errors import ModelError
 
 log = logging.getLogger(__name__)
+
+# what a truncated or corrupt weights file raises (SafetensorError: bad header; RuntimeError: short data or a
+# tensor of another shape), besides a missing file (OSError) or a bad config (ValueError, KeyError)
+_LOAD_ERRORS = (OSError, ValueError, KeyError, RuntimeError, SafetensorError)
 
 ARCHITECTURES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio")
 
@@ -58,7 +63,7 @@ def load_ctc_model(name_or_path: str | os.PathLike | None, vocab_size: int, pad_
         config = AutoConfig.from_pretrained(source, **overrides)
         # Some checkpoints store a CTC head of another vocabulary: let the head be re-initialised.
         model = AutoModelForCTC.from_pretrained(source, config=config, ignore_mismatched_sizes=True)
-    except (OSError, ValueError, KeyError) as exc:
+    except _LOAD_ERRORS as exc:
         where = "no such folder, and the hub" if source == str(name_or_path) and "/" in source else "it"
         raise ModelError(f"--model {name_or_path}: cannot load {where} as a CTC speech model "
                          f"({_first_line(exc)})") from exc
@@ -70,7 +75,7 @@ def load_finetuned_model(path: str | os.PathLike) -> PreTrainedModel:
     source = resolve_model_source(path)
     try:
         model = AutoModelForCTC.from_pretrained(source)
-    except (OSError, ValueError, KeyError) as exc:
+    except _LOAD_ERRORS as exc:
         raise ModelError(f"{path}: cannot load a CTC model from it ({_first_line(exc)})") from exc
     return model.eval()
 

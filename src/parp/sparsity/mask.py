@@ -304,5 +304,15 @@ class Mask:
             raise
         except Exception as exc:  # corrupt header / truncated file
             raise MaskError(f"mask file {str(path)!r} cannot be read: {exc}") from None
-        masks = {n: unpack_bits(arrays[n], shapes[n]) for n in order}
+        masks = {}
+        for name in order:
+            if name not in arrays or name not in shapes:
+                raise MaskError(f"mask file {str(path)!r} is damaged: it names {name!r} but holds no such tensor")
+            try:
+                if arrays[name].size != math.ceil(math.prod(shapes[name]) / 8):  # unpackbits would pad zeros
+                    raise ValueError(f"{arrays[name].size} bytes stored")
+                masks[name] = unpack_bits(arrays[name], shapes[name])
+            except (ValueError, RuntimeError, TypeError) as exc:
+                raise MaskError(f"mask file {str(path)!r} is damaged: {name!r} does not unpack to shape "
+                                f"{shapes[name]} ({exc})") from None
         return cls(masks, json.loads(header.get("metadata", "{}")), source=path)

@@ -189,7 +189,8 @@ def run_finetune(data_args: DataArguments, model_args: ModelArguments, config: T
     model = setup.new_model(config.seed)
     with record.phase("finetune") as phase:
         result = train(model, setup.train_set, setup.valid_set, config, setup.objective)
-        phase.update(steps=result.steps - result.resumed_from_step, resumed_from_step=result.resumed_from_step,
+        phase.update(steps=result.steps - result.resumed_from_step, total_steps=result.steps,
+                     resumed_from_step=result.resumed_from_step,
                      audio_seconds_per_second=round(result.audio_seconds_per_second, 2),
                      processes=PartialState().num_processes)
         if result.earlier_wall_seconds:

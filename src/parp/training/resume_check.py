@@ -62,6 +62,19 @@ def refuse_changed(stored: dict, new: dict, where: str) -> dict[str, list]:
     return {k: [a, b] for k, (a, b) in changes.items() if k != "output_dir"}
 
 
+def check_writable(output_dir: Path) -> None:
+    """A file in the way, a read-only or full disk: one line now instead of a traceback after the work."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ConfigError(f"--output-dir {output_dir}: a file is in the way (an output folder is needed)")
+    probe = output_dir / ".parp-write-test"
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"x")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"--output-dir {output_dir}: cannot write there ({exc.strerror or exc})") from None
+
+
 def prepare_output_dir(output_dir: str | Path, overwrite: bool, command: str, arguments: dict) -> dict[str, list]:
     """Before a run writes its record: start over if asked, else refuse a resume whose settings changed.
 
@@ -70,6 +83,7 @@ def prepare_output_dir(output_dir: str | Path, overwrite: bool, command: str, ar
     """
     output_dir = Path(output_dir)
     record = output_dir / "run.json"
+    check_writable(output_dir)
     if overwrite:
         if output_dir.is_dir() and (record.exists() or (output_dir / "checkpoints").exists()):
             if int(os.environ.get("RANK", "0")) == 0:
