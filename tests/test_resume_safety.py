@@ -44,35 +44,6 @@ def _config(out: Path, max_steps: int) -> TrainConfig:
                        learning_rate=1e-3, max_batch_seconds=3, progress=False, seed=1, log_every=1)
 
 
-def test_resume_reads_no_pickle_and_runs_no_planted_code(setup, tmp_path, monkeypatch):
-    out = tmp_path / "run"
-    train(setup.new_model(1), setup.train_set, setup.valid_set, _config(out, 2), setup.objective)
-    checkpoint = out / "checkpoints" / "step-2"
-    assert checkpoint.is_dir()
-    # what the loop writes is safetensors and JSON only
-    written = {p.suffix for p in checkpoint.iterdir()}
-    assert written <= {".json", ".safetensors"}, written
-
-    marker = tmp_path / "payload-ran"
-    planted = []
-    for folder in (checkpoint, out, out / "model"):
-        for name in _PLANTED:
-            (folder / name).write_bytes(pickle.dumps(_Payload(marker)))
-            planted.append(folder / name)
-    assert pickle.loads(planted[0].read_bytes()) and marker.exists()  # the payload is live...
-    marker.unlink()
-
-    loads = []  # ...and a resume must not hand any file to an unpickler, restricted or not
-    real_torch_load = torch.load
-    monkeypatch.setattr(torch, "load", lambda *a, **k: loads.append(a) or real_torch_load(*a, **k))
-    monkeypatch.setattr(pickle, "load", lambda *a, **k: loads.append(a) or pytest.fail("pickle.load on resume"))
-    monkeypatch.setattr(pickle, "loads", lambda *a, **k: loads.append(a) or pytest.fail("pickle.loads on resume"))
-    result = train(setup.new_model(1), setup.train_set, setup.valid_set, _config(out, 4), setup.objective)
-    assert result.resumed_from_step == 2 and result.steps == 4
-    assert not marker.exists(), "a planted pickle payload ran on resume"
-    assert loads == []
-
-
 class _Killed(Exception):
     pass
 
@@ -103,6 +74,38 @@ class _KillAt:
 
     def load_state_dict(self, state):
         pass
+
+
+def test_resume_reads_no_pickle_and_runs_no_planted_code(setup, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    with pytest.raises(_Killed):
+        train(setup.new_model(1), setup.train_set, setup.valid_set, _config(out, 4), setup.objective,
+              hooks=[_KillAt(3)])
+    checkpoint = out / "checkpoints" / "step-2"
+    assert checkpoint.is_dir()
+    # what the loop writes is safetensors and JSON only
+    written = {p.suffix for p in checkpoint.iterdir()}
+    assert written <= {".json", ".safetensors"}, written
+
+    marker = tmp_path / "payload-ran"
+    planted = []
+    (out / "model").mkdir()
+    for folder in (checkpoint, out, out / "model"):
+        for name in _PLANTED:
+            (folder / name).write_bytes(pickle.dumps(_Payload(marker)))
+            planted.append(folder / name)
+    assert pickle.loads(planted[0].read_bytes()) and marker.exists()  # the payload is live...
+    marker.unlink()
+
+    loads = []  # ...and a resume must not hand any file to an unpickler, restricted or not
+    real_torch_load = torch.load
+    monkeypatch.setattr(torch, "load", lambda *a, **k: loads.append(a) or real_torch_load(*a, **k))
+    monkeypatch.setattr(pickle, "load", lambda *a, **k: loads.append(a) or pytest.fail("pickle.load on resume"))
+    monkeypatch.setattr(pickle, "loads", lambda *a, **k: loads.append(a) or pytest.fail("pickle.loads on resume"))
+    result = train(setup.new_model(1), setup.train_set, setup.valid_set, _config(out, 4), setup.objective)
+    assert result.resumed_from_step == 2 and result.steps == 4
+    assert not marker.exists(), "a planted pickle payload ran on resume"
+    assert loads == []
 
 
 def test_pickle_free_resume_matches_an_uninterrupted_run(setup, tmp_path):
