@@ -1,0 +1,53 @@
+"""The Python front of the three pipeline stages: the CLI's options as keyword arguments.
+
+``finetune(train_manifest=..., max_steps=...)`` is ``parp finetune --train-manifest ... --max-steps ...``: the
+keywords are the dataclass fields (or their transformers names, as on the command line), checked the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+from .config import translate_keys
+from .errors import ConfigError
+
+
+def _build(types: Sequence[type], options: dict[str, Any], what: str) -> list:
+    values = translate_keys(options, types)
+    names = {f.name for t in types for f in dataclasses.fields(t)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"{what}(): unknown option(s) {', '.join(unknown)}")
+    return [t(**{f.name: values[f.name] for f in dataclasses.fields(t) if f.name in values}) for t in types]
+
+
+def finetune(**options) -> dict:
+    """Fine-tune with CTC, no pruning; returns final/best metrics, steps, model folder and record path."""
+    from .training.finetune import DataArguments, ModelArguments, run_finetune
+    from .training.loop import TrainConfig
+
+    data, model, train = _build([DataArguments, ModelArguments, TrainConfig], options, "finetune")
+    result = run_finetune(data, model, train)
+    r = result.train
+    return {"final": r.final_metrics, "best": r.best_metrics, "best_step": r.best_step, "steps": r.steps,
+            "model": r.model_dir, "best_model": r.best_dir, "record": str(result.record_path)}
+
+
+def prune(method: str = "parp", sparsity: float = 0.5, **options) -> dict:
+    """Prune with ``method`` (parp, omp, imp, mpi, random, none) to ``sparsity``, fine-tune and export."""
+    from .methods import PruneArguments, run_prune
+    from .training.finetune import DataArguments, ModelArguments
+    from .training.loop import TrainConfig
+
+    prune_args, data, model, train = _build([PruneArguments, DataArguments, ModelArguments, TrainConfig],
+                                            {"method": method, "sparsity": sparsity, **options}, "prune")
+    return run_prune(data, model, train, prune_args)
+
+
+def evaluate(model: str, manifest: str, **options) -> dict:
+    """WER/CER of a fine-tuned model folder on a manifest (also writes metrics.json and predictions.tsv)."""
+    from .evaluation.evaluate import EvaluateArguments, run_evaluate
+
+    (args,) = _build([EvaluateArguments], {"model": model, "manifest": manifest, **options}, "evaluate")
+    return run_evaluate(args)
