@@ -242,7 +242,7 @@ class MethodContext:
 
 
 # schedule fields that do not change the trained weights (where files go, how often to log or checkpoint)
-_NEUTRAL_TRAIN_FIELDS = {"output_dir", "progress", "resume", "save_every", "log_every", "num_workers",
+_NEUTRAL_TRAIN_FIELDS = {"output_dir", "progress", "resume", "save_every", "log_every", "num_workers", "report_to",
                          "dense_checkpoint", "compressed_checkpoint", "overwrite_output_dir",
                          # speed options: same schedule, at most float-rounding differences (and absent from
                          # records written before they existed)

@@ -24,6 +24,17 @@ def _mask_state(mask: Mask | None) -> dict[str, Any]:
     return {} if mask is None else {f"mask.{name}": mask[name].to(torch.uint8) for name in mask}
 
 
+@torch.no_grad()
+def achieved_sparsity(model: torch.nn.Module, mask: Mask | None) -> dict[str, float]:
+    """Zeros actually in the masked weights now (PARP's regrown weights make it drop between re-prunes)."""
+    if mask is None:
+        return {}
+    params = dict(model.named_parameters())
+    zeros = sum(int((params[n] == 0).sum()) for n in mask)
+    total = sum(params[n].numel() for n in mask)
+    return {"sparsity": zeros / max(total, 1)}
+
+
 def _mask_from_state(state: dict[str, Any]) -> Mask | None:
     tensors = {k[len("mask."):]: v.bool() for k, v in state.items() if k.startswith("mask.")}
     return Mask(tensors) if tensors else None
@@ -46,6 +57,9 @@ class FixedMaskHook(TrainingHook):
         t0 = time.perf_counter()
         self.mask.apply_(state.model)
         self.upkeep_seconds += time.perf_counter() - t0
+
+    def log_values(self, state: LoopState) -> dict[str, float]:
+        return achieved_sparsity(state.model, self.mask)
 
     def state_dict(self) -> dict[str, Any]:
         return {**_mask_state(self.mask), "upkeep_seconds": self.upkeep_seconds}
@@ -101,6 +115,12 @@ class PARPHook(TrainingHook):
 
     def on_train_end(self, state: LoopState) -> None:
         self._reprune(state, final=True)
+
+    def log_values(self, state: LoopState) -> dict[str, float]:
+        values = achieved_sparsity(state.model, self.mask)
+        if self.reprunes:
+            values["reprune_iou"] = self.reprunes[-1]["iou_with_previous"]
+        return values
 
     def state_dict(self) -> dict[str, Any]:
         return {**_mask_state(self.mask), "started": self.started, "upkeep_seconds": self.upkeep_seconds,

@@ -6,6 +6,7 @@ The loop calls, in order::
     on_step_end(state)                         after every optimizer step (state.step already incremented)
     on_before_evaluate(state)                  before every validation and every model save (PARP re-prunes here)
     on_train_end(state)                        once, before the final model is saved and evaluated
+    log_values(state) -> dict                  at each logging step: numbers for the live curves
 
 A hook that keeps state across a kill/resume returns it from ``state_dict`` (tensors and JSON-able values).
 """
@@ -52,6 +53,10 @@ class TrainingHook:
 
     def on_train_end(self, state: LoopState) -> None:
         pass
+
+    def log_values(self, state: LoopState) -> dict[str, float]:
+        """Numbers for the live curves at each logging step (``--report-to``), e.g. achieved sparsity."""
+        return {}
 
     def state_dict(self) -> dict[str, Any]:
         return {}

@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 
 from ..data.batching import LengthGroupedBatchSampler
 from ..errors import ConfigError
+from . import tracking
 from .checkpoint import load_training_state, save_training_state
 from .divergence import DivergenceWatch, check_weights
 from .hooks import LoopState, TrainingHook
@@ -83,6 +84,8 @@ class TrainConfig:
     gradient_checkpointing: bool = field(default=False, metadata={
         "help": "Recompute activations in backward (less memory for large encoders on long clips); to be measured."})
     tf32: bool = field(default=False, metadata={"help": "Allow TF32 matmuls on Ampere+ GPUs; to be measured."})
+    report_to: str = field(default="auto", metadata={
+        "help": "Live curves: tensorboard | wandb | none | all (auto: tensorboard when installed) in output_dir/logs."})
 
 
 def validate_train_config(config: TrainConfig) -> None:
@@ -118,6 +121,7 @@ def validate_train_config(config: TrainConfig) -> None:
         raise bad("layer_lr_decay", "must be in (0, 1]", config.layer_lr_decay)
     if config.mixed_precision not in ("auto", "no", "fp16", "bf16"):
         raise bad("mixed_precision", "must be auto, no, fp16 or bf16", config.mixed_precision)
+    tracking.resolve_report_to(config.report_to)
 
 
 LR_SCHEDULES = ("linear", "cosine", "constant", "tri-stage")
@@ -332,7 +336,10 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
     dynamo_backend = apply_speed_options(model, config)
     accelerator = Accelerator(mixed_precision=_mixed_precision(config.mixed_precision),
                               gradient_accumulation_steps=config.grad_accum_steps, cpu=_cpu_processes(),
-                              dynamo_backend=dynamo_backend)
+                              dynamo_backend=dynamo_backend,
+                              log_with=tracking.resolve_report_to(config.report_to) or None,
+                              project_dir=str(output_dir))
+    tracking.start(accelerator, config)
     set_seed(config.seed)
     if config.freeze_feature_encoder:
         freeze_feature_encoder(model)
@@ -379,6 +386,7 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
         model.train()
         state.metrics = metrics
         state.history.append({"step": state.step, **{f"valid_{k}": v for k, v in metrics.items()}})
+        tracking.log(accelerator, metrics, state.step, prefix="valid/")
         return metrics
 
     def maybe_save_best(metrics: dict[str, float]) -> None:
@@ -446,6 +454,7 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
                 state.history.append({"step": state.step, "epoch": state.epoch, "loss": round(mean_loss, 5),
                                       "lr": scheduler.get_last_lr()[-1]})
                 bar.set_postfix(loss=f"{mean_loss:.3f}", refresh=False)
+                tracking.log_train(accelerator, state, hooks, loss=mean_loss, lr=scheduler.get_last_lr()[-1])
                 window_loss.zero_()
                 window_n = 0
             if config.eval_every and state.step % config.eval_every == 0 and state.step < config.max_steps:
@@ -481,6 +490,7 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
         _save_checkpoint(accelerator, output_dir, state, progress_state, hooks, earlier_wall + time.time() - started,
                          resumable)
     accelerator.wait_for_everyone()
+    accelerator.end_training()
     best_dir = output_dir / "best"
     return TrainResult(
         steps=state.step, epochs=state.epoch, wall_seconds=round(time.time() - started, 3),

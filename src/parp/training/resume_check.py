@@ -19,6 +19,7 @@ from ..records import jsonable
 # may differ between a run and its resumption: where files go and how the run is watched, not what it learns
 HARMLESS_ON_RESUME = frozenset({"output_dir", "progress", "resume", "save_every", "log_every", "eval_every",
                                 "num_workers", "max_minutes", "overwrite_output_dir", "compressed_checkpoint",
+                                "report_to",
                                 # the dense phase it names is step for step the one the run would train itself
                                 "dense_checkpoint",
                                 # speed options: same schedule, at most float-rounding differences
