@@ -33,7 +33,7 @@ METHODS = {
 def run_prune(data_args: DataArguments, model_args: ModelArguments, config: TrainConfig,
               args: PruneArguments, extra_hooks=()) -> dict:
     """Run one pruning method end to end; returns the run record's essentials."""
-    from ..export import compression_report, save_compact_model, save_compressed, save_pruned_model
+    from ..export import compression_report, save_compact_model, save_compressed, save_pruned_model, write_model_card
 
     validate_prune_arguments(args)
     validate_train_config(config)
@@ -84,6 +84,10 @@ def run_prune(data_args: DataArguments, model_args: ModelArguments, config: Trai
     record.set("per_layer_sparsity", measured.per_layer)
     record_decode_failures(record, setup)
     record.finish()
+    if rank == 0:
+        for folder in (model_dir, output_dir / "model-compact") if args.scope == "ffn" else (model_dir,):
+            write_model_card(folder, record.data, last.final_metrics,
+                             {"target": args.sparsity, "achieved": measured.overall})
     summary["wall_seconds"] = record.data["wall_seconds"]
     # reused phases (--dense-checkpoint, --imp-checkpoint) and the part of a resumed phase done before its
     # checkpoint ran in other processes; their time is still this method's cost

@@ -201,6 +201,12 @@ def run_finetune(data_args: DataArguments, model_args: ModelArguments, config: T
     record.set("outputs", {"model": result.model_dir, "best": result.best_dir})
     record_decode_failures(record, setup)
     record.finish()
+    if rank == 0:
+        from ..export.card import write_model_card
+
+        write_model_card(result.model_dir, record.data, result.final_metrics)
+        if result.best_dir:
+            write_model_card(result.best_dir, record.data, result.best_metrics)
     return FinetuneResult(result, record.path)
 
 
