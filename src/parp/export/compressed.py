@@ -6,6 +6,13 @@ stored dense under its own name. Masked positions come back as +0.0, so the roun
 mask was applied is bit-exact. Byte-shuffle + zlib(1) of the kept values was measured
 (bench/bench_export_size.py --try-zlib, random-init wav2vec2-base): 0.77-0.83x of the raw values for
 1-9 s extra on a 2-core CPU; left out to keep the format plain safetensors and loading fast.
+
+Why not the standard compressed-tensors ``sparse-bitmask`` (bench/bench_sparse_formats.py, wav2vec2-base shape,
+2-core CPU): it is the same idea and the same size (208.9 / 144.1 / 79.3 MiB vs 208.3 / 143.5 / 78.7 MiB here at
+50 / 70 / 90 %), but it loads nowhere without parp today: compressed-tensors dropped the sparse-bitmask
+compressor after 0.13, transformers 5.x needs compressed-tensors >= 0.15, and with 0.20 such a folder "loads"
+with every compressed weight matrix silently re-initialised. The folder that loads without parp is the dense HF
+export (zeros baked in); this file is the small one, loaded with :func:`load_compressed`.
 """
 
 from __future__ import annotations
