@@ -6,6 +6,18 @@
 compressed-tensors dropped its sparse-bitmask compressor after 0.13 ("legacy sparse compressors", 0.14+), so the
 writer is taken from 0.13 (pure torch; install it with ``pip install --no-deps --target DIR
 compressed-tensors==0.13.0``). Random init Wav2Vec2ForCTC(Wav2Vec2Config()) (~95 M params), PARP's scope pruned.
+
+Measured (2-core CPU, busy; transformers 5.24, compressed-tensors 0.13.0 as writer):
+
+| sparsity | dense MiB | parp compressed MiB (ratio) | ct sparse-bitmask MiB (ratio) |
+|---|---|---|---|
+| 50% | 360.1 | 208.3 (0.578x) | 208.9 (0.580x) |
+| 70% | 360.1 | 143.5 (0.398x) | 144.1 (0.400x) |
+| 90% | 360.1 | 78.7 (0.218x) | 79.3 (0.220x) |
+
+Loading a sparse-bitmask folder with plain transformers 5.24: with compressed-tensors 0.13 it refuses
+("compressed-tensors>=0.15.0 is required"); with 0.20 it loads, but the 12 compressed weight matrices of a
+2-layer model come back re-initialised (unexpected keys). So the standard format is not adopted.
 """
 
 from __future__ import annotations
