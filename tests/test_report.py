@@ -57,7 +57,7 @@ def test_report_has_every_plot_as_a_valid_png_and_states_the_claims(sweep_dir):
     assert main(["report", "--results", str(sweep_dir / "results.csv"), "--output-dir", str(sweep_dir / "rep")]) == 0
     text = (sweep_dir / "rep" / "report.md").read_text()
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
-    assert {"error_vs_sparsity_aa.png", "error_vs_sparsity_bb.png", "cost.png", "per_layer_sparsity.png",
+    assert {"error_vs_sparsity_aa.png", "error_vs_sparsity_bb.png", "cost.png", "per_layer_sparsity_s0.5.png", "per_layer_sparsity_s0.8.png",
             "mask_iou_parp_s0.5.png", "mask_iou_omp_s0.8.png"} <= set(images)
     for name in images:
         path = sweep_dir / "rep" / name
@@ -173,3 +173,41 @@ def test_phone_targets_are_reported_as_per(sweep_dir):
     assert "| language | target | PER multi | PER own PARP | IoU with own PARP mask |" in text
     assert "PARP − OMP PER" in text and "WER" not in text and "CER" not in text
     assert "| aa | parp | 0.5 | 0.5000 | 0.381 ± 0.001 |" in text
+
+
+def test_error_bars_only_from_two_seeds_and_the_caption_says_how_many(sweep_dir):
+    from parp.experiments.sweep import read_results
+    from parp.reports.report import _seed_caption, _spread
+
+    assert _spread([[0.1], [0.2, 0.3]]) is None and _spread([[0.1, 0.3], [0.2, 0.2]]) == [pytest.approx(0.1414, abs=1e-3), 0.0]
+    assert _seed_caption({1}) == "mean of 1 seed per point; no error bars (fewer than 2 seeds per point)"
+    rows = read_results(sweep_dir / "results.csv")
+    write_results(sweep_dir, rows + [{**r, "seed": 1, "wer": r["wer"] + 0.02} for r in rows])
+    assert main(["report", "--results", str(sweep_dir / "results.csv"), "--output-dir", str(sweep_dir / "r2")]) == 0
+    text = (sweep_dir / "r2" / "report.md").read_text()
+    assert "*aa: WER and CER vs sparsity; mean of 2 seeds per point; error bars: ±1 std over seeds.*" in text
+
+
+def test_iou_heatmap_scales_on_off_diagonal_cells():
+    from parp.reports.report import iou_heatmap
+
+    fig = iou_heatmap([[1.0, 0.62, 0.70], [0.62, 1.0, 0.66], [0.70, 0.66, 1.0]], ["a", "b", "c"], "t", random=0.33)
+    image = fig.axes[0].images[0]
+    assert image.norm.vmin == pytest.approx(0.33) and image.norm.vmax == pytest.approx(0.70)
+    assert image.get_array().mask.diagonal().all()  # the 1.0 diagonal is not on the scale
+    fig = iou_heatmap([[1.0, 0.62], [0.62, 1.0]], ["a", "b"], "t")
+    assert fig.axes[0].images[0].norm.vmax < 1.0
+
+
+def test_per_layer_grid_is_layers_by_tensor_types_with_one_panel_per_method(sweep_dir):
+    from parp.reports.report import per_layer_figure, tensor_type
+
+    assert tensor_type("wav2vec2.encoder.layers.3.feed_forward.output_dense.weight") == "ffn out"
+    panels = {"parp": {("layer 0", "q"): 0.4, ("layer 0", "k"): 0.6, ("layer 1", "q"): 0.5, ("layer 1", "k"): 0.5},
+              "omp": {("layer 0", "q"): 0.5, ("layer 0", "k"): 0.5, ("layer 1", "q"): 0.7, ("layer 1", "k"): 0.3}}
+    fig = per_layer_figure(panels, 0.5)
+    heatmaps = [ax for ax in fig.axes if ax.images]
+    assert [ax.get_title() for ax in heatmaps] == ["parp", "omp"]
+    grid = heatmaps[1].images[0].get_array()
+    assert grid.shape == (2, 2) and grid[1, 0] == pytest.approx(0.2)  # omp layer 1 q: 0.7 - target
+    assert heatmaps[0].images[0].norm.vmin == pytest.approx(-0.2)  # one symmetric scale for every panel

@@ -137,7 +137,8 @@ class Report:
 
     def save(self, fig, name: str) -> str:
         path = self.output_dir / name
-        fig.tight_layout()
+        if fig.get_layout_engine() is None:
+            fig.tight_layout()
         fig.savefig(path, dpi=110)
         _plt().close(fig)
         self.figures.append(name)
@@ -196,6 +197,7 @@ class Report:
             self.lines += ["Every WER is ≥ 0.99 (no word right yet), so only CER is plotted.", ""]
         for language in self.languages:
             fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.8), squeeze=False)
+            seed_counts: set[int] = set()
             for ax, metric in zip(axes[0], metrics):
                 reference = self.mean(metric, language=language, method="none")
                 if reference is not None:
@@ -208,15 +210,22 @@ class Report:
                         continue
                     values = [[r[metric] for r in self.cells(language=language, method=method, sparsity_target=s)]
                               for s in xs]
-                    ax.errorbar(xs, [_mean(v) for v in values], yerr=[_std(v) for v in values], marker="o",
-                                capsize=3, label=method)
+                    seed_counts.update(len(v) for v in values)
+                    spread = _spread(values)
+                    if spread is None:
+                        ax.plot(xs, [_mean(v) for v in values], marker="o", label=method)
+                    else:
+                        ax.errorbar(xs, [_mean(v) for v in values], yerr=spread, marker="o", capsize=3, label=method)
                 ax.set_xlabel("sparsity (fraction of prunable weights removed)")
                 ax.set_ylabel(metric.upper())
                 ax.set_title(f"{language}: {metric.upper()} vs sparsity")
                 ax.grid(alpha=0.3)
                 ax.legend(fontsize=8)
+            caption = _seed_caption(seed_counts)
+            fig.suptitle(f"{language}: {caption}", fontsize=9)
             name = self.save(fig, f"error_vs_sparsity_{language}.png")
-            self.lines += [f"![{language}: {self.metric_label} vs sparsity]({name})", ""]
+            self.lines += [f"![{language}: {self.metric_label} vs sparsity]({name})", "",
+                           f"*{language}: {self.metric_label} vs sparsity; {caption}.*", ""]
 
     def cost_by_method(self) -> dict[str, dict[str, float | None]]:
         return {m: {"steps": self.mean("finetune_steps", method=m), "finetunings": self.mean("finetunings", method=m),
@@ -250,55 +259,45 @@ class Report:
             self.lines += ["", "`parp-multi` is one run over all languages; its cost is that of the whole run."]
         self.lines.append("")
 
-    def per_layer_sparsity(self) -> dict[tuple[str, float], dict[str, float]]:
-        """Mean (over languages and seeds) sparsity of each encoder layer in the final masks."""
+    def per_layer_sparsity(self) -> dict[tuple[str, float], dict[tuple[str, str], float]]:
+        """Mean (over languages and seeds) sparsity of each (encoder layer, tensor type) in the final masks."""
         result = {}
         for method in self.methods:
             if method in ("none", "parp-multi"):
                 continue
             for s in self.sparsities(method):
-                per_layer: dict[str, list[float]] = defaultdict(list)
+                cells: dict[tuple[str, str], list[float]] = defaultdict(list)
                 for row in self.cells(method=method, sparsity_target=s):
                     mask = self.mask(row)
                     if mask is None:
                         continue
-                    groups: dict[str, list[int]] = defaultdict(lambda: [0, 0])
                     for name in mask:
-                        groups[layer_of(name)][0] += mask[name].numel() - int(mask[name].sum())
-                        groups[layer_of(name)][1] += mask[name].numel()
-                    for layer, (pruned, total) in groups.items():
-                        per_layer[layer].append(pruned / total)
-                if per_layer:
-                    result[(method, s)] = {k: statistics.fmean(v) for k, v in per_layer.items()}
+                        m = mask[name]
+                        cells[(layer_of(name), tensor_type(name))].append(1 - int(m.sum()) / max(m.numel(), 1))
+                if cells:
+                    result[(method, s)] = {k: statistics.fmean(v) for k, v in cells.items()}
         return result
 
     def section_per_layer(self) -> None:
         data = self.per_layer_sparsity()
         if not data:
             return
-        plt = _plt()
-        sparsities = sorted({s for _, s in data})
-        fig, axes = plt.subplots(1, len(sparsities), figsize=(4.5 * len(sparsities), 3.6), squeeze=False)
-        layers = sorted({k for v in data.values() for k in v}, key=_layer_key)
-        for ax, s in zip(axes[0], sparsities):
-            for (method, sp), values in data.items():
-                if sp == s:
-                    ax.plot(range(len(layers)), [values.get(k, math.nan) for k in layers], marker="o", label=method)
-            ax.axhline(s, color="black", linestyle=":", linewidth=1, label="target")
-            ax.set_xticks(range(len(layers)), [k.replace("layer ", "") for k in layers])
-            ax.set_xlabel("encoder layer")
-            ax.set_ylabel("sparsity of the final mask")
-            ax.set_title(f"target {s:g}")
-            ax.set_ylim(0, 1)
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
-        name = self.save(fig, "per_layer_sparsity.png")
-        self.lines += ["## Per-layer sparsity of the final masks", "", f"![per-layer sparsity]({name})", "",
-                       "| method | target | " + " | ".join(layers) + " |", "|---|---|" + "---|" * len(layers)]
+        self.lines += ["## Per-layer sparsity of the final masks", "",
+                       "One figure per target sparsity, one panel per method: encoder layers (rows) x tensor types "
+                       "(columns), coloured by the sparsity minus the target (red: pruned more than the target, "
+                       "blue: less; white: exactly the target, as uniform pruning would give). Numbers are the "
+                       "sparsities themselves, means over languages and seeds.", ""]
+        for s in sorted({sp for _, sp in data}):
+            panels = {m: v for (m, sp), v in sorted(data.items(), key=lambda kv: _order([kv[0][0]])) if sp == s}
+            name = self.save(per_layer_figure(panels, s), f"per_layer_sparsity_s{s:g}.png")
+            self.lines += [f"![per-layer sparsity at target {s:g}]({name})", ""]
+        layers = sorted({k[0] for v in data.values() for k in v}, key=_layer_key)
+        self.lines += ["| method | target | " + " | ".join(layers) + " |", "|---|---|" + "---|" * len(layers)]
         for (method, s), values in sorted(data.items(), key=lambda kv: (kv[0][1], _order([kv[0][0]]))):
-            self.lines.append(f"| {method} | {s:g} | " + " | ".join(_fmt(values.get(k)) for k in layers) + " |")
-        self.lines += ["", "Global magnitude pruning lets layers differ; a flat line at the target means uniform "
-                           "pruning.", ""]
+            by_layer = {layer: _mean(v for (l2, _), v in values.items() if l2 == layer) for layer in layers}
+            self.lines.append(f"| {method} | {s:g} | " + " | ".join(_fmt(by_layer[k]) for k in layers) + " |")
+        self.lines += ["", "Global magnitude pruning lets layers differ; the table gives each layer's mean over its "
+                           "tensor types.", ""]
 
     def cross_language_iou(self) -> dict[tuple[str, float], dict[str, Any]]:
         """Per (method, sparsity) present in several languages: the language x language IoU matrix (seed-mean)."""
@@ -384,16 +383,9 @@ class Report:
         self.lines.append("")
         for (method, s), info in sorted(self.overlap.items(), key=lambda kv: (kv[0][1], kv[0][0])):
             n = len(info["languages"])
-            fig, ax = plt.subplots(figsize=(1.2 * n + 2.5, 1.0 * n + 1.8))
-            image = ax.imshow(info["matrix"], vmin=0, vmax=1, cmap="viridis")
-            ax.set_xticks(range(n), info["languages"])
-            ax.set_yticks(range(n), info["languages"])
-            for i in range(n):
-                for j in range(n):
-                    ax.text(j, i, f"{info['matrix'][i][j]:.2f}", ha="center", va="center",
-                            color="white" if info["matrix"][i][j] < 0.6 else "black", fontsize=9)
-            ax.set_title(f"{method} s={s:g}: IoU of pruned sets\n(random masks: {info['random']:.2f})", fontsize=10)
-            fig.colorbar(image, ax=ax, fraction=0.046)
+            fig = iou_heatmap(info["matrix"], info["languages"],
+                              f"{method} s={s:g}: IoU of pruned sets\n(random masks: {info['random']:.2f})",
+                              random=info["random"])
             name = self.save(fig, f"mask_iou_{method}_s{s:g}.png")
             self.lines += [f"![{method} at {s:g}: language x language mask IoU]({name})", ""]
 
@@ -553,6 +545,102 @@ class Report:
                          + self.shared_start_note(info))
         verdict = ("Holds here" if strong == len(overlap) else "Holds partly" if strong else "Does not hold here")
         return (f"{verdict} (strong = IoU ≥ 0.5 and at least 0.1 above random): " + "; ".join(parts) + ".")
+
+
+def _spread(values: list[list[float]]) -> list[float] | None:
+    """Standard deviations for error bars, or None unless every point has at least 2 seeds."""
+    if not values or any(len(v) < 2 for v in values):
+        return None
+    return [_std(v) for v in values]
+
+
+def _seed_caption(counts: set[int]) -> str:
+    if not counts:
+        return "no cells"
+    low, high = min(counts), max(counts)
+    n = f"{low}" if low == high else f"{low}-{high}"
+    bars = "error bars: ±1 std over seeds" if low >= 2 else "no error bars (fewer than 2 seeds per point)"
+    return f"mean of {n} seed{'s' if high > 1 else ''} per point; {bars}"
+
+
+_TENSOR_LABELS = {"q_proj": "q", "k_proj": "k", "v_proj": "v", "out_proj": "out", "intermediate_dense": "ffn in",
+                  "output_dense": "ffn out"}
+
+
+def tensor_type(name: str) -> str:
+    """``...layers.3.attention.q_proj.weight`` -> ``q``; ``feed_forward.output_dense`` -> ``ffn out``."""
+    module = name.rsplit(".", 1)[0] if name.endswith((".weight", ".bias")) else name
+    short = module.rsplit(".", 1)[-1]
+    return _TENSOR_LABELS.get(short, short)
+
+
+def per_layer_figure(panels: dict[str, dict[tuple[str, str], float]], target: float):
+    """One heatmap per method: layers x tensor types, coloured by sparsity minus ``target`` (shared scale)."""
+    import numpy as np
+    from matplotlib.colors import TwoSlopeNorm
+
+    plt = _plt()
+    layers = sorted({k[0] for v in panels.values() for k in v}, key=_layer_key)
+    order = list(_TENSOR_LABELS.values())
+    types = sorted({k[1] for v in panels.values() for k in v}, key=lambda t: (order.index(t) if t in order else 99, t))
+    grids = {m: np.array([[v.get((layer, t), np.nan) for t in types] for layer in layers]) for m, v in panels.items()}
+    deviation = max([float(np.nanmax(np.abs(g - target))) for g in grids.values()] + [0.01])
+    norm = TwoSlopeNorm(vcenter=0.0, vmin=-deviation, vmax=deviation)
+    width, height = 0.55 * len(types) + 0.9, 0.32 * len(layers) + 1.3
+    fig, axes = plt.subplots(1, len(grids), figsize=(width * len(grids) + 1.2, height), squeeze=False,
+                             sharey=True, layout="constrained")
+    image = None
+    for ax, (method, grid) in zip(axes[0], grids.items()):
+        image = ax.imshow(grid - target, cmap="RdBu_r", norm=norm, aspect="auto")
+        ax.set_xticks(range(len(types)), types, rotation=45, ha="right", fontsize=8)
+        ax.set_yticks(range(len(layers)), [k.replace("layer ", "") for k in layers], fontsize=8)
+        ax.set_title(method, fontsize=10)
+        if len(layers) * len(types) <= 120:
+            for i in range(len(layers)):
+                for j in range(len(types)):
+                    if not np.isnan(grid[i, j]):
+                        ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=6.5,
+                                color="white" if abs(grid[i, j] - target) > 0.6 * deviation else "black")
+    axes[0][0].set_ylabel("encoder layer")
+    fig.suptitle(f"Sparsity per layer and tensor, target {target:g} (colour: difference from target)", fontsize=10)
+    fig.colorbar(image, ax=axes[0].tolist(), fraction=0.03, pad=0.02, label="sparsity - target")
+    return fig
+
+
+def iou_heatmap(matrix: list[list[float]], labels: list[str], title: str, random: float | None = None):
+    """Language x language IoU; the colour scale spans the off-diagonal cells (the 1.0 diagonal is greyed)
+    down to the random-mask IoU when given, marked on the colour bar, so colour reads as "above chance"."""
+    import numpy as np
+
+    plt = _plt()
+    grid = np.array(matrix, dtype=float)
+    n = len(labels)
+    off = grid[~np.eye(n, dtype=bool)]
+    off = off[~np.isnan(off)]
+    low, high = (float(off.min()), float(off.max())) if off.size else (0.0, 1.0)
+    if random is not None:
+        low = min(low, random)
+    if high - low < 0.05:  # one pair, or all pairs alike: a short span around them
+        low, high = max(0.0, low - 0.025), min(1.0, high + 0.025)
+    shown = np.ma.masked_where(np.eye(n, dtype=bool) | np.isnan(grid), grid)
+    cmap = plt.get_cmap("viridis").copy()
+    cmap.set_bad("#dddddd")
+    fig, ax = plt.subplots(figsize=(1.2 * n + 2.5, 1.0 * n + 1.8))
+    image = ax.imshow(shown, vmin=low, vmax=high, cmap=cmap)
+    ax.set_xticks(range(n), labels)
+    ax.set_yticks(range(n), labels)
+    for i in range(n):
+        for j in range(n):
+            value = grid[i, j]
+            dark = i != j and not np.isnan(value) and (value - low) / (high - low) < 0.6
+            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=9, color="white" if dark else "black")
+    ax.set_title(title, fontsize=10)
+    bar = fig.colorbar(image, ax=ax, fraction=0.046, label="IoU (scale: off-diagonal cells and random)")
+    if random is not None:
+        bar.ax.axhline(random, color="red", linewidth=2)
+        bar.ax.text(1.05, random, " random", transform=bar.ax.get_yaxis_transform(), color="red", fontsize=7,
+                    va="center", clip_on=False)
+    return fig
 
 
 def _layer_key(name: str):
