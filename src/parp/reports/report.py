@@ -586,24 +586,29 @@ def per_layer_figure(panels: dict[str, dict[tuple[str, str], float]], target: fl
     grids = {m: np.array([[v.get((layer, t), np.nan) for t in types] for layer in layers]) for m, v in panels.items()}
     deviation = max([float(np.nanmax(np.abs(g - target))) for g in grids.values()] + [0.01])
     norm = TwoSlopeNorm(vcenter=0.0, vmin=-deviation, vmax=deviation)
-    width, height = 0.55 * len(types) + 0.9, 0.32 * len(layers) + 1.3
-    fig, axes = plt.subplots(1, len(grids), figsize=(width * len(grids) + 1.2, height), squeeze=False,
-                             sharey=True, layout="constrained")
+    columns = min(3, len(grids))  # wrap: a grid of panels, never a long strip
+    rows = math.ceil(len(grids) / columns)
+    width, height = 0.45 * len(types) + 0.8, 0.28 * len(layers) + 1.1
+    fig, axes = plt.subplots(rows, columns, figsize=(width * columns + 1.3, height * rows + 0.5), squeeze=False,
+                             layout="constrained")
     image = None
-    for ax, (method, grid) in zip(axes[0], grids.items()):
+    flat = [ax for row in axes for ax in row]
+    for ax in flat[len(grids):]:
+        ax.set_visible(False)
+    for ax, (method, grid) in zip(flat, grids.items()):
         image = ax.imshow(grid - target, cmap="RdBu_r", norm=norm, aspect="auto")
         ax.set_xticks(range(len(types)), types, rotation=45, ha="right", fontsize=8)
         ax.set_yticks(range(len(layers)), [k.replace("layer ", "") for k in layers], fontsize=8)
         ax.set_title(method, fontsize=10)
+        ax.set_ylabel("encoder layer", fontsize=8)
         if len(layers) * len(types) <= 120:
             for i in range(len(layers)):
                 for j in range(len(types)):
                     if not np.isnan(grid[i, j]):
                         ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=6.5,
                                 color="white" if abs(grid[i, j] - target) > 0.6 * deviation else "black")
-    axes[0][0].set_ylabel("encoder layer")
     fig.suptitle(f"Sparsity per layer and tensor, target {target:g} (colour: difference from target)", fontsize=10)
-    fig.colorbar(image, ax=axes[0].tolist(), fraction=0.03, pad=0.02, label="sparsity - target")
+    fig.colorbar(image, ax=flat[:len(grids)], fraction=0.03, pad=0.02, label="sparsity - target")
     return fig
 
 
@@ -623,8 +628,7 @@ def iou_heatmap(matrix: list[list[float]], labels: list[str], title: str, random
     if high - low < 0.05:  # one pair, or all pairs alike: a short span around them
         low, high = max(0.0, low - 0.025), min(1.0, high + 0.025)
     shown = np.ma.masked_where(np.eye(n, dtype=bool) | np.isnan(grid), grid)
-    cmap = plt.get_cmap("viridis").copy()
-    cmap.set_bad("#dddddd")
+    cmap = plt.get_cmap("viridis").with_extremes(bad="#dddddd")
     fig, ax = plt.subplots(figsize=(1.2 * n + 2.5, 1.0 * n + 1.8))
     image = ax.imshow(shown, vmin=low, vmax=high, cmap=cmap)
     ax.set_xticks(range(n), labels)
