@@ -20,7 +20,7 @@ def test_quick_demo_runs_end_to_end_and_writes_the_report(tmp_path, capsys):
     assert (out / "data" / "fi" / "train.tsv").is_file()
     report = (out / "report.md").read_text()
     assert "Do the paper's claims hold here?" in report
-    for name in ("error_vs_sparsity_fi.png", "cost.png", "per_layer_sparsity.png"):
+    for name in ("error_vs_sparsity_fi.png", "cost.png", "per_layer_sparsity_s0.5.png", "per_layer_sparsity_s0.7.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # the same command again resumes: nothing is synthesised or trained twice
