@@ -18,7 +18,7 @@ HF_FLAGS = ["--model_name_or_path", "m", "--dataset_name", "ds", "--dataset_conf
 EXPECTED = {"model": "m", "hf_dataset": "ds", "hf_config": "fi", "hf_train_split": "tr", "hf_valid_split": "dev",
             "audio_column": "wav", "text_column": "txt", "max_train_utterances": 5, "max_valid_utterances": 3,
             "min_seconds": 0.5, "max_seconds": 9.0, "grad_accum_steps": 4, "eval_every": 7, "save_every": 8,
-            "log_every": 2, "lr_schedule": "cosine", "num_workers": 1, "resume": False, "progress": False,
+            "log_every": 2, "lr_schedule": "cosine", "num_workers": 1, "overwrite_output_dir": True, "progress": False,
             "mixed_precision": "fp16"}
 
 
@@ -42,7 +42,7 @@ def test_transformers_names_in_a_lone_json_config_and_flags_still_win(tmp_path):
                                   "learning_rate": 3e-4}))
     values = _parse("finetune", [str(config), "--logging_steps", "9"])
     assert (values["model"], values["grad_accum_steps"], values["log_every"]) == ("m", 3, 9)
-    assert (values["mixed_precision"], values["resume"], values["learning_rate"]) == ("bf16", False, 3e-4)
+    assert (values["mixed_precision"], values["overwrite_output_dir"], values["learning_rate"]) == ("bf16", True, 3e-4)
 
 
 def test_lone_yaml_config_with_nested_sections(tmp_path):
@@ -76,9 +76,9 @@ def test_evaluate_takes_max_eval_samples():
 
 
 def test_switch_with_explicit_false_keeps_the_default():
-    values = _parse("finetune", ["--overwrite_output_dir", "false", "--disable_tqdm", "no"])
-    assert values["resume"] is True and values["progress"] is True
-    assert set(HF_SWITCHES) == {"overwrite_output_dir", "disable_tqdm", "fp16", "bf16"}
+    values = _parse("finetune", ["--disable_tqdm", "no", "--fp16", "false"])
+    assert values["progress"] is True and values["mixed_precision"] == "auto"
+    assert set(HF_SWITCHES) == {"disable_tqdm", "fp16", "bf16"}
 
 
 def test_lone_config_not_found_is_one_error_line(tmp_path, capsys):
@@ -88,6 +88,6 @@ def test_lone_config_not_found_is_one_error_line(tmp_path, capsys):
 
 
 def test_bad_switch_value_is_one_error_line(capsys):
-    assert main(["finetune", "--overwrite_output_dir", "maybe"]) == 2
+    assert main(["finetune", "--disable_tqdm", "maybe"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "--overwrite_output_dir" in err and "maybe" in err and len(err.splitlines()) == 1
+    assert "--disable_tqdm" in err and "maybe" in err and len(err.splitlines()) == 1
