@@ -13,6 +13,7 @@ import platform
 import sys
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -122,3 +123,133 @@ def phase_cost_seconds(phase: dict[str, Any]) -> float:
         return phase["reused_wall_seconds"]
     return round(phase.get("wall_seconds", 0.0) + phase.get("earlier_wall_seconds", 0.0), 3)
 
+
+
+# ------------------------------------------------------------------------------------------------ reading
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One recorded phase, read back: a fine-tuning (it has ``steps``) or a step without training."""
+
+    name: str
+    facts: dict[str, Any]
+
+    @property
+    def is_training(self) -> bool:
+        return "steps" in self.facts
+
+    @property
+    def total_steps(self) -> int:
+        """Every update of the phase, those of earlier (killed) processes included."""
+        return self.facts.get("total_steps", self.facts.get("steps", 0)) or 0
+
+    @property
+    def final(self) -> dict[str, Any]:
+        return self.facts.get("final", {})
+
+    @property
+    def train_seconds(self) -> float:
+        return self.facts.get("train_seconds", 0.0)
+
+    @property
+    def reused(self) -> bool:
+        return "reused_from" in self.facts
+
+    @property
+    def cost_seconds(self) -> float:
+        return phase_cost_seconds(self.facts)
+
+    @property
+    def elsewhere_seconds(self) -> float:
+        """The part of the cost spent outside the process that wrote the record (reused or before a resume)."""
+        return self.facts.get("reused_wall_seconds", 0.0) + self.facts.get("earlier_wall_seconds", 0.0)
+
+
+@dataclass(frozen=True)
+class Run:
+    """A ``run.json`` read back: the one reader of the format (sweeps, reuse, resume checks, reports, cards)."""
+
+    path: Path
+    data: dict[str, Any]
+
+    @property
+    def command(self) -> str | None:
+        return self.data.get("command")
+
+    @property
+    def status(self) -> str | None:
+        return self.data.get("status")
+
+    @property
+    def completed(self) -> bool:
+        return self.status == "completed"
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        return self.data.get("arguments") or {}
+
+    def section(self, name: str) -> dict[str, Any]:
+        """One argument section (``data``, ``model``, ``train``, ``prune`` ...); empty when absent."""
+        return self.arguments.get(name) or {}
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return self.data.get("metrics") or {}
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        return self.data.get("history") or []
+
+    @property
+    def wall_seconds(self) -> float:
+        return self.data.get("wall_seconds", 0.0)
+
+    @property
+    def phases(self) -> list[Phase]:
+        return [Phase(p.get("name", ""), p) for p in self.data.get("phases", [])]
+
+    def phase(self, name: str) -> Phase | None:
+        return next((p for p in self.phases if p.name == name), None)
+
+    @property
+    def phase_costs(self) -> dict[str, float]:
+        return {p.name: p.cost_seconds for p in self.phases}
+
+    @property
+    def cost_seconds(self) -> float:
+        """Wall time the run cost in all: this process's, plus reused phases and work done before a resume."""
+        return round(self.wall_seconds + sum(p.elsewhere_seconds for p in self.phases if p.name != "export"), 3)
+
+
+def record_path(path: str | Path) -> Path:
+    """``run.json`` of an output folder (or the record file itself)."""
+    path = Path(path)
+    return path / "run.json" if path.is_dir() or path.suffix != ".json" else path
+
+
+def read_run(path: str | Path) -> Run | None:
+    """The run record in ``path`` (a folder or the file), or None where there is none or it cannot be read
+    (e.g. half written by a killed process)."""
+    file = record_path(path)
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return Run(file, data) if isinstance(data, dict) else None
+
+
+def load_run(path: str | Path, what: str = "") -> Run:
+    """Like :func:`read_run`, but a missing or unreadable record is one clear error (``what`` names the flag)."""
+    from .errors import ConfigError
+
+    run = read_run(path)
+    if run is None:
+        raise ConfigError(f"{what + ' ' if what else ''}{path}: no readable run.json there")
+    return run
+
+
+def is_completed(path: str | Path) -> bool:
+    """Whether the output folder holds the record of a run that finished."""
+    run = read_run(path)
+    return run is not None and run.completed

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..config import load_config_file
 from ..errors import ConfigError
-from ..records import phase_cost_seconds
+from ..records import is_completed, load_run, read_run
 from ..training.loop import TrainConfig
 
 RESULT_COLUMNS = [
@@ -172,16 +172,6 @@ def train_config_for(config: SweepConfig, directory: Path, seed: int) -> TrainCo
     """The shared schedule, with only the cell's folder and seed changed."""
     schedule = {f.name: getattr(config, f.name) for f in dataclasses.fields(TrainConfig)}
     return TrainConfig(**{**schedule, "output_dir": str(directory), "seed": seed})
-
-
-def is_completed(directory: Path) -> bool:
-    record = directory / "run.json"
-    if not record.is_file():
-        return False
-    try:
-        return json.loads(record.read_text(encoding="utf-8")).get("status") == "completed"
-    except json.JSONDecodeError:
-        return False
 
 
 def _process_alive(pid: int) -> bool:
@@ -370,7 +360,7 @@ def check_finished_cells(config: SweepConfig, languages: dict[str, LanguageData]
         directory = cell.directory(output_dir)
         if not is_completed(directory):
             continue
-        recorded = json.loads((directory / "run.json").read_text(encoding="utf-8")).get("arguments", {})
+        recorded = read_run(directory).arguments
         data, model, train, prune = cell_arguments(config, languages[cell.language], cell, output_dir)
         expected = jsonable({"data": data, "model": model, "train": train, "prune": prune})
         differing = differing_settings(recorded, expected, ("data", "model", "train", "prune"))
@@ -429,12 +419,9 @@ def discover_cells(output_dir: Path) -> list[Cell]:
 def cell_result(cell: Cell, output_dir: Path) -> dict[str, Any]:
     """The tidy row of one finished cell; cost includes any reused dense phase. Paths are relative to the sweep."""
     directory = cell.directory(output_dir)
-    record = json.loads((directory / "run.json").read_text(encoding="utf-8"))
-    metrics = record.get("metrics", {})
+    run = load_run(directory)
+    metrics = run.metrics
     final = metrics.get("final", {})
-    phases = [p for p in record.get("phases", []) if p.get("name") != "export"]
-    phase_wall = {p["name"]: phase_cost_seconds(p) for p in record["phases"]}
-    elsewhere = sum(p.get("reused_wall_seconds", 0.0) + p.get("earlier_wall_seconds", 0.0) for p in phases)
     return {
         "method": cell.method,
         "language": cell.language,
@@ -446,11 +433,11 @@ def cell_result(cell: Cell, output_dir: Path) -> dict[str, Any]:
         "per": final.get("per"),
         "finetune_steps": metrics.get("finetune_steps"),
         "finetunings": metrics.get("finetunings"),
-        "wall_seconds": round(record.get("wall_seconds", 0.0) + elsewhere, 3),
-        "phase_wall_seconds": phase_wall,
+        "wall_seconds": run.cost_seconds,
+        "phase_wall_seconds": run.phase_costs,
         "dense_bytes": _size(directory / "model" / "model.safetensors"),
         "compressed_bytes": _size(directory / "model.sparse.safetensors"),
-        "reused_dense": any("reused_from" in p for p in phases),
+        "reused_dense": any(p.reused for p in run.phases if p.name != "export"),
         "iou_with_language_mask": None,
         "mask": final_mask_path(directory).relative_to(output_dir).as_posix(),
         "cell": directory.relative_to(output_dir).as_posix(),

@@ -6,7 +6,6 @@ method, target vs achieved sparsity, metrics, parp version and the command that 
 
 from __future__ import annotations
 
-import json
 import shlex
 from pathlib import Path
 from typing import Any
@@ -108,4 +107,6 @@ def write_model_card(folder, record: dict, metrics: dict[str, float],
 
 
 def card_from_record_file(folder, record_path, metrics: dict[str, float], sparsity=None) -> Path:
-    return write_model_card(folder, json.loads(Path(record_path).read_text(encoding="utf-8")), metrics, sparsity)
+    from ..records import load_run
+
+    return write_model_card(folder, load_run(record_path).data, metrics, sparsity)

@@ -16,13 +16,13 @@ from typing import Sequence
 import torch
 
 from ..errors import ConfigError, MaskError
-from ..records import RunRecord, phase_cost_seconds
-from ..sparsity import Mask, measure_sparsity, prunable_parameters, validate_sparsity
+from ..records import Phase, Run, RunRecord, read_run
+from ..sparsity import Mask, prunable_parameters, validate_sparsity
 from ..sparsity.structured import ffn_mask, ffn_parameters, random_ffn_mask
 from ..sparsity.validation import validate_n_m
-from ..training.finetune import DataArguments, FinetuneSetup, ModelArguments, prepare_finetune, with_output_dir
+from ..training.finetune import FinetuneSetup, with_output_dir
 from ..training.hooks import TrainingHook
-from ..training.loop import TrainConfig, TrainResult, train, validate_train_config
+from ..training.loop import TrainConfig, TrainResult, train
 
 METHOD_NAMES = ("parp", "omp", "imp", "mpi", "random", "none")
 
@@ -96,12 +96,10 @@ def validate_prune_arguments(args: PruneArguments) -> None:
 
 def _check_imp_start(source: Path, target: float) -> None:
     """The IMP run to continue must have stopped below the target (a trajectory only prunes further)."""
-    import json
-
-    try:
-        earlier = json.loads((source / "run.json").read_text(encoding="utf-8"))["arguments"]["prune"]["sparsity"]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise ConfigError(f"--imp-checkpoint {source}: no readable run.json of a 'parp prune --method imp' run") from None
+    run = read_run(source)
+    earlier = run.section("prune").get("sparsity") if run else None
+    if not isinstance(earlier, (int, float)):
+        raise ConfigError(f"--imp-checkpoint {source}: no readable run.json of a 'parp prune --method imp' run")
     if not earlier < target:
         raise ConfigError(f"--imp-checkpoint {source}: that run reached sparsity {earlier:g}; continuing it needs a "
                           f"higher --sparsity, got {target:g}")
@@ -195,39 +193,36 @@ class MethodContext:
             return self.finetune(model, name)
         source = Path(self.args.dense_checkpoint)
         dense = _completed_run(source, "none", "--dense-checkpoint", self.record)
-        phase = next(p for p in dense["phases"] if p["name"] == "finetune")
         model.load_state_dict(_load_weights(type(model), source / "finetune" / "model"))
-        return self._reuse_phase(name, phase, source)
+        return self._reuse_phase(name, dense.phase("finetune"), source)
 
-    def continue_run(self, model: torch.nn.Module, source: Path, method: str, flag: str) -> dict:
+    def continue_run(self, model: torch.nn.Module, source: Path, method: str, flag: str) -> Run:
         """Load the final weights of a finished run of ``method`` and take over its phases as reused cost.
 
         Returns that run's record (its phases keep their names, so this run's own phases continue after them).
         """
         earlier = _completed_run(source, method, flag, self.record)
         model.load_state_dict(_load_weights(type(model), source / "model"))
-        for phase in earlier["phases"]:
-            if phase["name"] != "export":
-                self._reuse_phase(phase["name"], phase, source)
+        for phase in earlier.phases:
+            if phase.name != "export":
+                self._reuse_phase(phase.name, phase, source)
         return earlier
 
-    def _reuse_phase(self, name: str, facts: dict, source: Path) -> TrainResult | None:
+    def _reuse_phase(self, name: str, done: Phase, source: Path) -> TrainResult | None:
         """Record a phase another run already did: its steps and wall time become part of this run's cost."""
-        wall = phase_cost_seconds(facts)
-        training = "steps" in facts
-        steps = facts.get("total_steps", facts.get("steps", 0))
+        wall, steps = done.cost_seconds, done.total_steps
         with self.record.phase(name) as phase:
-            if training:
-                phase.update(steps=steps, total_steps=steps, resumed_from_step=0, final=facts.get("final", {}),
-                             train_seconds=facts.get("train_seconds", 0.0))
+            if done.is_training:
+                phase.update(steps=steps, total_steps=steps, resumed_from_step=0, final=done.final,
+                             train_seconds=done.train_seconds)
             else:
-                phase.update({k: v for k, v in facts.items() if k in ("sparsity", "mask_seconds")})
+                phase.update({k: v for k, v in done.facts.items() if k in ("sparsity", "mask_seconds")})
             phase.update(reused_from=str(source), reused_wall_seconds=wall)
         self.elsewhere_wall_seconds += wall
-        if not training:
+        if not done.is_training:
             return None
-        result = TrainResult(steps=steps, epochs=0, wall_seconds=wall, train_seconds=facts.get("train_seconds", 0.0),
-                             train_audio_seconds=0.0, resumed_from_step=0, final_metrics=facts.get("final", {}),
+        result = TrainResult(steps=steps, epochs=0, wall_seconds=wall, train_seconds=done.train_seconds,
+                             train_audio_seconds=0.0, resumed_from_step=0, final_metrics=done.final,
                              best_metrics={}, best_step=0, history=[], model_dir=str(source), best_dir=None)
         self.phase_results.append(result)
         return result
@@ -253,16 +248,13 @@ _NEUTRAL_TRAIN_FIELDS = {"output_dir", "progress", "resume", "save_every", "log_
 _MASK_SCOPE_FIELDS = ("scope", "include_bias", "prune_feature_projection", "prune_feature_encoder", "prune_pos_conv")
 
 
-def _completed_run(source: Path, method: str, flag: str, record: RunRecord) -> dict:
+def _completed_run(source: Path, method: str, flag: str, record: RunRecord) -> Run:
     """The run record of a finished ``method`` run whose data, model and schedule match this run's."""
-    import json
-
-    path = source / "run.json"
-    if not path.is_file():
+    earlier = read_run(source)
+    if earlier is None:
         raise ConfigError(f"{flag} {source}: no finished 'parp prune --method {method}' run there (no run.json)")
-    earlier = json.loads(path.read_text(encoding="utf-8"))
-    arguments = earlier.get("arguments", {})
-    if earlier.get("status") != "completed" or arguments.get("prune", {}).get("method") != method:
+    arguments = earlier.arguments
+    if not earlier.completed or earlier.section("prune").get("method") != method:
         raise ConfigError(f"{flag} {source}: the run there is not a completed --method {method} run")
     for section, differing in differing_settings(arguments, record.data["arguments"]).items():
         raise ConfigError(f"{flag} {source}: its {section} settings differ "

@@ -27,8 +27,8 @@ def run(ctx: MethodContext):
     start, rounds_done = 0.0, 0
     if ctx.args.imp_checkpoint:
         earlier = ctx.continue_run(model, Path(ctx.args.imp_checkpoint), "imp", "--imp-checkpoint")
-        start = earlier["arguments"]["prune"]["sparsity"]
-        rounds_done = sum(p["name"].startswith("prune-") for p in earlier["phases"])
+        start = earlier.section("prune")["sparsity"]
+        rounds_done = sum(p.name.startswith("prune-") for p in earlier.phases)
     else:
         ctx.dense_finetune(model, "finetune-0")
     mask = None

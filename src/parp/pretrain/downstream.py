@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..records import is_completed, load_run
 from ..training.finetune import DataArguments, ModelArguments, run_finetune
 from ..training.loop import TrainConfig
 
@@ -37,15 +38,15 @@ def random_init_folder(checkpoint: str, folder: Path, seed: int) -> Path:
 
 
 def _curve(run_dir: Path) -> dict:
-    record = json.loads((run_dir / "run.json").read_text())
-    history = record.get("history", [])
+    record = load_run(run_dir)
+    history = record.history
     return {
-        "status": record["status"],
+        "status": record.status,
         "valid_cer": [(h["step"], h["valid_cer"]) for h in history if "valid_cer" in h],
         "train_loss": [(h["step"], h["loss"]) for h in history if "loss" in h],
-        "final": record["metrics"].get("final"),
-        "best": record["metrics"].get("best"),
-        "wall_seconds": record.get("wall_seconds"),
+        "final": record.metrics.get("final"),
+        "best": record.metrics.get("best"),
+        "wall_seconds": record.data.get("wall_seconds"),
     }
 
 
@@ -63,8 +64,7 @@ def run_downstream(args: DownstreamArguments, data: DataArguments, model: ModelA
         if arm not in arms:
             raise ConfigError(f"--arms: unknown arm {arm!r} (pretrained, random)")
         run_dir = out / arm
-        done = (run_dir / "run.json").exists() and json.loads((run_dir / "run.json").read_text())["status"] == "completed"
-        if not done:
+        if not is_completed(run_dir):
             run_finetune(data, replace(model, model=arms[arm]), replace(train, output_dir=str(run_dir)))
     return collect({arm: out / arm for arm in arms if (out / arm / "run.json").exists()}, out,
                    {"checkpoint": checkpoint})
@@ -74,7 +74,7 @@ def collect(runs: dict[str, Path], out: Path, extra: dict | None = None) -> dict
     """``downstream.json`` + ``downstream.png`` from finished fine-tuning runs of one schedule, one arm each (also for
     runs made by plain ``parp finetune``, e.g. the recipe trials)."""
     curves = {arm: _curve(Path(run_dir)) for arm, run_dir in runs.items()}
-    train = json.loads((Path(next(iter(runs.values()))) / "run.json").read_text())["arguments"]["train"]
+    train = load_run(next(iter(runs.values()))).section("train")
     summary = {**(extra or {}), "schedule": {"max_steps": train["max_steps"], "lr": train["learning_rate"],
                                              "seed": train["seed"], "max_batch_seconds": train["max_batch_seconds"]},
                "arms": curves}

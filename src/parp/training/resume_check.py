@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..records import jsonable
+from ..records import jsonable, read_run
 
 # may differ between a run and its resumption: where files go and how the run is watched, not what it learns
 HARMLESS_ON_RESUME = frozenset({"output_dir", "progress", "resume", "save_every", "log_every", "eval_every",
@@ -83,21 +83,19 @@ def prepare_output_dir(output_dir: str | Path, overwrite: bool, command: str, ar
     changes (setting -> [before, now]) for the new record.
     """
     output_dir = Path(output_dir)
-    record = output_dir / "run.json"
     check_writable(output_dir)
     if overwrite:
-        if output_dir.is_dir() and (record.exists() or (output_dir / "checkpoints").exists()):
+        if output_dir.is_dir() and ((output_dir / "run.json").exists() or (output_dir / "checkpoints").exists()):
             if int(os.environ.get("RANK", "0")) == 0:
                 shutil.rmtree(output_dir)
         return {}
     if not has_checkpoint(output_dir):
         return {}
-    try:
-        earlier = json.loads(record.read_text(encoding="utf-8"))
-        stored, stored_command = earlier["arguments"], earlier["command"]
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+    earlier = read_run(output_dir)
+    if earlier is None or "arguments" not in earlier.data or earlier.command is None:
         raise ConfigError(f"--output-dir {output_dir} holds checkpoints but no readable run.json, so its settings "
-                          f"cannot be checked; start over with --overwrite-output-dir or a new --output-dir") from None
+                          f"cannot be checked; start over with --overwrite-output-dir or a new --output-dir")
+    stored, stored_command = earlier.data["arguments"], earlier.command
     if stored_command != command:
         raise ConfigError(f"--output-dir {output_dir} holds a 'parp {stored_command}' run, not a 'parp {command}' "
                           f"run; start over with --overwrite-output-dir or use a new --output-dir")
