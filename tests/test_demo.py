@@ -5,7 +5,7 @@ from __future__ import annotations
 from helpers import tiny_model_dir
 
 from parp.cli import main
-from parp.experiments.sweep import read_results
+from parp.results import read_results
 
 
 def test_quick_demo_runs_end_to_end_and_writes_the_report(tmp_path, capsys):

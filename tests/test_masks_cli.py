@@ -7,7 +7,8 @@ import json
 import pytest
 
 from parp.cli import main
-from parp.experiments.masks import compare_masks, random_iou
+from parp.experiments.masks import compare_masks
+from parp.sparsity.overlap import random_iou
 from parp.models import tiny_ctc_model
 from parp.sparsity import Mask, prunable_parameters
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from parp.cli import main
-from parp.experiments.sweep import write_results
+from parp.results import write_results
 from parp.models import tiny_ctc_model
 from parp.sparsity import Mask, prunable_parameters
 
@@ -77,7 +77,7 @@ def test_report_has_every_plot_as_a_valid_png_and_states_the_claims(sweep_dir):
 
 
 def test_claims_that_fail_are_said_to_fail(sweep_dir):
-    from parp.experiments.sweep import read_results
+    from parp.results import read_results
     from parp.reports.report import build_report
 
     rows = read_results(sweep_dir / "results.csv")
@@ -97,7 +97,7 @@ def test_claims_that_fail_are_said_to_fail(sweep_dir):
 
 def test_one_seed_is_not_separable_however_large_the_gap(sweep_dir):
     """The demo once said claim (b) "holds" on CER 0.820 vs 0.838 from one seed: without a spread, nothing is."""
-    from parp.experiments.sweep import read_results
+    from parp.results import read_results
     from parp.reports.report import build_report
 
     rows = [r for r in read_results(sweep_dir / "results.csv") if r["seed"] == 0]
@@ -109,7 +109,7 @@ def test_one_seed_is_not_separable_however_large_the_gap(sweep_dir):
 
 
 def test_differences_within_the_seed_spread_are_not_separable(sweep_dir):
-    from parp.experiments.sweep import read_results
+    from parp.results import read_results
     from parp.reports.report import build_report
 
     rows = read_results(sweep_dir / "results.csv")
@@ -127,7 +127,7 @@ def test_report_without_results_is_one_clear_error(tmp_path, capsys):
 
 
 def test_claims_use_cer_when_every_wer_is_saturated(sweep_dir):
-    from parp.experiments.sweep import read_results
+    from parp.results import read_results
     from parp.reports.report import build_report
 
     rows = read_results(sweep_dir / "results.csv")
@@ -141,16 +141,19 @@ def test_claims_use_cer_when_every_wer_is_saturated(sweep_dir):
 
 
 def test_overlap_is_set_against_the_pretrained_start(sweep_dir):
-    """Masks read off slightly changed weights stay close to the pretrained magnitude mask, and the report says so."""
-    import json
+    """Masks read off slightly changed weights stay close to the pretrained magnitude mask, and the report says so.
 
-    tiny_ctc_model("wav2vec2", num_hidden_layers=3).save_pretrained(sweep_dir / "pretrained")
-    for language in ("aa", "bb"):
-        for method in ("parp", "omp"):
-            cell = sweep_dir / "cells" / language / method
-            cell.mkdir(parents=True)
-            (cell / "run.json").write_text(json.dumps({"arguments": {
-                "model": {"model": str(sweep_dir / "pretrained")}, "prune": {"scope": "global"}}}))
+    The IoU with the pretrained start is recorded by each cell (``MethodContext.iou_with_pretrained``: the same
+    computation here, on the fixture's pretrained weights); the report reads it and loads no model."""
+    from parp.results import read_results
+
+    base = {n: p.detach() for n, p in prunable_parameters(tiny_ctc_model("wav2vec2", num_hidden_layers=3)).items()}
+    rows = read_results(sweep_dir / "results.csv")
+    for row in rows:
+        if row["method"] in ("parp", "omp"):
+            mask = Mask.load(sweep_dir / row["mask"])
+            row["iou_with_pretrained_mask"] = mask.iou(Mask.magnitude(base, row["sparsity_target"]))
+    write_results(sweep_dir, rows)
     assert main(["report", "--results", str(sweep_dir / "results.csv"), "--output-dir", str(sweep_dir / "rep")]) == 0
     text = (sweep_dir / "rep" / "report.md").read_text()
     row = re.search(r"\| parp \| 0\.5 \| (\d\.\d{3}) \| (\d\.\d{3}) \| 0\.333 \|", text)
@@ -160,7 +163,7 @@ def test_overlap_is_set_against_the_pretrained_start(sweep_dir):
 
 def test_phone_targets_are_reported_as_per(sweep_dir):
     """Rows of a phone sweep carry PER (no WER/CER): every table, plot label and claim says PER."""
-    from parp.experiments.sweep import read_results
+    from parp.results import read_results
     from parp.reports.report import build_report
 
     rows = read_results(sweep_dir / "results.csv")
@@ -176,8 +179,8 @@ def test_phone_targets_are_reported_as_per(sweep_dir):
 
 
 def test_error_bars_only_from_two_seeds_and_the_caption_says_how_many(sweep_dir):
-    from parp.experiments.sweep import read_results
-    from parp.reports.report import _seed_caption, _spread
+    from parp.results import read_results
+    from parp.reports.tables import _seed_caption, _spread
 
     assert _spread([[0.1], [0.2, 0.3]]) is None and _spread([[0.1, 0.3], [0.2, 0.2]]) == [pytest.approx(0.1414, abs=1e-3), 0.0]
     assert _seed_caption({1}) == "mean of 1 seed per point; no error bars (fewer than 2 seeds per point)"
@@ -193,7 +196,7 @@ def test_error_bars_only_from_two_seeds_and_the_caption_says_how_many(sweep_dir)
 
 
 def test_iou_heatmap_scales_on_off_diagonal_cells():
-    from parp.reports.report import iou_heatmap
+    from parp.reports.plots import iou_heatmap
 
     fig = iou_heatmap([[1.0, 0.62, 0.70], [0.62, 1.0, 0.66], [0.70, 0.66, 1.0]], ["a", "b", "c"], "t", random=0.33)
     image = fig.axes[0].images[0]
@@ -204,7 +207,8 @@ def test_iou_heatmap_scales_on_off_diagonal_cells():
 
 
 def test_per_layer_grid_is_layers_by_tensor_types_with_one_panel_per_method(sweep_dir):
-    from parp.reports.report import per_layer_figure, tensor_type
+    from parp.reports.plots import per_layer_figure
+    from parp.reports.tables import tensor_type
 
     assert tensor_type("wav2vec2.encoder.layers.3.feed_forward.output_dense.weight") == "ffn out"
     panels = {"parp": {("layer 0", "q"): 0.4, ("layer 0", "k"): 0.6, ("layer 1", "q"): 0.5, ("layer 1", "k"): 0.5},

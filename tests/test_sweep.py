@@ -8,7 +8,8 @@ import pytest
 from helpers import synthetic_corpus, tiny_model_dir
 
 from parp.errors import ConfigError
-from parp.experiments.sweep import Cell, SweepConfig, load_sweep_config, read_results, run_sweep
+from parp.experiments.sweep import Cell, SweepConfig, load_sweep_config, run_sweep
+from parp.results import read_results
 from parp.methods import PruneArguments, run_prune
 from parp.sparsity import Mask
 from parp.training.finetune import DataArguments, ModelArguments
@@ -60,6 +61,8 @@ def test_rerun_skips_completed_cells_and_omp_reuses_the_dense_cell(setup, tmp_pa
     record = json.loads((omp_dir / "run.json").read_text())
     assert record["total_finetune_steps"] == 2 * STEPS
     assert omp["sparsity_achieved"] == pytest.approx(0.5, abs=1e-3)
+    # recorded when the cell ran (the report reads it, loading no model); the unpruned cell has none
+    assert 0 < omp["iou_with_pretrained_mask"] <= 1 and none["iou_with_pretrained_mask"] is None
     assert Mask.load(out / omp["mask"]).sparsity() == pytest.approx(0.5, abs=1e-3)
 
     # reuse is exact: OMP run from scratch with the same schedule ends with the same mask

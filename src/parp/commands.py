@@ -1,8 +1,70 @@
-"""Sub-commands of the later pipeline stages (pruning, synthesis, pretraining, experiments), registered lazily."""
+"""The command table of ``parp``: every sub-command's help, argument dataclasses and entry point, in one place.
+
+Arguments and entry points are imported lazily, so ``parp --help`` loads no torch; ``parp.cli`` parses and runs.
+"""
 
 from __future__ import annotations
 
-from .cli import SPECIAL, Command, register
+import json
+import sys
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+
+@dataclass
+class Command:
+    help: str
+    arguments: Callable[[], list[type]]  # lazy: importing torch/transformers only for the command that runs
+    run: Callable[..., object]
+
+
+def _finetune_args():
+    from .training.finetune import DataArguments, ModelArguments
+    from .training.loop import TrainConfig
+
+    return [DataArguments, ModelArguments, TrainConfig]
+
+
+def _finetune(data, model, train):
+    from .training.finetune import run_finetune
+
+    result = run_finetune(data, model, train)
+    r = result.train
+    print(json.dumps({"final": r.final_metrics, "best": r.best_metrics, "best_step": r.best_step, "steps": r.steps,
+                      "model": r.model_dir, "best_model": r.best_dir, "record": str(result.record_path)}, indent=2))
+
+
+def _evaluate_args():
+    from .evaluation.evaluate import EvaluateArguments
+
+    return [EvaluateArguments]
+
+
+def _evaluate(args):
+    from .evaluation.evaluate import run_evaluate
+
+    print(json.dumps(run_evaluate(args), indent=2))
+
+
+def _transcribe_main(argv: Sequence[str]) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="parp transcribe", description="Print the transcript of each audio file.")
+    parser.add_argument("model", help="Fine-tuned model folder (as written by parp finetune / prune).")
+    parser.add_argument("files", nargs="+", help="Audio files (wav, flac, ogg; any rate, any channels).")
+    parser.add_argument("--device", default="auto", help="auto (cuda when a GPU is visible, else cpu) | cpu | cuda.")
+    parser.add_argument("--precision", default="auto", help="auto (bf16 on a GPU) | fp32 | bf16.")
+    parser.add_argument("--max-batch-seconds", type=float, default=120.0, help="Cap on padded audio per batch.")
+    args = parser.parse_args(list(argv))
+    from .evaluation.evaluate import transcribe
+
+    results = transcribe(args.model, args.files, args.device, args.precision, args.max_batch_seconds)
+    for path, text in results:
+        print(f"{path}\t{text}")
+    failed = sum(text.startswith("<error: ") for _, text in results)
+    if failed:  # skipped and counted, like bad audio in training and evaluation
+        print(f"parp: {failed} of {len(results)} file(s) could not be transcribed (see <error: ...> above)",
+              file=sys.stderr)
 
 
 def _prune_args():
@@ -14,15 +76,9 @@ def _prune_args():
 
 
 def _prune(prune, data, model, train):
-    import json
-
     from .methods import run_prune
 
     print(json.dumps(run_prune(data, model, train, prune), indent=2, default=str))
-
-
-register("prune", Command("Prune with PARP, OMP, IMP, MPI or random masks (plus fine-tuning) and export.",
-                          _prune_args, _prune))
 
 
 def _pretrain_args():
@@ -32,16 +88,10 @@ def _pretrain_args():
 
 
 def _pretrain(config):
-    import json
-
     from .pretrain.recipe import run_pretrain
 
     record = run_pretrain(config)
     print(json.dumps({k: record[k] for k in ("steps", "train_seconds", "audio_seconds_per_second", "final_metrics")}))
-
-
-register("pretrain", Command("Self-supervised pretraining (BEST-RQ or wav2vec 2.0) of a small wav2vec2 encoder.",
-                             _pretrain_args, _pretrain))
 
 
 def _synth_args():
@@ -57,10 +107,6 @@ def _synth(config):
         print(manifest)
 
 
-register("synth", Command("Synthesise a labelled multilingual speech corpus offline with eSpeak NG.", _synth_args,
-                          _synth))
-
-
 def _sweep_args():
     from .experiments.sweep import SweepConfig
 
@@ -71,10 +117,6 @@ def _sweep(config):
     from .experiments.sweep import run_sweep
 
     run_sweep(config)
-
-
-register("sweep", Command("Run methods x sparsities x languages x seeds with one schedule; results.csv/json.",
-                          _sweep_args, _sweep))
 
 
 def _report_args():
@@ -89,10 +131,6 @@ def _report(args):
     run_report(args)
 
 
-register("report", Command("Markdown report with plots (error, cost, per-layer sparsity, mask overlap) from a sweep.",
-                           _report_args, _report))
-
-
 def _demo_args():
     from .experiments.demo import DemoArguments
 
@@ -105,15 +143,31 @@ def _demo(args):
     run_demo(args)
 
 
-register("demo", Command("Offline demo: synthesise a small unseen-language task, fine-tune, OMP + PARP, report.",
-                         _demo_args, _demo))
-
-
 def _masks_main(argv):
     from .experiments.masks import masks_main
 
     masks_main(argv)
 
 
-# positional sub-actions (``parp masks compare A B``) do not fit the dataclass flags, so it parses its own argv
-SPECIAL["masks"] = ("Compare pruning masks: IoU and overlap of pruned sets, overall and per layer.", _masks_main)
+COMMANDS: dict[str, Command] = {
+    "finetune": Command("Fine-tune an SSL speech encoder with CTC (no pruning).", _finetune_args, _finetune),
+    "evaluate": Command("Score a fine-tuned model on a manifest: WER, CER, per-utterance TSV.", _evaluate_args,
+                        _evaluate),
+    "prune": Command("Prune with PARP, OMP, IMP, MPI or random masks (plus fine-tuning) and export.",
+                     _prune_args, _prune),
+    "pretrain": Command("Self-supervised pretraining (BEST-RQ or wav2vec 2.0) of a small wav2vec2 encoder.",
+                        _pretrain_args, _pretrain),
+    "synth": Command("Synthesise a labelled multilingual speech corpus offline with eSpeak NG.", _synth_args, _synth),
+    "sweep": Command("Run methods x sparsities x languages x seeds with one schedule; results.csv/json.",
+                     _sweep_args, _sweep),
+    "report": Command("Markdown report with plots (error, cost, per-layer sparsity, mask overlap) from a sweep.",
+                      _report_args, _report),
+    "demo": Command("Offline demo: synthesise a small unseen-language task, fine-tune, OMP + PARP, report.",
+                    _demo_args, _demo),
+}
+# positional arguments (``parp masks compare A B``, audio files) do not fit the dataclass flags: these parse
+# their own argv
+SPECIAL: dict[str, tuple[str, Callable[[Sequence[str]], None]]] = {
+    "transcribe": ("Print transcripts of audio files with a fine-tuned model.", _transcribe_main),
+    "masks": ("Compare pruning masks: IoU and overlap of pruned sets, overall and per layer.", _masks_main),
+}

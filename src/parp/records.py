@@ -68,6 +68,9 @@ class RunRecord:
     def __init__(self, path: str | Path, command: str, arguments: Any = None):
         self.path = Path(path)
         self.started = time.time()
+        # the command's argument dataclasses in order (a model card renders the equivalent command line from them)
+        self.argument_types = [type(v) for v in arguments.values() if dataclasses.is_dataclass(v)] \
+            if isinstance(arguments, dict) else []
         self.data: dict[str, Any] = {
             "command": command,
             "argv": sys.argv,

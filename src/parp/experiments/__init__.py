@@ -1,8 +1,10 @@
 """Experiments: sweeps over languages x methods x sparsities x seeds, the multilingual subnetwork, mask
 comparison and ``parp demo``."""
 
-from .masks import compare_masks, random_iou
-from .sweep import SweepConfig, collect_results, load_sweep_config, read_results, run_sweep, write_results
+from ..sparsity.overlap import random_iou
+from .masks import compare_masks
+from ..results import read_results, write_results
+from .sweep import SweepConfig, collect_results, load_sweep_config, run_sweep
 
 __all__ = ["SweepConfig", "collect_results", "compare_masks", "load_sweep_config", "random_iou", "read_results",
            "run_sweep", "write_results"]

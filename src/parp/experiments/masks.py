@@ -10,35 +10,10 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import re
 from pathlib import Path
 from typing import Any, Sequence
 
-
-_LAYER = re.compile(r"layers\.(\d+)\.")
-
-
-def layer_of(name: str) -> str:
-    """``...encoder.layers.3.attention.q_proj.weight`` -> ``layer 3``; other parameters keep their name."""
-    match = _LAYER.search(name)
-    return f"layer {int(match.group(1))}" if match else name
-
-
-def random_iou(sparsity: float) -> float:
-    """Expected IoU of the pruned sets of two independent random masks with the same sparsity."""
-    return sparsity / (2 - sparsity) if sparsity < 2 else 1.0
-
-
-def random_iou_matched(a, b) -> float:
-    """Expected IoU of independent random masks with the same PER-TENSOR sparsities as masks ``a`` and ``b``."""
-    inter = union = 0.0
-    for name in a:
-        n = a[name].numel()
-        sa, sb = 1 - float(a[name].sum()) / n, 1 - float(b[name].sum()) / n
-        inter += sa * sb * n
-        union += (sa + sb - sa * sb) * n
-    return inter / union if union else 1.0
-
+from ..sparsity.overlap import layer_of, random_iou_matched
 
 def _stats(both: int, either: int, pruned_a: int, pruned_b: int, total: int) -> dict[str, float]:
     return {"iou": both / either if either else 1.0,

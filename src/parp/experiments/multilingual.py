@@ -12,8 +12,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .sweep import MULTILINGUAL, Cell, LanguageData, SweepConfig, cell_result, data_arguments, is_completed, \
-    prune_arguments, seeds_of, train_config_for
+from typing import TYPE_CHECKING
+
+from ..records import is_completed
+from .cells import MULTILINGUAL, Cell, LanguageData, cell_result, data_arguments, prune_arguments, seeds_of, \
+    train_config_for
+
+if TYPE_CHECKING:
+    from .sweep import SweepConfig
 
 METHOD = "parp-multi"
 

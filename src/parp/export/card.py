@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import yaml
 
@@ -18,24 +18,22 @@ def _base_model(arguments: dict) -> str:
     return model or "parp-ssl-small (embedded in parp)"
 
 
-def _command(record: dict) -> str:
-    """The command line as typed, or (called from Python) the equivalent one: the options that differ from
-    their defaults."""
+def _command(record: dict, argument_types: Sequence[type] = ()) -> str:
+    """The command line as typed, or (called from Python) the equivalent one: the options of ``argument_types``
+    (the command's dataclasses, in its order) that differ from their defaults."""
     argv = record.get("argv") or []
     script = Path(argv[0]) if argv else Path()
     if script.name == "parp" or (script.name == "__main__.py" and script.parent.name == "parp"):
         return "parp " + shlex.join(str(a) for a in argv[1:])
     import dataclasses
 
-    from .. import commands  # noqa: F401  (registers prune and the later commands)
-    from ..cli import COMMANDS
     from ..config import _section
 
     name = record.get("command", "")
     flags: list[str] = []
-    if name in COMMANDS:
+    if argument_types:
         arguments = record.get("arguments") or {}
-        for t in COMMANDS[name].arguments():
+        for t in argument_types:
             values = arguments.get(_section(t)) or {}
             defaults = t() if all(f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
                                   for f in dataclasses.fields(t)) else None
@@ -56,7 +54,8 @@ def _fmt(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def model_card(record: dict, metrics: dict[str, float], sparsity: dict[str, float] | None = None) -> str:
+def model_card(record: dict, metrics: dict[str, float], sparsity: dict[str, float] | None = None,
+               argument_types: Sequence[type] = ()) -> str:
     """Markdown card for one exported folder; ``metrics`` are that folder's validation metrics."""
     arguments = record.get("arguments") or {}
     prune = arguments.get("prune") or {}
@@ -94,19 +93,20 @@ def model_card(record: dict, metrics: dict[str, float], sparsity: dict[str, floa
              "processor = Wav2Vec2Processor.from_pretrained(\"path/to/this/folder\")\n```")
     return (f"---\n{yaml.safe_dump(front, sort_keys=False, allow_unicode=True)}---\n\n"
             f"# {base.split('/')[-1]} fine-tuned for CTC, pruned with parp ({method.split(' ')[0]})\n\n"
-            f"{table}\n\nMade with\n\n```bash\n{_command(record)}\n```\n\n"
+            f"{table}\n\nMade with\n\n```bash\n{_command(record, argument_types)}\n```\n\n"
             f"Loads with plain transformers, no parp needed:\n\n{usage}\n\n"
             f"The full record (arguments, library versions, hardware, per-phase time) is the run's `run.json`.\n")
 
 
-def write_model_card(folder, record: dict, metrics: dict[str, float],
-                     sparsity: dict[str, float] | None = None) -> Path:
+def write_model_card(folder, record: dict, metrics: dict[str, float], sparsity: dict[str, float] | None = None,
+                     argument_types: Sequence[type] = ()) -> Path:
     path = Path(folder) / "README.md"
-    path.write_text(model_card(record, metrics, sparsity), encoding="utf-8")
+    path.write_text(model_card(record, metrics, sparsity, argument_types), encoding="utf-8")
     return path
 
 
-def card_from_record_file(folder, record_path, metrics: dict[str, float], sparsity=None) -> Path:
+def card_from_record_file(folder, record_path, metrics: dict[str, float], sparsity=None,
+                          argument_types: Sequence[type] = ()) -> Path:
     from ..records import load_run
 
-    return write_model_card(folder, load_run(record_path).data, metrics, sparsity)
+    return write_model_card(folder, load_run(record_path).data, metrics, sparsity, argument_types)

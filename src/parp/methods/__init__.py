@@ -81,13 +81,14 @@ def run_prune(data_args: DataArguments, model_args: ModelArguments, config: Trai
         "sizes": sizes,
     }
     record.update("metrics", summary)
+    record.update("metrics", {"iou_with_pretrained_mask": ctx.iou_with_pretrained(mask)})
     record.set("per_layer_sparsity", measured.per_layer)
     record_decode_failures(record, setup)
     record.finish()
     if rank == 0:
         for folder in (model_dir, output_dir / "model-compact") if args.scope == "ffn" else (model_dir,):
             write_model_card(folder, record.data, last.final_metrics,
-                             {"target": args.sparsity, "achieved": measured.overall})
+                             {"target": args.sparsity, "achieved": measured.overall}, record.argument_types)
     summary["wall_seconds"] = record.data["wall_seconds"]
     # reused phases (--dense-checkpoint, --imp-checkpoint) and the part of a resumed phase done before its
     # checkpoint ran in other processes; their time is still this method's cost

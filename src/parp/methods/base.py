@@ -162,6 +162,18 @@ class MethodContext:
             except MaskError as exc:
                 raise MaskError(f"--scope {self.args.scope}: {exc}") from None
 
+    def iou_with_pretrained(self, mask: Mask) -> float | None:
+        """IoU of ``mask`` with the magnitude mask of the PRETRAINED weights at the target: how close the method
+        stays to the start every language shares (the report sets cross-language overlap against it). Recorded
+        when the run ends, so a report needs no model; None where it means nothing (no pruning, neuron or N:M
+        scopes)."""
+        if self.args.method == "none" or self.args.scope not in ("global", "layer"):
+            return None
+        with torch.no_grad():
+            pretrained = {n: p.detach() for n, p in self.targets(self.new_model()).items() if n in mask}
+            start = Mask.magnitude(pretrained, self.args.sparsity, scope=self.args.scope)
+        return round(mask.iou(start), 6)
+
     def mask_factory(self, sparsity: float | None = None):
         return lambda model: self.magnitude_mask(model, sparsity)
 

@@ -25,6 +25,14 @@ _LOAD_ERRORS = (OSError, ValueError, KeyError, RuntimeError, SafetensorError)
 ARCHITECTURES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio")
 
 
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+
+
+def default_model_path() -> Path:
+    """The small SSL checkpoint shipped inside the package (see its model card); used when no model is named."""
+    return ASSETS / "parp-ssl-small"
+
+
 def _looks_like_local_path(name: str) -> bool:
     """Hub ids are ``name`` or ``org/name``; anything else with a path shape is meant as a folder."""
     return name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
@@ -32,8 +40,6 @@ def _looks_like_local_path(name: str) -> bool:
 
 def resolve_model_source(name_or_path: str | os.PathLike | None) -> str:
     """A local folder (checked to exist and hold a config) or a hub id; ``None`` means the embedded default."""
-    from . import default_model_path
-
     if name_or_path is None or str(name_or_path) == "":
         return str(default_model_path())
     name = str(name_or_path)

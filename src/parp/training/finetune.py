@@ -204,9 +204,9 @@ def run_finetune(data_args: DataArguments, model_args: ModelArguments, config: T
     if rank == 0:
         from ..export.card import write_model_card
 
-        write_model_card(result.model_dir, record.data, result.final_metrics)
+        write_model_card(result.model_dir, record.data, result.final_metrics, argument_types=record.argument_types)
         if result.best_dir:
-            write_model_card(result.best_dir, record.data, result.best_metrics)
+            write_model_card(result.best_dir, record.data, result.best_metrics, argument_types=record.argument_types)
     return FinetuneResult(result, record.path)
 
 

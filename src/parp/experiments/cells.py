@@ -1,0 +1,187 @@
+"""A sweep's cells: the grid's unit, each cell's run arguments (the shared schedule, only folder and seed change),
+and the result row read off a finished cell's record.
+
+Shared by the per-language sweep and the one-run multilingual subnetwork; the scheduling is ``sweep.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..records import is_completed, load_run
+from ..training.loop import TrainConfig
+
+if TYPE_CHECKING:
+    from .sweep import SweepConfig
+
+MULTILINGUAL = "multi"  # the cell folder of the one-run multilingual subnetwork
+
+
+@dataclass(frozen=True)
+class LanguageData:
+    name: str
+    train_manifest: str
+    valid_manifest: str | None = None
+
+
+@dataclass(frozen=True)
+class Cell:
+    language: str
+    method: str
+    sparsity: float
+    seed: int
+
+    def directory(self, output_dir: Path) -> Path:
+        return output_dir / "cells" / self.language / self.method / f"s{self.sparsity:g}" / f"seed{self.seed}"
+
+    def label(self) -> str:
+        return f"{self.language} {self.method} s={self.sparsity:g} seed={self.seed}"
+
+
+def seeds_of(config: SweepConfig) -> list[int]:
+    return list(config.seeds) if config.seeds else [config.seed]
+
+
+def train_config_for(config: SweepConfig, directory: Path, seed: int) -> TrainConfig:
+    """The shared schedule, with only the cell's folder and seed changed."""
+    schedule = {f.name: getattr(config, f.name) for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{**schedule, "output_dir": str(directory), "seed": seed})
+
+
+def cell_arguments(config: SweepConfig, language: LanguageData, cell: Cell, output_dir: Path,
+                   dense_checkpoint: str | None = None) -> tuple:
+    """The ``run_prune`` arguments of one cell: the shared schedule, with only the cell's folder and seed changed."""
+    from ..training.finetune import ModelArguments
+
+    prune = prune_arguments(config, cell.method, cell.sparsity, dense_checkpoint=dense_checkpoint)
+    earlier = previous_imp_cell(config, cell)
+    if config.imp_chain and cell.method == "imp":  # one more round per cell, from the previous cell if any
+        prune = dataclasses.replace(prune, imp_rounds=1, dense_checkpoint=None if earlier else dense_checkpoint,
+                                    imp_checkpoint=str(earlier.directory(output_dir)) if earlier else None)
+    return (data_arguments(config, language.train_manifest, language.valid_manifest),
+            ModelArguments(model=config.model, mask_time_prob=config.mask_time_prob),
+            train_config_for(config, cell.directory(output_dir), cell.seed), prune)
+
+
+def previous_imp_cell(config: SweepConfig, cell: Cell) -> Cell | None:
+    """With ``imp_chain``: the IMP cell this one continues (the next lower sparsity), None for the lowest."""
+    if not (config.imp_chain and cell.method == "imp"):
+        return None
+    lower = [float(s) for s in config.sparsities if 0 < s < cell.sparsity]
+    return Cell(cell.language, "imp", max(lower), cell.seed) if lower else None
+
+
+def data_arguments(config: SweepConfig, train_manifest: str, valid_manifest: str | None):
+    from ..training.finetune import DataArguments
+
+    return DataArguments(train_manifest=train_manifest, valid_manifest=valid_manifest,
+                         valid_fraction=config.valid_fraction, split_seed=config.split_seed,
+                         max_train_utterances=config.max_train_utterances,
+                         max_valid_utterances=config.max_valid_utterances, text_column=config.text_column,
+                         token_unit=config.token_unit, allow_unknown_chars=config.allow_unknown_chars)
+
+
+def prune_arguments(config: SweepConfig, method: str, sparsity: float, dense_checkpoint: str | None = None):
+    """A cell's pruning arguments; a method's own options stay at their defaults in other methods' cells, so
+    changing, say, ``imp_rounds`` does not make the finished PARP cells look as if they ran differently."""
+    from ..methods import PruneArguments
+
+    own = {"parp": {"prune_every": config.prune_every}, "imp": {"imp_rounds": config.imp_rounds}}.get(method, {})
+    return PruneArguments(method=method, sparsity=sparsity, scope=config.scope, dense_checkpoint=dense_checkpoint,
+                          **own)
+
+
+def collect_results(output_dir: Path, cells: list[Cell] | None = None) -> list[dict[str, Any]]:
+    """One row per completed cell, read from the cells' run records (cells not finished are left out)."""
+    output_dir = Path(output_dir)
+    if cells is None:
+        cells = discover_cells(output_dir)
+    rows = [cell_result(cell, output_dir) for cell in cells if is_completed(cell.directory(output_dir))]
+    multi = output_dir / "multilingual-results.json"
+    if multi.is_file():
+        rows += json.loads(multi.read_text(encoding="utf-8"))
+    return rows
+
+
+def discover_cells(output_dir: Path) -> list[Cell]:
+    cells = []
+    for record in sorted((Path(output_dir) / "cells").glob("*/*/s*/seed*/run.json")):
+        seed_dir = record.parent
+        if seed_dir.parents[2].name == MULTILINGUAL:
+            continue
+        cells.append(Cell(seed_dir.parents[2].name, seed_dir.parents[1].name, float(seed_dir.parent.name[1:]),
+                          int(seed_dir.name[4:])))
+    return cells
+
+
+def cell_result(cell: Cell, output_dir: Path) -> dict[str, Any]:
+    """The tidy row of one finished cell; cost includes any reused dense phase. Paths are relative to the sweep."""
+    directory = cell.directory(output_dir)
+    run = load_run(directory)
+    metrics = run.metrics
+    final = metrics.get("final", {})
+    return {
+        "method": cell.method,
+        "language": cell.language,
+        "sparsity_target": cell.sparsity,
+        "sparsity_achieved": metrics.get("sparsity_achieved"),
+        "seed": cell.seed,
+        "wer": final.get("wer"),
+        "cer": final.get("cer"),
+        "per": final.get("per"),
+        "finetune_steps": metrics.get("finetune_steps"),
+        "finetunings": metrics.get("finetunings"),
+        "wall_seconds": run.cost_seconds,
+        "phase_wall_seconds": run.phase_costs,
+        "dense_bytes": _size(directory / "model" / "model.safetensors"),
+        "compressed_bytes": _size(directory / "model.sparse.safetensors"),
+        "reused_dense": any(p.reused for p in run.phases if p.name != "export"),
+        "iou_with_language_mask": None,
+        "iou_with_pretrained_mask": metrics.get("iou_with_pretrained_mask"),  # None in records of older parp
+        "mask": final_mask_path(directory).relative_to(output_dir).as_posix(),
+        "cell": directory.relative_to(output_dir).as_posix(),
+    }
+
+
+def _size(path: Path) -> int | None:
+    return path.stat().st_size if path.is_file() else None
+
+
+def final_mask_path(directory: Path) -> Path:
+    """The cell's final mask file: the one export wrote, else one read off the exported model's zeros."""
+    from ..sparsity.mask import MASK_FORMAT
+
+    derived = directory / "final-mask.safetensors"
+    if derived.is_file():
+        return derived
+    for candidate in sorted(directory.glob("*.safetensors")) + sorted((directory / "model").glob("*.safetensors")):
+        if _is_mask_file(candidate, MASK_FORMAT):
+            return candidate
+    return derive_mask_from_zeros(directory / "model", derived)
+
+
+def _is_mask_file(path: Path, mask_format: str) -> bool:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="np") as f:
+            return (f.metadata() or {}).get("format") == mask_format
+    except Exception:  # not a safetensors file we can read: not a mask
+        return False
+
+
+def derive_mask_from_zeros(model_dir: Path, path: Path) -> Path:
+    """Kept = non-zero prunable weights of a saved model (exact for every method: pruned weights are exactly 0)."""
+    import torch
+    from transformers import AutoModelForCTC
+
+    from ..sparsity import Mask, prunable_parameters
+
+    model = AutoModelForCTC.from_pretrained(str(model_dir))
+    with torch.no_grad():
+        mask = Mask({n: p.detach() != 0 for n, p in prunable_parameters(model).items()})
+    return mask.save(path, metadata={"derived_from": str(model_dir)})

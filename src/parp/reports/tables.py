@@ -1,0 +1,328 @@
+"""The numbers of a report, without matplotlib: result rows aggregated over seeds, mask statistics, and the verdicts
+on the PARP paper's claims (PARP ~ OMP at half the cost; a sparsity range where PARP beats the unpruned model; similar
+subnetworks across languages, compared with the IoU of random masks).
+
+Reads only result rows and the cells' final mask files: never models or sweeps.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from ..sparsity.overlap import layer_of, random_iou, random_iou_matched
+
+METHOD_ORDER = ["none", "parp", "omp", "imp", "mpi", "random", "parp-multi"]
+
+
+def _mean(values) -> float | None:
+    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return statistics.fmean(values) if values else None
+
+
+def _std(values) -> float:
+    values = [v for v in values if v is not None]
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+@dataclass(frozen=True)
+class Difference:
+    """Mean(A) - mean(B) over seeds, set against the spread across seeds (the larger of the two sides' standard
+    deviations). A claim is called held or failed on it only when the difference exceeds that spread; with fewer
+    than two seeds on a side no spread is measured and nothing is separable."""
+
+    diff: float
+    spread: float | None
+
+    @property
+    def separable(self) -> bool:
+        return self.spread is not None and abs(self.diff) > self.spread
+
+    def __str__(self) -> str:
+        return f"{self.diff:+.3f} " + (f"± {self.spread:.3f}" if self.spread is not None else "(one seed)")
+
+
+def difference(a: list[float], b: list[float]) -> Difference | None:
+    a = [v for v in a if v is not None and math.isfinite(v)]
+    b = [v for v in b if v is not None and math.isfinite(v)]
+    if not a or not b:
+        return None
+    spread = max(_std(a), _std(b)) if len(a) > 1 and len(b) > 1 else None
+    return Difference(statistics.fmean(a) - statistics.fmean(b), spread)
+
+
+def _fmt_spread(values: list[float]) -> str:
+    """Mean, and ± the standard deviation across seeds where there are several."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return "–"
+    return _fmt(_mean(values)) + (f" ± {_std(values):.3f}" if len(values) > 1 else "")
+
+
+def _fmt(value, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _order(methods) -> list[str]:
+    return sorted(set(methods), key=lambda m: (METHOD_ORDER.index(m) if m in METHOD_ORDER else 99, m))
+
+
+
+class Tables:
+    """Result rows (one per cell and seed) with the aggregations and verdicts a report states."""
+
+    def __init__(self, rows: list[dict[str, Any]], base: Path):
+        if not rows:
+            raise ConfigError("the results file has no rows: no sweep cell has finished yet")
+        self.rows, self.base = rows, base
+        self.languages = sorted({r["language"] for r in rows})
+        self.methods = _order(r["method"] for r in rows)
+        self.seeds = sorted({r["seed"] for r in rows})
+        self._masks: dict[str, Any] = {}
+        self.overlap: dict[tuple[str, float], dict[str, Any]] = {}
+
+    def cells(self, **where) -> list[dict[str, Any]]:
+        return [r for r in self.rows if all(r.get(k) == v for k, v in where.items())]
+
+    def mean(self, key: str, **where) -> float | None:
+        return _mean(r.get(key) for r in self.cells(**where))
+
+    def sparsities(self, method: str, language: str | None = None) -> list[float]:
+        where = {"method": method, **({"language": language} if language else {})}
+        return sorted({r["sparsity_target"] for r in self.cells(**where)})
+
+    def mask(self, row: dict[str, Any]):
+        from ..sparsity import Mask
+
+        path = row.get("mask")
+        if not path:
+            return None
+        full = Path(path) if Path(path).is_absolute() else self.base / path
+        if str(full) not in self._masks:
+            self._masks[str(full)] = Mask.load(full) if full.is_file() else None
+        return self._masks[str(full)]
+
+
+    def cost_by_method(self) -> dict[str, dict[str, float | None]]:
+        return {m: {"steps": self.mean("finetune_steps", method=m), "finetunings": self.mean("finetunings", method=m),
+                    "wall": self.mean("wall_seconds", method=m)} for m in self.methods}
+
+
+    def per_layer_sparsity(self) -> dict[tuple[str, float], dict[tuple[str, str], float]]:
+        """Mean (over languages and seeds) sparsity of each (encoder layer, tensor type) in the final masks."""
+        result = {}
+        for method in self.methods:
+            if method in ("none", "parp-multi"):
+                continue
+            for s in self.sparsities(method):
+                cells: dict[tuple[str, str], list[float]] = defaultdict(list)
+                for row in self.cells(method=method, sparsity_target=s):
+                    mask = self.mask(row)
+                    if mask is None:
+                        continue
+                    for name in mask:
+                        m = mask[name]
+                        cells[(layer_of(name), tensor_type(name))].append(1 - int(m.sum()) / max(m.numel(), 1))
+                if cells:
+                    result[(method, s)] = {k: statistics.fmean(v) for k, v in cells.items()}
+        return result
+
+
+    def cross_language_iou(self) -> dict[tuple[str, float], dict[str, Any]]:
+        """Per (method, sparsity) present in several languages: the language x language IoU matrix (seed-mean)."""
+        result = {}
+        for method in self.methods:
+            if method in ("none", "parp-multi"):
+                continue
+            for s in self.sparsities(method):
+                languages = sorted({r["language"] for r in self.cells(method=method, sparsity_target=s)})
+                if len(languages) < 2:
+                    continue
+                matrix = [[1.0] * len(languages) for _ in languages]
+                matched = []
+                for i, a in enumerate(languages):
+                    for j, b in enumerate(languages):
+                        if j <= i:
+                            continue
+                        ious = []
+                        for seed in self.seeds:
+                            ra = self.cells(method=method, sparsity_target=s, language=a, seed=seed)
+                            rb = self.cells(method=method, sparsity_target=s, language=b, seed=seed)
+                            ma = self.mask(ra[0]) if ra else None
+                            mb = self.mask(rb[0]) if rb else None
+                            if ma is not None and mb is not None:
+                                ious.append(ma.iou(mb))
+                                matched.append(random_iou_matched(ma, mb))
+                        matrix[i][j] = matrix[j][i] = _mean(ious) if ious else math.nan
+                off = [matrix[i][j] for i in range(len(languages)) for j in range(i + 1, len(languages))
+                       if not math.isnan(matrix[i][j])]
+                if off:
+                    result[(method, s)] = {"languages": languages, "matrix": matrix, "mean": statistics.fmean(off),
+                                           "random": random_iou(s), "random_matched": _mean(matched),
+                                           "pretrained": self.mean("iou_with_pretrained_mask", method=method,
+                                                                   sparsity_target=s)}
+        return result
+
+
+    @property
+    def error_metrics(self) -> tuple[str, ...]:
+        """("per",) when the targets are phones (the rows carry PER), else ("wer", "cer")."""
+        return ("per",) if any(r.get("per") is not None for r in self.rows) else ("wer", "cer")
+
+    @property
+    def metric_label(self) -> str:
+        return "/".join(m.upper() for m in self.error_metrics)
+
+    @property
+    def claim_metric(self) -> str:
+        """WER, unless every WER is saturated (>= 0.99: short runs emit no correct word) while CER still differs;
+        PER for phone targets."""
+        if self.error_metrics == ("per",):
+            return "per"
+        wers = [r["wer"] for r in self.rows if r.get("wer") is not None]
+        return "wer" if wers and min(wers) < 0.99 else "cer"
+
+    def differences(self, metric: str, method: str, reference: str, language: str, s: float) -> Difference | None:
+        """``method`` - ``reference`` at sparsity ``s`` (the unpruned reference has no sparsity)."""
+        values = lambda m: [r[metric] for r in self.cells(method=m, language=language,  # noqa: E731
+                                                          **({} if m == "none" else {"sparsity_target": s}))]
+        return difference(values(method), values(reference))
+
+    @staticmethod
+    def verdict(points: list[Difference], lower_is_claimed: bool) -> str:
+        """Held where the claimed direction exceeds the seed spread, failed where the opposite does, and 'not
+        separable' where every difference is within it."""
+        good = sum(p.separable and (p.diff < 0) == lower_is_claimed for p in points)
+        bad = sum(p.separable and (p.diff < 0) != lower_is_claimed for p in points)
+        if not good and not bad:
+            one_seed = all(p.spread is None for p in points)
+            return ("Not separable: one seed, so no spread to judge a difference against" if one_seed else
+                    "Not separable: every difference is within the spread across seeds")
+        if bad == 0:
+            return "Holds here"
+        return "Holds partly" if good else "Does not hold here"
+
+    def claim_parp_vs_omp(self) -> str:
+        metric = self.claim_metric
+        points = []
+        for language in self.languages:
+            for s in self.sparsities("parp", language):
+                d = self.differences(metric, "parp", "omp", language, s)
+                if d is not None:
+                    points.append((language, s, d))
+        if not points:
+            return "Not measured (the sweep needs both PARP and OMP at the same sparsity)."
+        cost = self.cost_by_method()
+        steps = cost["parp"]["steps"] / cost["omp"]["steps"] if cost["omp"]["steps"] else math.nan
+        wall = cost["parp"]["wall"] / cost["omp"]["wall"] if cost["omp"]["wall"] else math.nan
+        diffs = ", ".join(f"{lang} {s:g}: {d}" for lang, s, d in points)
+        accuracy = (f"PARP − OMP {metric.upper()} (± spread across seeds): {diffs}"
+                    + (" — judged on CER because every WER is saturated at 1.0" if metric == "cer" else ""))
+        cheaper = f"PARP used {steps:.2f}x OMP's fine-tuning steps and {wall:.2f}x its wall time"
+        # "≈ OMP" is contradicted only where PARP is worse beyond the spread
+        verdict = self.verdict([d for *_, d in points], lower_is_claimed=True)
+        if steps > 0.6:
+            verdict = "Does not hold here (PARP was not cheaper)"
+        return f"{verdict}: {accuracy}; {cheaper}."
+
+    def claim_parp_beats_dense(self) -> str:
+        """Existential: held for a language where PARP beats the unpruned model beyond the spread at some sparsity,
+        failed where it is worse beyond the spread at every tested one, not separable otherwise."""
+        metric = self.claim_metric
+        label = metric.upper()
+        parts, held = [], []
+        for language in self.languages:
+            dense = self.mean(metric, method="none", language=language)
+            sparsities = self.sparsities("parp", language)
+            if dense is None or not sparsities:
+                continue
+            diffs = {s: self.differences(metric, "parp", "none", language, s) for s in sparsities}
+            better = [s for s, d in diffs.items() if d.separable and d.diff < 0]
+            worse_everywhere = all(d.separable and d.diff > 0 for d in diffs.values())
+            held.append("yes" if better else "no" if worse_everywhere else "not separable")
+            omp_better = [s for s in sparsities if (d := self.differences(metric, "omp", "none", language, s))
+                          and d.separable and d.diff < 0]
+            listed = ", ".join(f"{s:g}: {d}" for s, d in diffs.items())
+            parts.append(f"{language}: {held[-1]}"
+                         + (f" at {', '.join(f'{s:g}' for s in better)}" if better else "")
+                         + f" (PARP − unpruned {label}, unpruned {dense:.3f}: {listed}; OMP beats it beyond the "
+                         + (f"spread at {', '.join(f'{s:g}' for s in omp_better)})" if omp_better else
+                            "spread at no tested sparsity)"))
+        if not parts:
+            return "Not measured (the sweep needs PARP cells and the unpruned cell of the same language)."
+        if all(h == "yes" for h in held):
+            verdict = "Holds here"
+        elif "yes" in held:
+            verdict = "Holds for some languages"
+        elif all(h == "no" for h in held):
+            verdict = "Does not hold here"
+        else:
+            verdict = "Not separable (differences within the spread across seeds, or one seed)"
+        return f"{verdict}. " + "; ".join(parts) + "."
+
+    @staticmethod
+    def shared_start_note(info: dict[str, Any]) -> str:
+        pretrained = info.get("pretrained")
+        if pretrained is None:
+            return ""
+        explained = info["mean"] <= pretrained + 0.05
+        return (f"; each mask's IoU with the pretrained weights' magnitude mask is {pretrained:.3f}, so "
+                + ("the shared pretrained start accounts for most of the cross-language overlap" if explained else
+                   "the languages share more than the pretrained start explains"))
+
+    def claim_overlap(self) -> str:
+        overlap = self.overlap
+        if not overlap:
+            return "Not measured (needs masks of the same method and sparsity in at least two languages)."
+        parts, strong = [], 0
+        for (method, s), info in sorted(overlap.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+            baseline = max(info["random"], info["random_matched"] or 0.0)
+            is_strong = info["mean"] >= 0.5 and info["mean"] >= baseline + 0.1
+            strong += is_strong
+            parts.append(f"{method} {s:g}: IoU {info['mean']:.3f} vs {info['random']:.3f} for random masks"
+                         + (f" ({info['random_matched']:.3f} layer-matched)" if info["random_matched"] else "")
+                         + self.shared_start_note(info))
+        verdict = ("Holds here" if strong == len(overlap) else "Holds partly" if strong else "Does not hold here")
+        return (f"{verdict} (strong = IoU ≥ 0.5 and at least 0.1 above random): " + "; ".join(parts) + ".")
+
+
+def _spread(values: list[list[float]]) -> list[float] | None:
+    """Standard deviations for error bars, or None unless every point has at least 2 seeds."""
+    if not values or any(len(v) < 2 for v in values):
+        return None
+    return [_std(v) for v in values]
+
+
+def _seed_caption(counts: set[int]) -> str:
+    if not counts:
+        return "no cells"
+    low, high = min(counts), max(counts)
+    n = f"{low}" if low == high else f"{low}-{high}"
+    bars = "error bars: ±1 std over seeds" if low >= 2 else "no error bars (fewer than 2 seeds per point)"
+    return f"mean of {n} seed{'s' if high > 1 else ''} per point; {bars}"
+
+
+_TENSOR_LABELS = {"q_proj": "q", "k_proj": "k", "v_proj": "v", "out_proj": "out", "intermediate_dense": "ffn in",
+                  "output_dense": "ffn out"}
+
+
+def tensor_type(name: str) -> str:
+    """``...layers.3.attention.q_proj.weight`` -> ``q``; ``feed_forward.output_dense`` -> ``ffn out``."""
+    module = name.rsplit(".", 1)[0] if name.endswith((".weight", ".bias")) else name
+    short = module.rsplit(".", 1)[-1]
+    return _TENSOR_LABELS.get(short, short)
+
+
+
+def _layer_key(name: str):
+    return (0, int(name.split()[1])) if name.startswith("layer ") else (1, name)
+
