@@ -234,7 +234,8 @@ def test_a_claim_being_written_is_respected_and_a_dead_one_taken_over(tmp_path):
 
 
 def test_phone_sweep_passes_its_transcript_column_and_unit_to_every_cell():
-    from parp.experiments.sweep import SweepConfig, data_arguments
+    from parp.experiments.cells import data_arguments
+    from parp.experiments.sweep import SweepConfig
 
     phones = data_arguments(SweepConfig(text_column="phones", token_unit="phone", allow_unknown_chars=True),
                             "es/train.tsv", None)
