@@ -29,3 +29,18 @@ def test_embedded_checkpoint_is_small_documented_and_loads():
     saved = load_file(str(weights))  # a Wav2Vec2Model file: keys without the CTC model's "wav2vec2." prefix
     name = "encoder.layers.0.attention.q_proj.weight"
     assert torch.equal(dict(model.named_parameters())["wav2vec2." + name], saved[name])
+
+
+def test_embedded_card_agrees_with_its_record():
+    """The card is written from pretraining.json: steps, hardware, data and time must be the record's."""
+    folder = default_model_path()
+    card = (folder / "README.md").read_text(encoding="utf-8")
+    record = json.loads((folder / "pretraining.json").read_text())
+    hardware = record["hardware"]
+    assert f"| updates | {record['steps']} " in card
+    assert f"| hardware | {hardware.get('gpu') or 'CPU only'}, {hardware['cpus']} CPU cores" in card
+    assert f"{record['train_audio_seconds'] / 3600:.2f} h" in card
+    assert f"{record['data']['train_hours']:.2f} h in {record['data']['train_clips']} clips" in card
+    losses = [h["valid_loss"] for h in record["loss_history"] if "valid_loss" in h]
+    assert f"{losses[-1]:.2f} at updates" in card
+

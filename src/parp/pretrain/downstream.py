@@ -93,9 +93,9 @@ def plot_curves(curves: dict, path: Path) -> None:
     fig, (ax_cer, ax_loss) = plt.subplots(1, 2, figsize=(10, 3.6))
     for arm, curve in curves.items():
         if curve["valid_cer"]:
-            ax_cer.plot(*zip(*curve["valid_cer"]), marker="o", label=f"{arm} init")
+            ax_cer.plot(*zip(*curve["valid_cer"]), marker="o", label=arm)
         if curve["train_loss"]:
-            ax_loss.plot(*zip(*curve["train_loss"]), label=f"{arm} init")
+            ax_loss.plot(*zip(*curve["train_loss"]), label=arm)
     ax_cer.set(xlabel="fine-tuning update", ylabel="validation CER", title="Mboshi validation CER")
     ax_loss.set(xlabel="fine-tuning update", ylabel="CTC loss", title="training loss", yscale="log")
     for ax in (ax_cer, ax_loss):
