@@ -7,7 +7,9 @@
   <= 0.5 GB extra device memory;
 * mask upkeep: PARP re-prune every 50 steps and fixed-mask re-zeroing vs one CTC step (wav2vec2-base, bf16
   autocast on GPU, AdamW); goal <= 1 % of step time;
-* evaluation real-time factor: batched greedy decoding of 8 x 16 s of audio (seconds of compute per second of audio).
+* evaluation real-time factor: batched greedy decoding of 8 x 16 s of audio (seconds of compute per second of audio);
+* fine-tuning throughput: parp's loop vs a plain transformers loop on the same batches, bf16 autocast on both
+  sides on a GPU (``bench/bench_finetune_throughput.py``); goal: ratio >= 0.97.
 
 ``--quick`` shrinks every shape so it runs in seconds on a CPU (the test suite runs it that way); its figures
 check that the script works, not the goals.
@@ -24,6 +26,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from parp.sparsity import Mask  # noqa: E402
 from parp.sparsity.threshold import global_kth_smallest, keep_masks  # noqa: E402
@@ -155,6 +158,19 @@ def rtf_figures(config_kwargs, batch, seconds, device, repeats):
     return best / (batch * seconds)
 
 
+def throughput_figures(device, repeats, quick):
+    from bench_finetune_throughput import ThroughputArgs, measure
+
+    figures = measure(ThroughputArgs(device=str(device), repeats=repeats, quick=quick), log=lambda line: None)
+    best, args = figures["best"], figures["args"]
+    precision = "fp32" if args["precision"] == "no" else args["precision"]
+    print(f"finetune throughput ({precision}, {args['steps']} steps x {args['batch_seconds']:g} s batches): "
+          f"parp loop {best['parp']:.1f} audio-s/s | plain transformers loop {best['plain']:.1f} audio-s/s | "
+          f"ratio parp/plain {figures['ratio_best']:.3f} best, {figures['ratio_median']:.3f} median | "
+          f"goal >= {figures['goal']}", flush=True)
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -177,6 +193,7 @@ def main() -> None:
         ok &= threshold_figures(*shape, device, args.repeats)[2]
     upkeep_figures(model_kwargs, batch, seconds, device, args.repeats)
     rtf_figures(model_kwargs, batch, seconds, device, args.repeats)
+    throughput_figures(device, 1 if args.quick else max(2, args.repeats), args.quick)
     print("gpu_check: all masks exact" if ok else "gpu_check: MASK MISMATCH", flush=True)
     sys.exit(0 if ok else 1)
 

@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # One command for a GPU machine (<= 5 min on one H100/H200): the cuda tests, then every GPU figure next to its
 # reference (bench/gpu_check.py). `bench/gpu_check.sh --quick` runs a reduced version anywhere (tests use it).
-# Not yet here: parp loop vs plain loop throughput on the GPU (bench/bench_finetune_throughput.py is CPU-only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python}"

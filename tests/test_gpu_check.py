@@ -15,5 +15,6 @@ def test_gpu_check_quick_runs_and_prints_every_figure():
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     out = done.stdout
     for line in ("threshold tiny", "torch global_unstructured", "exact: OK", "mask upkeep:", "real-time factor",
+                 "finetune throughput", "plain transformers loop", "ratio parp/plain", "goal >= 0.97",
                  "gpu_check: all masks exact"):
         assert line in out, out
