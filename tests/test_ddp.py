@@ -99,10 +99,46 @@ def test_torchrun_two_cpu_processes_prune(mboshi_dir, tmp_path):
     assert measure_sparsity(loaded).overall == pytest.approx(0.5, abs=1e-6)
 
 
-def test_sweep_under_torchrun_is_one_clear_error(monkeypatch):
-    from parp.errors import ConfigError
-    from parp.experiments.sweep import SweepConfig, run_sweep
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes_sweep(tmp_path):
+    """Rank 0 claims each cell and broadcasts it; both ranks train it together; only rank 0 writes the results."""
+    import yaml
+    from helpers import synthetic_corpus, tiny_model_dir
 
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    with pytest.raises(ConfigError, match="torchrun"):
-        run_sweep(SweepConfig())
+    from parp.experiments.sweep import SweepConfig, read_results, run_sweep
+
+    manifest = synthetic_corpus(tmp_path / "corpus", n=12)
+    model = tiny_model_dir(tmp_path / "model")
+    values = dict(languages=[f"xx={manifest}"], methods=["parp"], sparsities=[0.5], model=str(model),
+                  mask_time_prob=0.0, max_steps=2, learning_rate=5e-2, warmup_steps=0, eval_every=0, save_every=0,
+                  max_batch_seconds=4, valid_fraction=0.25, prune_every=1, progress=False)
+    config = tmp_path / "sweep.yaml"
+    config.write_text(yaml.safe_dump({**values, "output_dir": str(tmp_path / "ddp")}))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "parp", "sweep", "--config", str(config)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_"))}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env={**env, "OMP_NUM_THREADS": "1"})
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, log[-4000:]
+
+    out = tmp_path / "ddp"
+    ran = [line.split(": running")[0].split("] ")[1] for line in done.stdout.splitlines() if ": running" in line]
+    assert sorted(ran) == ["xx none s=0 seed=0", "xx parp s=0.5 seed=0"], log[-4000:]  # each cell once, by rank 0
+    assert done.stdout.count("result rows in") == 1 and "under torchrun" not in log
+    for cell in ("none/s0", "parp/s0.5"):
+        folder = out / "cells" / "xx" / cell / "seed0"
+        main, other = (json.loads((folder / n).read_text(encoding="utf-8")) for n in ("run.json", "run.rank1.json"))
+        assert main["status"] == other["status"] == "completed"
+        # both ranks trained this cell in one process group, and only rank 0 exported it
+        assert [p["processes"] for p in main["phases"] if "processes" in p] == [2]
+        assert main["metrics"]["sizes"] and other["metrics"]["sizes"] == {}
+        assert main["metrics"]["mask_sparsity"] == other["metrics"]["mask_sparsity"]
+        assert not (folder / "claimed.pid").exists()
+    assert not list(out.rglob("*.tmp"))
+
+    single = run_sweep(SweepConfig(**values, output_dir=str(tmp_path / "one")))
+    rows = read_results(out / "results.csv")
+    cells = sorted((r["cell"], r["method"], r["sparsity_target"]) for r in rows)
+    assert cells == sorted((r["cell"], r["method"], r["sparsity_target"]) for r in single) and len(rows) == 2
+    assert {r["method"]: r["sparsity_achieved"] for r in rows} == \
+        pytest.approx({r["method"]: r["sparsity_achieved"] for r in single}, abs=1e-6)

@@ -220,69 +220,100 @@ def run_sweep(config: SweepConfig, poll_seconds: float = 10.0) -> list[dict[str,
 
     Cells run in order; a cell claimed by another live ``parp sweep`` process on the same folder is left to it,
     and an OMP/IMP cell waits for its dense reference cell if another process is still running that one.
+    Under ``torchrun`` the ranks run each cell together: rank 0 picks it and writes (see ``ranks.py``).
     """
     from ..methods import run_prune
+    from .ranks import from_main, is_main, join_process_group, world_size
 
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        # cells are claimed per process; ranks of one torchrun would claim different cells and deadlock
-        raise ConfigError("parp sweep is not run under torchrun / accelerate launch: start several `parp sweep` "
-                          "processes on the same folder instead (each claims its own cells)")
+    if world_size() > 1 and config.multilingual:
+        raise ConfigError("multilingual: true is not run under torchrun yet: run the sweep without it under "
+                          "torchrun, then once more in one process with it (finished cells are reused)")
     languages, cells = validate_sweep(config)
     output_dir = Path(config.output_dir)
     by_name = {lang.name: lang for lang in languages}
-    check_finished_cells(config, by_name, cells, output_dir)
+    join_process_group()
+    from_main(lambda: check_finished_cells(config, by_name, cells, output_dir))
     if config.collect_only:
-        rows = collect_results(output_dir, cells)
-        if output_dir.is_dir():
-            write_results(output_dir, rows)
-        print(f"sweep: {len(rows)} of {len(cells)} cells finished; results in {output_dir / 'results.csv'} "
-              f"(collect only: nothing was run)", flush=True)
-        return rows
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "sweep.json").write_text(json.dumps(dataclasses.asdict(config), indent=2, default=str))
+        return from_main(lambda: _collect_only(output_dir, cells))
+    if is_main():
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "sweep.json").write_text(json.dumps(dataclasses.asdict(config), indent=2, default=str))
     total = len(cells)
     started = time.time()
     announced: set[int] = set()
     while True:
-        waiting = False
-        for i, cell in enumerate(cells, start=1):
-            directory = cell.directory(output_dir)
-            if is_completed(directory):
-                if i not in announced:
-                    print(f"[{i}/{total}] {cell.label()}: completed earlier, skipped", flush=True)
-                    announced.add(i)
-                continue
-            earlier = previous_imp_cell(config, cell)
-            dense_dir = Cell(cell.language, "none", 0.0, cell.seed).directory(output_dir)
-            needs_dense = config.reuse_dense and cell.method in ("omp", "imp") and earlier is None
-            needed = earlier.directory(output_dir) if earlier else dense_dir if needs_dense else None
-            if needed is not None and not is_completed(needed) and (needed / "claimed.pid").exists():
-                waiting = True  # another process is running the cell this one continues from
-                continue
-            if earlier is not None and not is_completed(needed):
-                raise ConfigError(f"{cell.label()}: continues {earlier.label()}, which did not finish")
-            if not claim_cell(directory):
-                waiting = True
-                continue
-            try:
+        pick = from_main(lambda: next_cell(config, cells, output_dir, announced))
+        if pick == "wait":
+            time.sleep(poll_seconds)  # other workers hold the remaining cells
+            continue
+        if pick is None:
+            break
+        i, dense = pick
+        cell = cells[i - 1]
+        directory = cell.directory(output_dir)
+        announced.add(i)
+        try:
+            if is_main():
                 print(f"[{i}/{total}] {cell.label()}: running -> {directory}", flush=True)
-                dense = str(dense_dir) if needs_dense and is_completed(dense_dir) else None
-                summary = run_prune(*cell_arguments(config, by_name[cell.language], cell, output_dir, dense))
-            finally:
+            summary = run_prune(*cell_arguments(config, by_name[cell.language], cell, output_dir, dense))
+        finally:
+            if is_main():
                 (directory / "claimed.pid").unlink(missing_ok=True)
-            announced.add(i)
+        if is_main():
             final = summary.get("final", {})
             print(f"[{i}/{total}] {cell.label()}: done in {summary['wall_seconds']:.0f} s, "
                   + " ".join(f"{k.upper()} {final[k]:.3f}" for k in ("wer", "cer", "per") if k in final)
                   + (" (dense phase reused)" if dense else ""), flush=True)
             write_results(output_dir, collect_results(output_dir, cells))
-        if not waiting or all(is_completed(c.directory(output_dir)) for c in cells):
-            break
-        time.sleep(poll_seconds)  # other workers hold the remaining cells
     if config.multilingual:
         from .multilingual import run_multilingual
 
         run_multilingual(config, languages, output_dir)
+    return from_main(lambda: _finish(output_dir, cells, started))
+
+
+def next_cell(config: SweepConfig, cells: list[Cell], output_dir: Path,
+              announced: set[int]) -> tuple[int, str | None] | str | None:
+    """Claim the first cell this process can run now: ``(number, dense folder or None)``; ``"wait"`` while other
+    processes hold the remaining cells; None when every cell is done (or was run by this process)."""
+    waiting = False
+    for i, cell in enumerate(cells, start=1):
+        directory = cell.directory(output_dir)
+        if is_completed(directory):
+            if i not in announced:
+                print(f"[{i}/{len(cells)}] {cell.label()}: completed earlier, skipped", flush=True)
+                announced.add(i)
+            continue
+        if i in announced:
+            continue  # this process ran it already: never twice
+        earlier = previous_imp_cell(config, cell)
+        dense_dir = Cell(cell.language, "none", 0.0, cell.seed).directory(output_dir)
+        needs_dense = config.reuse_dense and cell.method in ("omp", "imp") and earlier is None
+        needed = earlier.directory(output_dir) if earlier else dense_dir if needs_dense else None
+        if needed is not None and not is_completed(needed) and (needed / "claimed.pid").exists():
+            waiting = True  # another process is running the cell this one continues from
+            continue
+        if earlier is not None and not is_completed(needed):
+            raise ConfigError(f"{cell.label()}: continues {earlier.label()}, which did not finish")
+        if not claim_cell(directory):
+            waiting = True
+            continue
+        return i, (str(dense_dir) if needs_dense and is_completed(dense_dir) else None)
+    if waiting and not all(is_completed(c.directory(output_dir)) for c in cells):
+        return "wait"
+    return None
+
+
+def _collect_only(output_dir: Path, cells: list[Cell]) -> list[dict[str, Any]]:
+    rows = collect_results(output_dir, cells)
+    if output_dir.is_dir():
+        write_results(output_dir, rows)
+    print(f"sweep: {len(rows)} of {len(cells)} cells finished; results in {output_dir / 'results.csv'} "
+          f"(collect only: nothing was run)", flush=True)
+    return rows
+
+
+def _finish(output_dir: Path, cells: list[Cell], started: float) -> list[dict[str, Any]]:
     rows = collect_results(output_dir, cells)
     write_results(output_dir, rows)
     print(f"sweep: {len(rows)} result rows in {output_dir / 'results.csv'} "

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
+from accelerate import PartialState
 
 from ..errors import ConfigError, MaskError
 from ..records import Phase, Run, RunRecord, read_run
@@ -185,7 +186,8 @@ class MethodContext:
             upkeep = sum(getattr(h, "upkeep_seconds", 0.0) for h in hooks)
             phase.update(steps=result.steps - result.resumed_from_step, total_steps=result.steps,
                          resumed_from_step=result.resumed_from_step, final=result.final_metrics,
-                         mask_upkeep_seconds=round(upkeep, 3), train_seconds=result.train_seconds)
+                         mask_upkeep_seconds=round(upkeep, 3), train_seconds=result.train_seconds,
+                         processes=PartialState().num_processes)
             if result.earlier_wall_seconds:
                 phase["earlier_wall_seconds"] = result.earlier_wall_seconds
                 self.elsewhere_wall_seconds += result.earlier_wall_seconds
