@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -142,3 +143,55 @@ def test_torchrun_two_cpu_processes_sweep(tmp_path):
     assert cells == sorted((r["cell"], r["method"], r["sparsity_target"]) for r in single) and len(rows) == 2
     assert {r["method"]: r["sparsity_achieved"] for r in rows} == \
         pytest.approx({r["method"]: r["sparsity_achieved"] for r in single}, abs=1e-6)
+
+    # rank 0's refusal (finished cells ran with another schedule) reaches rank 1 too: both exit, neither hangs
+    config.write_text(yaml.safe_dump({**values, "max_steps": 3, "output_dir": str(out)}))
+    refused = subprocess.run(command, capture_output=True, text=True, timeout=120, env={**env, "OMP_NUM_THREADS": "1"})
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("parp: error:")]
+    assert refused.returncode != 0 and len(errors) == 2, refused.stderr[-3000:]
+    assert all("ran with other settings" in line for line in errors)
+    assert not re.search(r'File "[^"]*/parp/', refused.stderr)  # one line per rank, no traceback from parp's code
+
+
+def test_multilingual_sweep_under_torchrun_is_one_clear_error(monkeypatch):
+    from parp.errors import ConfigError
+    from parp.experiments.sweep import SweepConfig, run_sweep
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match="multilingual: true is not run under torchrun"):
+        run_sweep(SweepConfig(languages=["a=x.tsv", "b=y.tsv"], multilingual=True))
+
+
+def test_from_main_decides_on_rank_0_only_and_shares_its_error(monkeypatch):
+    """Rank 1 never claims (never runs ``decide``): it takes rank 0's pick, or raises rank 0's error line."""
+    import accelerate.utils
+
+    from parp.errors import ConfigError, ParpError
+    from parp.experiments.ranks import from_main
+
+    sent = []
+
+    def broadcast(objects, from_process=0):
+        sent.append(list(objects))
+        return reply
+
+    monkeypatch.setattr(accelerate.utils, "broadcast_object_list", broadcast)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    calls = []
+    reply = [(3, None), None]
+    assert from_main(lambda: calls.append("claimed")) == (3, None) and calls == []
+    reply = [None, "cells/xx: ran with other settings"]
+    with pytest.raises(ParpError, match="ran with other settings"):
+        from_main(lambda: calls.append("claimed"))
+    assert calls == []
+
+    monkeypatch.setenv("RANK", "0")
+
+    def refuse():
+        raise ConfigError("cells/xx: ran with other settings")
+
+    reply = [None, "cells/xx: ran with other settings"]
+    with pytest.raises(ConfigError):  # rank 0 keeps its own error class
+        from_main(refuse)
+    assert sent[-1] == [None, "cells/xx: ran with other settings"]  # ... and sent its line to the others
