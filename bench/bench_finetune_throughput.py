@@ -216,6 +216,8 @@ def measure(args: ThroughputArgs, log=print) -> dict:
     args = args.resolved()
     if args.precision not in ("no", "bf16"):
         raise SystemExit(f"--precision must be auto, no or bf16, got {args.precision!r}")
+    if args.warmup < 1 or args.steps < 1:
+        raise SystemExit("--warmup and --steps must be at least 1 (the timed window starts after a warm-up step)")
     needed = args.warmup + args.steps
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
