@@ -53,7 +53,7 @@ def test_torchrun_two_cpu_processes(mboshi_dir, tmp_path):
     assert losses[0] == losses[1] and len(losses[0]) == 3
     # every rank saved its RNG state into the one checkpoint
     checkpoint = out / "checkpoints" / "step-6"
-    assert (checkpoint / "random_states_0.pkl").exists() and (checkpoint / "random_states_1.pkl").exists()
+    assert (checkpoint / "rng_state_0.json").exists() and (checkpoint / "rng_state_1.json").exists()
     assert (out / "checkpoints" / "latest").read_text().strip() == "step-6"
     loaded = load_finetuned_model(out / "model")
     assert loaded.config.vocab_size == records[0]["data"]["vocabulary_size"]

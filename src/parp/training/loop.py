@@ -490,7 +490,8 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
         _save_checkpoint(accelerator, output_dir, state, progress_state, hooks, earlier_wall + time.time() - started,
                          resumable)
     accelerator.wait_for_everyone()
-    accelerator.end_training()
+    for tracker in accelerator.trackers:  # not end_training(): it also destroys the process group, which
+        tracker.finish()  # the next phase (OMP, IMP) or sweep cell of this torchrun process still needs
     best_dir = output_dir / "best"
     return TrainResult(
         steps=state.step, epochs=state.epoch, wall_seconds=round(time.time() - started, 3),
