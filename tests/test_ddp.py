@@ -106,7 +106,8 @@ def test_torchrun_two_cpu_processes_sweep(tmp_path):
     import yaml
     from helpers import synthetic_corpus, tiny_model_dir
 
-    from parp.experiments.sweep import SweepConfig, read_results, run_sweep
+    from parp.experiments.sweep import SweepConfig, run_sweep
+    from parp.results import read_results
 
     manifest = synthetic_corpus(tmp_path / "corpus", n=12)
     model = tiny_model_dir(tmp_path / "model")
