@@ -1,8 +1,9 @@
 """Real Mboshi speech: fine-tuning the embedded encoder on CPU brings training loss and validation CER down.
 
-CTC first sits on the "blank plateau" (every frame predicts the blank, CER 1.0); with the embedded encoder it
-leaves it after ~1000 updates of 16 s batches (model card). So this is the one long test (~7 min on 2 cores):
-the schedule of the model card's SSL-gain run, scored on a small validation subset at its midpoint and end.
+CTC first sits on the "blank plateau" (every frame predicts the blank, CER 1.0); the embedded encoder (GPU-pretrained
+parp-ssl-small) leaves it within ~300 updates of 16 s batches (model card: validation CER 0.895 at 300, 0.695 at 600
+with this schedule). So this is the one long test (~4 min on 2 cores): the first half of the card's schedule, scored
+on a small validation subset at its midpoint and end.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from parp.models import default_model_path
 from parp.training.finetune import DataArguments, ModelArguments, run_finetune
 from parp.training.loop import TrainConfig
 
-STEPS = 1200
+STEPS = 600
 
 
 @pytest.mark.slow
@@ -33,4 +34,4 @@ def test_finetuning_lowers_training_loss_and_validation_cer(mboshi_dir, tmp_path
     assert record["data"]["train_utterances"] > 4000
     assert losses[-1] < 0.6 * losses[0], f"training loss did not fall clearly: {losses}"
     assert len(cers) == 2
-    assert cers[-1] < cers[0] and cers[-1] < 0.95, f"validation CER did not come down: {cers}"
+    assert cers[-1] < cers[0] and cers[-1] < 0.8, f"validation CER did not come down: {cers}"
