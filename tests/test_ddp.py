@@ -16,19 +16,9 @@ from parp.models import load_finetuned_model, tiny_ctc_model
 
 @pytest.mark.slow
 def test_torchrun_two_cpu_processes(mboshi_dir, tmp_path):
-    audio = tmp_path / "audio"
-    audio.mkdir()
-    with open(mboshi_dir / "train.tsv", encoding="utf-8") as f:
-        rows = [r for r in csv.DictReader(f, delimiter="\t") if float(r["duration"]) <= 3.0][:16]
-    lines = ["path\ttext"]
-    for i, row in enumerate(rows):
-        samples, rate = sf.read(str(mboshi_dir / row["path"]), dtype="float32")
-        sf.write(str(audio / f"u{i:02d}.wav"), samples, rate)
-        lines.append(f"audio/u{i:02d}.wav\t{row['text']}")
-    train = tmp_path / "train.tsv"
-    train.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    train = _tiny_corpus(mboshi_dir, tmp_path, n=16)
     valid = tmp_path / "valid.tsv"
-    valid.write_text("\n".join(lines[:6]) + "\n", encoding="utf-8")
+    valid.write_text("\n".join(train.read_text(encoding="utf-8").splitlines()[:6]) + "\n", encoding="utf-8")
     model = tmp_path / "tiny"
     tiny_ctc_model("wav2vec2", seed=0).save_pretrained(model)
     out = tmp_path / "run"

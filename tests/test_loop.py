@@ -7,6 +7,7 @@ import json
 from helpers import synthetic_corpus, tiny_model_dir
 
 from parp.training.finetune import DataArguments, ModelArguments, run_finetune
+from parp.training.hooks import TrainingHook
 from parp.training.loop import TrainConfig
 
 
@@ -23,7 +24,7 @@ def test_max_minutes_stops_early_and_still_exports(tmp_path):
     assert record["status"] == "completed" and record["metrics"]["final"]["cer"] >= 0
 
 
-class _Probe:
+class _Probe(TrainingHook):
     """A hook recording, after each update, a body weight, the head weight and how many batches were drawn."""
 
     name = "probe"
@@ -43,18 +44,6 @@ class _Probe:
         body, head = self._snap(state)
         self.body.append(body)
         self.head.append(head)
-
-    def on_before_evaluate(self, state):
-        pass
-
-    def on_train_end(self, state):
-        pass
-
-    def state_dict(self):
-        return {}
-
-    def load_state_dict(self, state):
-        pass
 
 
 def _setup(tmp_path, n=16):

@@ -14,6 +14,7 @@ from helpers import synthetic_corpus, tiny_model_dir
 
 from parp.training.checkpoint import _rng_state, _set_rng_state
 from parp.training.finetune import DataArguments, ModelArguments, prepare_finetune
+from parp.training.hooks import TrainingHook
 from parp.training.loop import TrainConfig, train
 
 
@@ -48,7 +49,7 @@ class _Killed(Exception):
     pass
 
 
-class _KillAt:
+class _KillAt(TrainingHook):
     """Dies after update ``step`` (after the checkpoint of step - 1), like a SIGKILL between checkpoints."""
 
     name = "kill"
@@ -56,24 +57,9 @@ class _KillAt:
     def __init__(self, step):
         self.step = step
 
-    def on_train_begin(self, state):
-        pass
-
     def on_step_end(self, state):
         if state.step == self.step:
             raise _Killed
-
-    def on_before_evaluate(self, state):
-        pass
-
-    def on_train_end(self, state):
-        pass
-
-    def state_dict(self):
-        return {}
-
-    def load_state_dict(self, state):
-        pass
 
 
 def test_resume_reads_no_pickle_and_runs_no_planted_code(setup, tmp_path, monkeypatch):
