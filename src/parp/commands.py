@@ -108,15 +108,16 @@ def _synth(config):
 
 
 def _sweep_args():
+    from .experiments.launchers import LaunchArguments
     from .experiments.sweep import SweepConfig
 
-    return [SweepConfig]
+    return [SweepConfig, LaunchArguments]
 
 
-def _sweep(config):
+def _sweep(config, launch):
     from .experiments.sweep import run_sweep
 
-    run_sweep(config)
+    run_sweep(config, launch=launch)
 
 
 def _report_args():

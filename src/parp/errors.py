@@ -40,3 +40,7 @@ class MaskError(ParpError):
 
 class TrainingError(ParpError):
     """Training cannot go on (the loss or the weights stopped being finite)."""
+
+
+class ClusterError(ParpError):
+    """A Ray cluster cannot be started or joined, or a sweep cell's worker kept dying."""

@@ -16,7 +16,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..config import load_config_file
 from ..errors import ConfigError
@@ -24,6 +24,9 @@ from ..records import is_completed, read_run
 from ..results import write_results
 from ..training.loop import TrainConfig
 from .cells import MULTILINGUAL, Cell, LanguageData, cell_arguments, collect_results, previous_imp_cell, seeds_of
+
+if TYPE_CHECKING:
+    from .launchers import LaunchArguments
 
 
 @dataclass
@@ -215,16 +218,24 @@ def claim_cell(directory: Path) -> bool:
     return False
 
 
-def run_sweep(config: SweepConfig, poll_seconds: float = 10.0) -> list[dict[str, Any]]:
+def run_sweep(config: SweepConfig, poll_seconds: float = 10.0, launch: LaunchArguments | None = None,
+              cell_runner: CellRunner | None = None) -> list[dict[str, Any]]:
     """Run every missing cell, then write ``results.csv`` / ``results.json``; returns the result rows.
 
     Cells run in order; a cell claimed by another live ``parp sweep`` process on the same folder is left to it,
     and an OMP/IMP cell waits for its dense reference cell if another process is still running that one.
     Under ``torchrun`` the ranks run each cell together: rank 0 picks it and writes (see ``ranks.py``).
+    With ``launch.launcher == "ray"`` every cell is a Ray task instead (see ``launchers.py``). Every launcher
+    runs a cell with ``cell_runner`` (default :func:`run_cell`).
     """
-    from ..methods import run_prune
+    from .launchers import LaunchArguments, run_cells_on_ray, validate_launch
     from .ranks import from_main, is_main, join_process_group, world_size
 
+    launch = launch or LaunchArguments()
+    validate_launch(launch)
+    cell_runner = cell_runner or run_cell
+    if world_size() > 1 and launch.launcher == "ray":
+        raise ConfigError("--launcher ray runs each cell as one Ray task: start it as one process, not under torchrun")
     if world_size() > 1 and config.multilingual:
         raise ConfigError("multilingual: true is not run under torchrun yet: run the sweep without it under "
                           "torchrun, then once more in one process with it (finished cells are reused)")
@@ -241,7 +252,9 @@ def run_sweep(config: SweepConfig, poll_seconds: float = 10.0) -> list[dict[str,
     total = len(cells)
     started = time.time()
     announced: set[int] = set()
-    while True:
+    if launch.launcher == "ray":  # the driver schedules; no claims: each cell is submitted once, by it
+        run_cells_on_ray(config, launch, languages, cells, output_dir, cell_runner)
+    while launch.launcher == "local":  # this process runs cells itself, sharing the folder through claims
         pick = from_main(lambda: next_cell(config, cells, output_dir, announced))
         if pick == "wait":
             time.sleep(poll_seconds)  # other workers hold the remaining cells
@@ -255,15 +268,12 @@ def run_sweep(config: SweepConfig, poll_seconds: float = 10.0) -> list[dict[str,
         try:
             if is_main():
                 print(f"[{i}/{total}] {cell.label()}: running -> {directory}", flush=True)
-            summary = run_prune(*cell_arguments(config, by_name[cell.language], cell, output_dir, dense))
+            summary = cell_runner(config, by_name[cell.language], cell, output_dir)  # it reuses `dense` too
         finally:
             if is_main():
                 (directory / "claimed.pid").unlink(missing_ok=True)
         if is_main():
-            final = summary.get("final", {})
-            print(f"[{i}/{total}] {cell.label()}: done in {summary['wall_seconds']:.0f} s, "
-                  + " ".join(f"{k.upper()} {final[k]:.3f}" for k in ("wer", "cer", "per") if k in final)
-                  + (" (dense phase reused)" if dense else ""), flush=True)
+            print(done_line(i, total, cell, summary, reused=dense is not None), flush=True)
             write_results(output_dir, collect_results(output_dir, cells))
     if config.multilingual:
         from .multilingual import run_multilingual
@@ -302,6 +312,43 @@ def next_cell(config: SweepConfig, cells: list[Cell], output_dir: Path,
     if waiting and not all(is_completed(c.directory(output_dir)) for c in cells):
         return "wait"
     return None
+
+
+CellRunner = Callable[["SweepConfig", LanguageData, Cell, Path], dict[str, Any]]
+
+
+def run_cell(config: SweepConfig, language: LanguageData, cell: Cell, output_dir: Path) -> dict[str, Any]:
+    """Run (or resume, from its checkpoints) one cell; every launcher calls this. Returns run_prune's summary.
+
+    OMP/IMP reuse the dense cell's fine-tuning when that cell has finished (the launchers run it first)."""
+    from ..methods import run_prune
+
+    dense_dir = Cell(cell.language, "none", 0.0, cell.seed).directory(output_dir)
+    needs_dense = config.reuse_dense and cell.method in ("omp", "imp") and previous_imp_cell(config, cell) is None
+    dense = str(dense_dir) if needs_dense and is_completed(dense_dir) else None
+    return run_prune(*cell_arguments(config, language, cell, output_dir, dense))
+
+
+def prerequisite(config: SweepConfig, cell: Cell) -> Cell | None:
+    """The cell this one continues: the previous cell of an IMP chain, else the dense cell OMP/IMP reuse."""
+    earlier = previous_imp_cell(config, cell)
+    if earlier is not None:
+        return earlier
+    if config.reuse_dense and cell.method in ("omp", "imp"):
+        return Cell(cell.language, "none", 0.0, cell.seed)
+    return None
+
+
+def pending_cells(cells: list[Cell], output_dir: Path) -> list[tuple[int, Cell]]:
+    """(1-based position, cell) of every cell of the grid not completed yet, in run order."""
+    return [(i, c) for i, c in enumerate(cells, start=1) if not is_completed(c.directory(output_dir))]
+
+
+def done_line(i: int, total: int, cell: Cell, summary: dict[str, Any], reused: bool) -> str:
+    final = summary.get("final", {})
+    return (f"[{i}/{total}] {cell.label()}: done in {summary['wall_seconds']:.0f} s, "
+            + " ".join(f"{k.upper()} {final[k]:.3f}" for k in ("wer", "cer", "per") if k in final)
+            + (" (dense phase reused)" if reused else ""))
 
 
 def _collect_only(output_dir: Path, cells: list[Cell]) -> list[dict[str, Any]]:
