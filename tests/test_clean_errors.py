@@ -110,8 +110,10 @@ def test_disk_full_mid_run_is_one_line(data, tmp_path, capsys, monkeypatch):
 
 
 def test_checkpoint_of_another_vocabulary_is_one_line(tmp_path):
+    from parp.data import DataArguments
     from parp.errors import ConfigError
-    from parp.training.finetune import DataArguments, ModelArguments, prepare_finetune
+    from parp.models import ModelArguments
+    from parp.training.finetune import prepare_finetune
     from parp.training.loop import TrainConfig, train
 
     manifest = synthetic_corpus(tmp_path / "d", n=10)

@@ -9,11 +9,11 @@ import pytest
 import torch
 from helpers import synthetic_corpus, tiny_model_dir
 
+from parp.data import DataArguments
 from parp.methods import PruneArguments, run_prune
-from parp.models import load_finetuned_model
+from parp.models import ModelArguments, load_finetuned_model
 from parp.sparsity import Mask, measure_sparsity, prunable_parameters
 from parp.sparsity.threshold import global_kth_smallest
-from parp.training.finetune import DataArguments, ModelArguments
 from parp.training.loop import TrainConfig
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")]

@@ -15,11 +15,13 @@ import torch
 from helpers import synthetic_corpus, tiny_model_dir
 
 from parp.cli import main
+from parp.data import DataArguments
 from parp.data.audio import load_audio
 from parp.data.batching import CTCCollator
 from parp.errors import AudioError, TrainingError
 from parp.evaluation.evaluate import EvaluateArguments, run_evaluate
-from parp.training.finetune import DataArguments, ModelArguments, prepare_finetune, run_finetune
+from parp.models import ModelArguments
+from parp.training.finetune import prepare_finetune, run_finetune
 from parp.training.loop import TrainConfig, train
 
 

@@ -12,8 +12,10 @@ from helpers import synthetic_corpus, tiny_model_dir
 import parp
 from parp.cli import COMMANDS
 from parp.config import parse_dataclasses
+from parp.data import DataArguments
 from parp.methods import PruneArguments, run_prune
-from parp.training.finetune import DataArguments, ModelArguments, run_finetune
+from parp.models import ModelArguments
+from parp.training.finetune import run_finetune
 from parp.training.loop import TrainConfig
 
 

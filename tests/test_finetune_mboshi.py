@@ -12,8 +12,9 @@ import json
 
 import pytest
 
-from parp.models import default_model_path
-from parp.training.finetune import DataArguments, ModelArguments, run_finetune
+from parp.data import DataArguments
+from parp.models import ModelArguments, default_model_path
+from parp.training.finetune import run_finetune
 from parp.training.loop import TrainConfig
 
 STEPS = 600

@@ -6,7 +6,9 @@ import json
 
 from helpers import synthetic_corpus, tiny_model_dir
 
-from parp.training.finetune import DataArguments, ModelArguments, run_finetune
+from parp.data import DataArguments
+from parp.models import ModelArguments
+from parp.training.finetune import run_finetune
 from parp.training.hooks import TrainingHook
 from parp.training.loop import TrainConfig
 

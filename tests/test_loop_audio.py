@@ -5,8 +5,10 @@ from __future__ import annotations
 import torch
 from helpers import synthetic_corpus, tiny_model_dir
 
+from parp.data import DataArguments
 from parp.data.batching import LengthGroupedBatchSampler
-from parp.training.finetune import DataArguments, ModelArguments, prepare_finetune
+from parp.models import ModelArguments
+from parp.training.finetune import prepare_finetune
 from parp.training.loop import TrainConfig, _audio_seconds, train
 
 

@@ -8,11 +8,12 @@ import pytest
 import torch
 from helpers import synthetic_corpus, tiny_model_dir
 
+from parp.data import DataArguments
 from parp.errors import ConfigError, MaskError
 from parp.methods import PruneArguments, run_prune
 from parp.methods.imp import round_sparsities
+from parp.models import ModelArguments
 from parp.sparsity import Mask, measure_sparsity, prunable_parameters
-from parp.training.finetune import DataArguments, ModelArguments
 from parp.training.hooks import TrainingHook
 from parp.training.loop import TrainConfig
 

@@ -8,10 +8,11 @@ import pytest
 import torch
 from helpers import synthetic_corpus, tiny_model_dir
 
+from parp.data import DataArguments
 from parp.errors import ConfigError
 from parp.methods import PruneArguments, run_prune
+from parp.models import ModelArguments
 from parp.sparsity.structured import ffn_blocks, ffn_parameters
-from parp.training.finetune import DataArguments, ModelArguments
 from parp.training.hooks import TrainingHook
 from parp.training.loop import TrainConfig
 

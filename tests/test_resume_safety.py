@@ -12,8 +12,10 @@ import pytest
 import torch
 from helpers import synthetic_corpus, tiny_model_dir
 
+from parp.data import DataArguments
+from parp.models import ModelArguments
 from parp.training.checkpoint import _rng_state, _set_rng_state
-from parp.training.finetune import DataArguments, ModelArguments, prepare_finetune
+from parp.training.finetune import prepare_finetune
 from parp.training.hooks import TrainingHook
 from parp.training.loop import TrainConfig, train
 

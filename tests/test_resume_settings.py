@@ -10,9 +10,10 @@ import pytest
 from helpers import synthetic_corpus, tiny_model_dir
 
 from parp.cli import main
+from parp.data import DataArguments
 from parp.methods import PruneArguments
+from parp.models import ModelArguments
 from parp.records import RunRecord
-from parp.training.finetune import DataArguments, ModelArguments
 from parp.training.loop import TrainConfig
 
 

@@ -6,7 +6,9 @@ import torch
 from helpers import synthetic_corpus, tiny_model_dir
 
 from parp.config import parse_dataclasses
-from parp.training.finetune import DataArguments, ModelArguments, prepare_finetune
+from parp.data import DataArguments
+from parp.models import ModelArguments
+from parp.training.finetune import prepare_finetune
 from parp.training.loop import TrainConfig, train
 
 

@@ -7,12 +7,13 @@ import json
 import pytest
 from helpers import synthetic_corpus, tiny_model_dir
 
+from parp.data import DataArguments
 from parp.errors import ConfigError
 from parp.experiments.sweep import Cell, SweepConfig, load_sweep_config, run_sweep
-from parp.results import read_results
 from parp.methods import PruneArguments, run_prune
+from parp.models import ModelArguments
+from parp.results import read_results
 from parp.sparsity import Mask
-from parp.training.finetune import DataArguments, ModelArguments
 from parp.training.loop import TrainConfig
 
 STEPS = 3

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from helpers import synthetic_corpus, tiny_model_dir
 
+from parp.data import DataArguments
 from parp.errors import ConfigError
 from parp.methods import PruneArguments, run_prune
-from parp.training.finetune import DataArguments, ModelArguments
+from parp.models import ModelArguments
 from parp.training.loop import TrainConfig, validate_train_config
 from parp.training.tracking import resolve_report_to
 

@@ -24,7 +24,9 @@ def _build(types: Sequence[type], options: dict[str, Any], what: str) -> list:
 
 def finetune(**options) -> dict:
     """Fine-tune with CTC, no pruning; returns final/best metrics, steps, model folder and record path."""
-    from .training.finetune import DataArguments, ModelArguments, run_finetune
+    from .data import DataArguments
+    from .models import ModelArguments
+    from .training.finetune import run_finetune
     from .training.loop import TrainConfig
 
     data, model, train = _build([DataArguments, ModelArguments, TrainConfig], options, "finetune")
@@ -36,8 +38,9 @@ def finetune(**options) -> dict:
 
 def prune(method: str = "parp", sparsity: float = 0.5, **options) -> dict:
     """Prune with ``method`` (parp, omp, imp, mpi, random, none) to ``sparsity``, fine-tune and export."""
+    from .data import DataArguments
     from .methods import PruneArguments, run_prune
-    from .training.finetune import DataArguments, ModelArguments
+    from .models import ModelArguments
     from .training.loop import TrainConfig
 
     prune_args, data, model, train = _build([PruneArguments, DataArguments, ModelArguments, TrainConfig],

@@ -19,7 +19,8 @@ class Command:
 
 
 def _finetune_args():
-    from .training.finetune import DataArguments, ModelArguments
+    from .data import DataArguments
+    from .models import ModelArguments
     from .training.loop import TrainConfig
 
     return [DataArguments, ModelArguments, TrainConfig]
@@ -68,8 +69,9 @@ def _transcribe_main(argv: Sequence[str]) -> None:
 
 
 def _prune_args():
+    from .data import DataArguments
     from .methods import PruneArguments
-    from .training.finetune import DataArguments, ModelArguments
+    from .models import ModelArguments
     from .training.loop import TrainConfig
 
     return [PruneArguments, DataArguments, ModelArguments, TrainConfig]

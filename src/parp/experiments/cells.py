@@ -55,7 +55,7 @@ def train_config_for(config: SweepConfig, directory: Path, seed: int) -> TrainCo
 def cell_arguments(config: SweepConfig, language: LanguageData, cell: Cell, output_dir: Path,
                    dense_checkpoint: str | None = None) -> tuple:
     """The ``run_prune`` arguments of one cell: the shared schedule, with only the cell's folder and seed changed."""
-    from ..training.finetune import ModelArguments
+    from ..models import ModelArguments
 
     prune = prune_arguments(config, cell.method, cell.sparsity, dense_checkpoint=dense_checkpoint)
     earlier = previous_imp_cell(config, cell)
@@ -76,7 +76,7 @@ def previous_imp_cell(config: SweepConfig, cell: Cell) -> Cell | None:
 
 
 def data_arguments(config: SweepConfig, train_manifest: str, valid_manifest: str | None):
-    from ..training.finetune import DataArguments
+    from ..data import DataArguments
 
     return DataArguments(train_manifest=train_manifest, valid_manifest=valid_manifest,
                          valid_fraction=config.valid_fraction, split_seed=config.split_seed,

@@ -38,7 +38,7 @@ def write_manifest(path: Path, utterances) -> Path:
 
 def build_multilingual_data(config: SweepConfig, languages: list[LanguageData], folder: Path) -> dict[str, Any]:
     """Union train / valid manifests plus one validation manifest per language, from the cells' own splits."""
-    from ..training.finetune import load_utterances
+    from ..data import load_utterances
 
     train_all, valid_all, per_language = [], [], {}
     for language in languages:
@@ -52,10 +52,11 @@ def build_multilingual_data(config: SweepConfig, languages: list[LanguageData], 
 
 def run_multilingual(config: SweepConfig, languages: list[LanguageData], output_dir: Path) -> list[dict[str, Any]]:
     """Run (or reuse) the multilingual PARP cells, score them per language, write multilingual-results.json."""
+    from ..data import DataArguments
     from ..evaluation.evaluate import EvaluateArguments, run_evaluate
     from ..methods import run_prune
+    from ..models import ModelArguments
     from ..sparsity import Mask
-    from ..training.finetune import DataArguments, ModelArguments
 
     data = build_multilingual_data(config, languages, output_dir / "multilingual-data")
     rows = []

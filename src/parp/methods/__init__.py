@@ -11,9 +11,11 @@ from pathlib import Path
 
 import torch
 
+from ..data import DataArguments
+from ..models import ModelArguments
 from ..records import RunRecord
 from ..sparsity import measure_sparsity
-from ..training.finetune import DataArguments, ModelArguments, prepare_finetune, record_decode_failures
+from ..training.finetune import prepare_finetune, record_decode_failures
 from ..training.loop import TrainConfig, validate_train_config
 from ..training.resume_check import prepare_output_dir
 from . import full, imp, mpi, omp, parp

@@ -15,7 +15,9 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..records import is_completed, load_run
-from ..training.finetune import DataArguments, ModelArguments, run_finetune
+from ..data import DataArguments
+from ..models import ModelArguments
+from ..training.finetune import run_finetune
 from ..training.loop import TrainConfig
 
 
