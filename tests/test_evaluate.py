@@ -84,3 +84,35 @@ def test_evaluate_missing_model_is_one_line(tmp_path, capsys):
     assert main(["evaluate", "--model", str(tmp_path / "gone"), "--manifest", str(manifest)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("parp: error: ") and "gone" in err[0]
+
+
+def test_training_validation_and_evaluate_score_alike(trained, tmp_path, capsys):
+    """One prediction path: the training loop's validation (``CTCObjective.evaluate``) over the batches
+    ``parp evaluate`` decodes gives its WER/CER, and ``parp transcribe`` the hypotheses evaluate wrote."""
+    from torch.utils.data import DataLoader
+
+    from parp.data import CTCCollator, LengthGroupedBatchSampler, SpeechDataset, read_manifest
+    from parp.evaluation.evaluate import load_model_and_vocabulary
+    from parp.evaluation.inference import batch_seconds
+    from parp.training.ctc import CTCObjective
+
+    model_dir, _, good = trained
+    manifest = model_dir.parent.parent / "train.tsv"
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--model", str(model_dir), "--manifest", str(manifest), "--output-dir", str(out),
+                 "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    model, vocabulary = load_model_and_vocabulary(str(model_dir))
+    dataset = SpeechDataset(read_manifest(manifest), vocabulary, min_seconds=0.0).validate(False)
+    sampler = LengthGroupedBatchSampler(dataset.durations, batch_seconds(model, 120.0), shuffle=False)
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=CTCCollator(vocabulary.pad_id))
+    validation = CTCObjective(vocabulary).evaluate(model, loader, None)
+    assert metrics["utterances"] == 12 and 0 < metrics["cer"]
+    assert validation == {"wer": metrics["wer"], "cer": metrics["cer"]}
+    with open(out / "predictions.tsv", encoding="utf-8", newline="") as f:
+        written = {r["path"]: r["hypothesis"]
+                   for r in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar="\\")}
+    capsys.readouterr()
+    assert main(["transcribe", str(model_dir), *good]) == 0
+    lines = [line.split("\t", 1) for line in capsys.readouterr().out.splitlines()]
+    assert [p for p, _ in lines] == good and all(written[p] == t for p, t in lines)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +23,9 @@ from ..inference import fast_form
 from ..models import load_finetuned_model, resolve_model_source
 from ..records import RunRecord
 from .decode import BeamSearchDecoder, greedy_decode
-from .inference import DEVICE_HELP, PRECISION_HELP, batch_seconds, ctc_logits, resolve_device, resolve_precision
-from .metrics import METRICS, error_rates
+from .inference import DEVICE_HELP, PRECISION_HELP, batch_seconds, resolve_device, resolve_precision
+from .metrics import METRICS
+from .predict import predict, score
 
 
 @dataclass
@@ -99,24 +99,18 @@ def run_evaluate(args: EvaluateArguments) -> dict:
     sampler = LengthGroupedBatchSampler(dataset.durations, batch_seconds(model, args.max_batch_seconds),
                                         shuffle=False)
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=CTCCollator(vocabulary.pad_id))
-    rows, failed = [], []
-    with record.phase("decode") as phase, torch.no_grad():
-        for batch in tqdm(loader, desc="evaluate", unit="batch", disable=not args.progress):
-            failed += batch.get("failed", [])  # decode faults after validation: skipped and counted
-            if "input_values" not in batch:
-                continue
-            logits, lengths = ctc_logits(model, batch["input_values"], batch["attention_mask"], device, dtype)
-            for index, hypothesis in zip(batch["index"].tolist(), decode(logits, lengths)):
-                utt = dataset.utterances[index]
-                rows.append({"path": utt.path, "reference": dataset.normalizer(utt.text), "hypothesis": hypothesis})
+    failed: list = []  # decode faults after validation: skipped and counted
+    with record.phase("decode") as phase:
+        batches = tqdm(loader, desc="evaluate", unit="batch", disable=not args.progress)
+        rows = predict(model, batches, vocabulary, decoder=decode, device=device, dtype=dtype, failed=failed,
+                       reference=lambda index: dataset.normalizer(dataset.utterances[index].text))
         phase.update(utterances=len(rows), device=str(device), precision=str(dtype or torch.float32),
                      audio_seconds=round(float(sum(dataset.durations)), 3))
     unit = vocabulary.unit
     utterance_metric = METRICS[unit][0]  # cer per utterance for characters, per for phones
-    rates = error_rates([r["reference"] for r in rows], [r["hypothesis"] for r in rows], unit)
-    for row in rows:
-        one = error_rates([row["reference"]], [row["hypothesis"]], unit)[utterance_metric]
-        row[utterance_metric] = round(one, 4) if math.isfinite(one) else ""
+    rates = score(rows, unit, per_utterance=True)
+    rows = [{"path": dataset.utterances[r["index"]].path, "reference": r["reference"], "hypothesis": r["hypothesis"],
+             utterance_metric: r[utterance_metric]} for r in rows]
     rows.sort(key=lambda r: r["path"])
     with open(out / "predictions.tsv", "w", encoding="utf-8", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["path", "reference", "hypothesis", utterance_metric], delimiter="\t",
@@ -132,12 +126,6 @@ def run_evaluate(args: EvaluateArguments) -> dict:
     record.update("metrics", metrics)
     record.finish()
     return {**metrics, "output_dir": str(out)}
-
-
-@dataclass
-class TranscribeArguments:
-    model: str = field(default="runs/finetune/model", metadata={"help": "Fine-tuned model folder."})
-    files: list[str] = field(default_factory=list, metadata={"help": "Audio files to transcribe."})
 
 
 def transcribe(model_dir: str, files: Sequence[str], device: str = "auto", precision: str = "auto",
@@ -164,9 +152,8 @@ def transcribe(model_dir: str, files: Sequence[str], device: str = "auto", preci
     sampler = LengthGroupedBatchSampler([len(a) / 16000 for a in audio], batch_seconds(model, max_batch_seconds),
                                         shuffle=False)
     collate = CTCCollator(vocabulary.pad_id)
-    for batch_indices in sampler:
-        batch = collate([{"input_values": audio[j], "labels": []} for j in batch_indices])
-        logits, lengths = ctc_logits(model, batch["input_values"], batch["attention_mask"], where, dtype)
-        for j, text in zip(batch_indices, greedy_decode(logits, lengths, vocabulary)):
-            results[slots[j]] = text
+    batches = (collate([{"input_values": audio[j], "labels": [], "index": j} for j in batch_indices])
+               for batch_indices in sampler)
+    for row in predict(model, batches, vocabulary, device=where, dtype=dtype):
+        results[slots[row["index"]]] = row["hypothesis"]
     return list(zip(files, results))

@@ -8,6 +8,8 @@ batch and give the same transcripts batched or not.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import torch
 
 from ..errors import ConfigError
@@ -46,11 +48,14 @@ def batch_seconds(model: torch.nn.Module, max_batch_seconds: float) -> float:
 
 
 @torch.no_grad()
-def ctc_logits(model: torch.nn.Module, input_values: torch.Tensor, attention_mask: torch.Tensor,
-               device: torch.device, dtype: torch.dtype | None) -> tuple[torch.Tensor, list[int]]:
-    """fp32 logits on ``device`` and the valid frames per utterance, for one padded batch."""
+def ctc_logits(model: torch.nn.Module, input_values: torch.Tensor, attention_mask: torch.Tensor | None,
+               device: torch.device | None, dtype: torch.dtype | None) -> tuple[torch.Tensor, list[int]]:
+    """fp32 logits on ``device`` (None: where the batch is) and the valid frames per utterance, for one padded
+    batch; ``dtype`` is the autocast dtype (None: no autocast of its own, e.g. inside Accelerate's)."""
+    device = device or input_values.device
     input_values = input_values.to(device, non_blocking=True)
-    attention_mask = attention_mask.to(device, non_blocking=True)
-    with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+    if attention_mask is not None:
+        attention_mask = attention_mask.to(device, non_blocking=True)
+    with torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext():
         logits = model(input_values=input_values, attention_mask=attention_mask).logits
     return logits.float(), output_lengths(model, attention_mask, logits.shape[1], logits.shape[0])

@@ -10,8 +10,8 @@ from accelerate.utils import gather_object
 
 from ..data.batching import CTCCollator
 from ..data.text import Vocabulary
-from ..evaluation.decode import greedy_decode, output_lengths
-from ..evaluation.metrics import METRICS, error_rates
+from ..evaluation.metrics import METRICS
+from ..evaluation.predict import predict, score
 
 
 class CTCObjective:
@@ -42,31 +42,16 @@ class CTCObjective:
         return model(input_values=batch["input_values"], attention_mask=batch.get("attention_mask"),
                      labels=batch["labels"]).loss
 
-    def transcribe_batch(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[list[str], Any]:
-        logits = model(input_values=batch["input_values"], attention_mask=batch.get("attention_mask")).logits
-        lengths = output_lengths(model, batch.get("attention_mask"), logits.shape[1], logits.shape[0])
-        if self.decoder is not None:
-            return self.decoder(logits, lengths), logits
-        return greedy_decode(logits, lengths, self.vocabulary), logits
-
     def evaluate(self, model: torch.nn.Module, loader, accelerator) -> dict[str, float]:
-        rows = self.predict(model, loader, accelerator)
-        rates = error_rates([r["reference"] for r in rows], [r["hypothesis"] for r in rows], self.vocabulary.unit)
+        rates = score(self.predict(model, loader, accelerator), self.vocabulary.unit)
         return {"per": rates["per"]} if self.vocabulary.unit == "phone" else {"wer": rates["wer"], "cer": rates["cer"]}
 
     def predict(self, model: torch.nn.Module, loader, accelerator) -> list[dict[str, Any]]:
         """Per-utterance ``{index, reference, hypothesis}`` over the whole (possibly sharded) loader."""
-        rows = []
-        model.eval()
-        with torch.no_grad():
-            for batch in loader:
-                if not self.note_failures(batch):
-                    continue
-                hypotheses, _ = self.transcribe_batch(model, batch)
-                references = [self.vocabulary.decode_labels(row) for row in batch["labels"].tolist()]
-                indices = batch["index"].tolist() if "index" in batch else [None] * len(hypotheses)
-                rows += [{"index": i, "reference": r, "hypothesis": h}
-                         for i, r, h in zip(indices, references, hypotheses)]
+        failed: list = []
+        rows = predict(model, loader, self.vocabulary, decoder=self.decoder, failed=failed)
+        for path, reason in failed:
+            self.decode_failures.setdefault(path, reason)
         if accelerator is not None and accelerator.num_processes > 1:
             rows = gather_object(rows)
             seen, unique = set(), []  # even_batches may repeat a few items on the last batch
