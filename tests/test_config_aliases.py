@@ -52,7 +52,8 @@ def test_lone_yaml_config_with_nested_sections(tmp_path):
     assert (values["eval_every"], values["max_steps"], values["model"]) == (5, 11, "x")
 
 
-@pytest.mark.parametrize("command", ["finetune", "prune", "evaluate", "sweep", "demo", "report", "pretrain", "synth"])
+@pytest.mark.parametrize("command", ["finetune", "prune", "evaluate", "sweep", "demo", "report", "pretrain", "synth",
+                                     "card install", "card update-comparison"])
 def test_every_command_builds_its_parser_with_the_aliases(command):
     from parp import commands  # noqa: F401  (registers the later commands)
 

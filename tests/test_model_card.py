@@ -89,4 +89,45 @@ def test_install_and_update_write_the_same_objective_section(tmp_path):
     installed = (card / "README.md").read_text()
     update_comparison(card, objective_comparison(runs), "cc")
     assert (card / "README.md").read_text() == installed
-    assert "## Why best-rq: downstream gain per compute hour" in installed and "at updates 100/200/300/350" in installed
+    steps = "/".join(str(h["step"]) for h in record["history"] if "valid_loss" in h)  # the embedded run's own
+    assert "## Why best-rq: downstream gain per compute hour" in installed and f"at updates {steps}" in installed
+    assert steps.count("/") >= 3
+
+
+def test_parp_card_commands_install_and_update_the_card(tmp_path, capsys):
+    """``parp card install`` / ``update-comparison`` are commands of the table: dataclass flags, one-line errors."""
+    import shutil
+
+    from parp.cli import main
+    from parp.models import default_model_path
+    from parp.pretrain.card import write_card
+
+    source, run = default_model_path(), tmp_path / "run"
+    (run / "model").mkdir(parents=True)
+    for name in ("config.json", "model.safetensors", "preprocessor_config.json"):
+        shutil.copy(source / name, run / "model" / name)
+    shutil.copy(source / "loss_curve.png", run / "loss_curve.png")
+    shutil.copy(source / "pretraining.json", run / "pretraining.json")
+    pair = f"{run}:{_downstream(tmp_path / 'd1', 0.70, 0.90)}"
+    card = tmp_path / "card"
+    assert main(["card", "install", "--pretrain_dir", str(run), "--command", "parp pretrain ...",
+                 "--target", str(card)]) == 0
+    assert capsys.readouterr().out.strip() == str(card)
+    installed = (card / "README.md").read_text()
+    assert installed == (write_card(run, tmp_path / "direct", "parp pretrain ...") / "README.md").read_text()
+    assert "parp pretrain ..." in installed and "Not measured yet." in installed
+    assert "`parp card install ...` installs it here" in installed and "python -m" not in installed
+    assert main(["card", "update-comparison", "--compare", pair, "--compare_command", "cc", "--target", str(card)]) == 0
+    updated = (card / "README.md").read_text()
+    assert updated != installed and "| run | best-rq |" in updated and "\ncc\n" in updated
+    assert updated.split("## Pretraining loss")[1] == installed.split("## Pretraining loss")[1]
+    capsys.readouterr()
+    for argv, culprit in ((["card"], "install | update-comparison"),
+                          (["card", "install", "--command", "x"], "--pretrain_dir"),
+                          (["card", "install", "--pretrain_dir", str(tmp_path / "nope"), "--command", "x"], "nope"),
+                          (["card", "update-comparison", "--target", str(card)], "--compare"),
+                          (["card", "update-comparison", "--compare", "no-colon"], "PRETRAIN_DIR:DOWNSTREAM_DIR"),
+                          (["card", "update-comparison", "--compare", f"{run}:{tmp_path}"], "downstream.json")):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("parp: error: ") and culprit in err and len(err.strip().splitlines()) == 1, err

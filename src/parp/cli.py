@@ -17,9 +17,18 @@ from .config import parse_dataclasses
 from .errors import ParpError
 
 
+def _actions(name: str) -> dict[str, str]:
+    """The actions of a command with actions (``card`` -> ``install``, ...) and their help."""
+    return {key.split(" ", 1)[1]: c.help for key, c in COMMANDS.items() if key.startswith(f"{name} ")}
+
+
 def _usage() -> str:
     lines = ["usage: parp <command> [options]   (parp <command> --help for its options)", "", "commands:"]
-    entries = {**{k: c.help for k, c in COMMANDS.items()}, **{k: v[0] for k, v in SPECIAL.items()}}
+    entries: dict[str, str] = {}
+    for key, command in COMMANDS.items():
+        group = key.split(" ", 1)[0]
+        entries[group] = command.help if group == key else f"{' | '.join(_actions(group))} (parp {group} --help)"
+    entries.update({k: v[0] for k, v in SPECIAL.items()})
     lines += [f"  {name:<11} {text}" for name, text in entries.items()]
     return "\n".join(lines)
 
@@ -48,12 +57,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"parp {__version__}")
         return 0
     name, rest = argv[0], argv[1:]
+    if rest and f"{name} {rest[0]}" in COMMANDS:  # a command with actions: ``parp card install``
+        name, rest = f"{name} {rest[0]}", rest[1:]
     try:
         if name in SPECIAL:
             _quiet_libraries()
             SPECIAL[name][1](rest)
             return 0
         if name not in COMMANDS:
+            actions = _actions(name)
+            if actions and rest[:1] in (["-h"], ["--help"]):
+                print(f"usage: parp {name} <action> [options]   (parp {name} <action> --help for its options)\n\n"
+                      "actions:\n" + "\n".join(f"  {a:<18} {text}" for a, text in actions.items()))
+                return 0
+            if actions:
+                print(f"parp: error: parp {name} needs an action: {' | '.join(actions)}", file=sys.stderr)
+                return 2
             print(f"parp: error: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
             return 2
         command = COMMANDS[name]

@@ -1,5 +1,7 @@
 """The command table of ``parp``: every sub-command's help, argument dataclasses and entry point, in one place.
 
+A key of two words (``card install``) is a command with actions: ``parp card install ...``.
+
 Arguments and entry points are imported lazily, so ``parp --help`` loads no torch; ``parp.cli`` parses and runs.
 """
 
@@ -146,6 +148,30 @@ def _demo(args):
     run_demo(args)
 
 
+def _card_install_args():
+    from .pretrain.card import CardInstallArguments
+
+    return [CardInstallArguments]
+
+
+def _card_install(args):
+    from .pretrain.card import run_card_install
+
+    print(run_card_install(args))
+
+
+def _card_update_args():
+    from .pretrain.card import CardComparisonArguments
+
+    return [CardComparisonArguments]
+
+
+def _card_update(args):
+    from .pretrain.card import run_card_update
+
+    print(run_card_update(args))
+
+
 def _masks_main(argv):
     from .experiments.masks import masks_main
 
@@ -167,6 +193,11 @@ COMMANDS: dict[str, Command] = {
                       _report_args, _report),
     "demo": Command("Offline demo: synthesise a small unseen-language task, fine-tune, OMP + PARP, report.",
                     _demo_args, _demo),
+    # maintainer commands: a pretraining run becomes the embedded default, its card written from its records
+    "card install": Command("Install a parp pretrain run as the embedded default model with its model card.",
+                            _card_install_args, _card_install),
+    "card update-comparison": Command("Rewrite the objective-choice section of an installed model card.",
+                                      _card_update_args, _card_update),
 }
 # positional arguments (``parp masks compare A B``, audio files) do not fit the dataclass flags: these parse
 # their own argv

@@ -12,5 +12,5 @@ for obj in best-rq wav2vec2; do
   OMP_NUM_THREADS=1 python -m parp.pretrain.downstream --checkpoint runs/objcmp/$obj/model --arms pretrained $DOWN \
     --output_dir runs/objcmp/down-$obj
 done
-python -m parp.pretrain.card --update_comparison --compare src/parp/assets/parp-ssl-small:runs/objcmp/down-embedded \
+parp card update-comparison --compare src/parp/assets/parp-ssl-small:runs/objcmp/down-embedded \
   runs/objcmp/best-rq:runs/objcmp/down-best-rq runs/objcmp/wav2vec2:runs/objcmp/down-wav2vec2 --compare_command "..."

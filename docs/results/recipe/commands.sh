@@ -19,7 +19,7 @@ collect({label: Path("runs/recipe", name) for label, name in arms.items() if Pat
         {"hardware": "both fine-tunings on this project's 2-core CPU, one torch thread each (beside other jobs)"})
 PY
 OC=docs/results/objective-comparison
-python -m parp.pretrain.card --pretrain_dir ../shared/checkpoints/parp-ssl-small-h200 --downstream_dir docs/results/ssl-gain \
+parp card install --pretrain_dir ../shared/checkpoints/parp-ssl-small-h200 --downstream_dir docs/results/ssl-gain \
   --command "$(sed -n '/^parp pretrain/,/no_progress$/p' ../shared/checkpoints/parp-ssl-small-h200/README.md)" \
   --downstream_command "bash docs/results/recipe/trial.sh h200-card ... (docs/results/recipe/trials.txt); see docs/results/recipe/commands.sh" \
   --compare docs/results/parp-ssl-small-cpu:$OC/down-embedded $OC/best-rq:$OC/down-best-rq $OC/wav2vec2:$OC/down-wav2vec2 \

@@ -1,18 +1,20 @@
-"""Install a pretraining run as the embedded default and write its model card from the run's own records.
+"""``parp card``: install a pretraining run as the embedded default, its model card written from the run's records.
 
-``python -m parp.pretrain.card --pretrain_dir RUN --downstream_dir GAIN --command "..." --downstream_command "..."``
-copies ``RUN/model`` into ``src/parp/assets/parp-ssl-small`` with ``README.md`` (the card), ``loss_curve.png`` and
-``downstream.png``. Every figure in the card is read from ``pretraining.json`` / ``downstream.json``.
+``parp card install --pretrain_dir RUN --downstream_dir GAIN --command "..." --downstream_command "..."`` copies
+``RUN/model`` into ``src/parp/assets/parp-ssl-small`` with ``README.md`` (the card), ``loss_curve.png`` and
+``downstream.png``; ``parp card update-comparison --compare RUN:DOWNSTREAM ...`` rewrites only the card's
+objective-choice section once the comparison has run. Every figure in the card is read from ``pretraining.json`` /
+``downstream.json``: nothing about a run is typed by hand.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
-import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import ConfigError
 from ..models import default_model_path
 
 KEEP = ("config.json", "model.safetensors", "preprocessor_config.json", "objective.json", "quantizer.safetensors")
@@ -231,40 +233,80 @@ It is a research toy, far smaller and less trained than XLS-R: use a real checkp
 {command}
 ```
 
-then `python -m parp.pretrain.card ...` installs it here with this card. `pretraining.json` beside this file holds
+then `parp card install ...` installs it here with this card. `pretraining.json` beside this file holds
 the full record (config, versions, hardware, loss history).
 """
     (target / "README.md").write_text(card, encoding="utf-8")
     return target
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m parp.pretrain.card", description=__doc__)
-    parser.add_argument("--pretrain_dir", default=None, help="Install this run as the embedded default.")
-    parser.add_argument("--downstream_dir", default=None)
-    parser.add_argument("--target", default=str(default_model_path()))
-    parser.add_argument("--command", default="", help="The exact pretraining command, for the card.")
-    parser.add_argument("--update_comparison", action="store_true",
-                        help="Rewrite only the objective-choice section of the card already installed at --target.")
-    parser.add_argument("--downstream_command", default="")
-    parser.add_argument("--compare", nargs="*", default=[], metavar="PRETRAIN_DIR:DOWNSTREAM_DIR",
-                        help="Pretraining runs of the objective comparison and the downstream runs that fine-tuned "
-                             "them (one of which also has the random arm).")
-    parser.add_argument("--compare_command", default="", help="The comparison's commands, for the card.")
-    a = parser.parse_args(argv)
-    runs = [tuple(Path(x) for x in item.split(":", 1)) for item in a.compare]
-    comparison = objective_comparison(runs) if runs else None
-    if a.update_comparison:
-        if not comparison:
-            parser.error("--update_comparison needs --compare PRETRAIN_DIR:DOWNSTREAM_DIR ...")
-        print(update_comparison(Path(a.target), comparison, a.compare_command))
-        return 0
-    if not a.pretrain_dir or not a.command:
-        parser.error("installing a checkpoint needs --pretrain_dir and --command")
-    print(write_card(Path(a.pretrain_dir), Path(a.target), a.command, a.downstream_dir and Path(a.downstream_dir),
-                     a.downstream_command, comparison, a.compare_command))
-    return 0
+@dataclass
+class CardComparisonArguments:
+    """``parp card update-comparison``: the objective comparison's runs, and the card they go into."""
+
+    compare: list[str] = field(default_factory=list, metadata={
+        "help": "PRETRAIN_DIR:DOWNSTREAM_DIR pairs: the pretraining runs of the objective comparison and the "
+                "downstream runs that fine-tuned them (one of which also has the random arm)."})
+    compare_command: str = field(default="", metadata={"help": "The comparison's commands, for the card."})
+    target: str | None = field(default=None, metadata={
+        "help": "The installed card's folder (default: the embedded parp-ssl-small)."})
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+@dataclass
+class CardInstallArguments(CardComparisonArguments):
+    """``parp card install``: a pretraining run (and optionally its downstream curves) into the card's folder."""
+
+    pretrain_dir: str | None = field(default=None, metadata={
+        "help": "The parp pretrain output folder (pretraining.json, loss_curve.png, model/) to install."})
+    command: str = field(default="", metadata={"help": "The exact pretraining command, for the card."})
+    downstream_dir: str | None = field(default=None, metadata={
+        "help": "A downstream run (downstream.json, downstream.png): fine-tuning it vs random initialisation."})
+    downstream_command: str = field(default="", metadata={"help": "The downstream command, for the card."})
+
+
+def _target(args: CardComparisonArguments) -> Path:
+    return Path(args.target) if args.target else default_model_path()
+
+
+def _comparison(args: CardComparisonArguments) -> list[dict] | None:
+    runs = []
+    for item in args.compare:
+        if ":" not in item:
+            raise ConfigError(f"--compare {item}: expected PRETRAIN_DIR:DOWNSTREAM_DIR")
+        pretrain_dir, downstream_dir = (Path(x) for x in item.split(":", 1))
+        for needed in (pretrain_dir / "pretraining.json", downstream_dir / "downstream.json"):
+            if not needed.is_file():
+                raise ConfigError(f"--compare {item}: {needed} not found")
+        runs.append((pretrain_dir, downstream_dir))
+    try:
+        return objective_comparison(runs) if runs else None
+    except ValueError as exc:
+        raise ConfigError(f"--compare: {exc}") from None
+
+
+def run_card_update(args: CardComparisonArguments) -> Path:
+    """``parp card update-comparison``: rewrite the installed card's objective-choice section."""
+    comparison = _comparison(args)
+    if not comparison:
+        raise ConfigError("parp card update-comparison needs --compare PRETRAIN_DIR:DOWNSTREAM_DIR ...")
+    target = _target(args)
+    if not (target / "README.md").is_file() or not (target / "pretraining.json").is_file():
+        raise ConfigError(f"--target {target}: no installed card there (README.md and pretraining.json)")
+    try:
+        return update_comparison(target, comparison, args.compare_command)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def run_card_install(args: CardInstallArguments) -> Path:
+    """``parp card install``: copy the run's model into ``--target`` and write its card."""
+    if not args.pretrain_dir or not args.command:
+        raise ConfigError("parp card install needs --pretrain_dir and --command")
+    pretrain_dir = Path(args.pretrain_dir)
+    for needed in ("pretraining.json", "loss_curve.png"):
+        if not (pretrain_dir / needed).is_file():
+            raise ConfigError(f"--pretrain_dir {pretrain_dir}: no {needed} there (is it a parp pretrain folder?)")
+    if not any((folder / "model.safetensors").is_file() for folder in (pretrain_dir / "model", pretrain_dir)):
+        raise ConfigError(f"--pretrain_dir {pretrain_dir}: no model.safetensors in it or in its model/")
+    return write_card(pretrain_dir, _target(args), args.command, args.downstream_dir and Path(args.downstream_dir),
+                      args.downstream_command, _comparison(args), args.compare_command)
