@@ -58,6 +58,42 @@ HF_SWITCHES: dict[str, tuple[str, Any, Any]] = {
 }
 
 
+def shared(source: type, name: str, *, default: Any = dataclasses.MISSING, help: str | None = None) -> Any:
+    """A field another command's dataclass owns (``DataArguments.valid_fraction`` in ``SweepConfig``), declared
+    from it: its default (and help, unless ``help`` says more) live in one place. ``default`` sets another
+    default on purpose (``parp demo``'s short schedule); ``shared_fields`` lists both kinds."""
+    owned = {f.name: f for f in dataclasses.fields(source)}[name]
+    metadata = {**owned.metadata, **({"help": help} if help else {}),
+                SHARED_KEY: (source, name, default is not dataclasses.MISSING)}
+    if isinstance(default, (list, dict, set)):
+        return dataclasses.field(default_factory=lambda: copy.copy(default), metadata=metadata)
+    if default is not dataclasses.MISSING:
+        return dataclasses.field(default=default, metadata=metadata)
+    if owned.default_factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=owned.default_factory, metadata=metadata)
+    return dataclasses.field(default=owned.default, metadata=metadata)
+
+
+SHARED_KEY = "parp_shared"  # metadata of a ``shared`` field: (source dataclass, its field, default overridden?)
+# metadata: the type a config file may give a field besides the flag's (a YAML mapping where flags take a list)
+CONFIG_TYPE_KEY = "config_type"
+
+
+def shared_fields(cls: type, source: type | None = None, overridden: bool | None = None) -> list[str]:
+    """Names of ``cls``'s fields declared with ``shared`` (from ``source``; with or without their own default)."""
+    names = []
+    for f in dataclasses.fields(cls):
+        origin = f.metadata.get(SHARED_KEY)
+        if origin and (source is None or origin[0] is source) and (overridden is None or origin[2] == overridden):
+            names.append(f.name)
+    return names
+
+
+def shared_values(instance: Any, source: type) -> dict[str, Any]:
+    """The values of ``instance``'s fields shared from ``source``, as keyword arguments of ``source``."""
+    return {name: getattr(instance, name) for name in shared_fields(type(instance), source)}
+
+
 def _metadata_aliases(field: dataclasses.Field) -> list[str]:
     aliases = field.metadata.get("aliases", [])
     return [a.lstrip("-") for a in ([aliases] if isinstance(aliases, str) else aliases)]
@@ -113,9 +149,10 @@ class _Parser(HfArgumentParser):
 
     def _parse_dataclass_field(self, parser, field):  # HfArgumentParser calls it as self._parse_dataclass_field
         extra = [f"--{a}" for a, target in self._parp_aliases.items() if target == field.name]
-        if extra:
+        if extra or SHARED_KEY in field.metadata or CONFIG_TYPE_KEY in field.metadata:  # argparse knows neither
             field = copy.copy(field)
-            field.metadata = types.MappingProxyType({**field.metadata, "aliases": extra})
+            metadata = {k: v for k, v in field.metadata.items() if k not in (SHARED_KEY, CONFIG_TYPE_KEY)}
+            field.metadata = types.MappingProxyType({**metadata, **({"aliases": extra} if extra else {})})
         HfArgumentParser._parse_dataclass_field(parser, field)
 
 
@@ -220,7 +257,8 @@ def check_types(instance: Any) -> None:
     hints = typing.get_type_hints(type(instance))
     for f in dataclasses.fields(instance):
         value = getattr(instance, f.name)
-        if f.name in hints and not _accepts(hints[f.name], value):
+        if f.name in hints and not _accepts(hints[f.name], value) and not (
+                CONFIG_TYPE_KEY in f.metadata and _accepts(f.metadata[CONFIG_TYPE_KEY], value)):
             kind = getattr(hints[f.name], "__name__", None) or str(hints[f.name]).replace("typing.", "")
             raise ConfigError(f"--{f.name.replace('_', '-')} must be {kind}, got {value!r}")
 

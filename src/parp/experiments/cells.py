@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..config import shared_values
 from ..records import is_completed, load_run
 from ..training.loop import TrainConfig
 
@@ -63,7 +64,7 @@ def cell_arguments(config: SweepConfig, language: LanguageData, cell: Cell, outp
         prune = dataclasses.replace(prune, imp_rounds=1, dense_checkpoint=None if earlier else dense_checkpoint,
                                     imp_checkpoint=str(earlier.directory(output_dir)) if earlier else None)
     return (data_arguments(config, language.train_manifest, language.valid_manifest),
-            ModelArguments(model=config.model, mask_time_prob=config.mask_time_prob),
+            ModelArguments(**shared_values(config, ModelArguments)),
             train_config_for(config, cell.directory(output_dir), cell.seed), prune)
 
 
@@ -79,10 +80,7 @@ def data_arguments(config: SweepConfig, train_manifest: str, valid_manifest: str
     from ..data import DataArguments
 
     return DataArguments(train_manifest=train_manifest, valid_manifest=valid_manifest,
-                         valid_fraction=config.valid_fraction, split_seed=config.split_seed,
-                         max_train_utterances=config.max_train_utterances,
-                         max_valid_utterances=config.max_valid_utterances, text_column=config.text_column,
-                         token_unit=config.token_unit, allow_unknown_chars=config.allow_unknown_chars)
+                         **shared_values(config, DataArguments))
 
 
 def prune_arguments(config: SweepConfig, method: str, sparsity: float, dense_checkpoint: str | None = None):

@@ -8,12 +8,18 @@ Rerunning the same command resumes: finished cells are skipped.
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..config import shared, shared_fields
+from ..data import DataArguments
 from ..errors import ConfigError
+from ..methods import PruneArguments
+from ..models import ModelArguments
+from ..training.loop import TrainConfig
 from .sweep import SweepConfig, run_sweep
 
 # Languages the embedded checkpoint's pretraining audio covered (plus Mboshi and English digits): the demo
@@ -23,25 +29,29 @@ PRETRAINING_LANGUAGES = ("es", "fr", "it", "nl", "ru", "sv", "tr", "tt", "ky", "
 
 @dataclass
 class DemoArguments:
-    model: str | None = field(default=None, metadata={
-        "help": "Pretrained encoder folder or hub id; default: the embedded parp-ssl-small checkpoint."})
-    output_dir: str = field(default="runs/demo", metadata={"help": "Where data, cells, results and report go."})
+    """``parp demo``: the options it shares with the sweep come from their owners (``parp.config.shared``),
+    with the demo's short schedule as its own defaults."""
+
+    model: str | None = shared(ModelArguments, "model")
+    output_dir: str = shared(TrainConfig, "output_dir", default="runs/demo",
+                             help="Where data, cells, results and report go.")
     language: str = field(default="fi", metadata={
         "help": "eSpeak language to synthesise (one the checkpoint did not hear in pretraining)."})
     utterances: int = field(default=240, metadata={"help": "Synthesised utterances (train + validation)."})
-    valid_fraction: float = field(default=0.15, metadata={"help": "Held-out fraction for WER/CER."})
-    methods: list[str] = field(default_factory=lambda: ["omp", "parp"], metadata={
-        "help": "Pruning methods besides the unpruned reference."})
-    sparsities: list[float] = field(default_factory=lambda: [0.5, 0.7], metadata={"help": "Target sparsities."})
-    max_steps: int = field(default=350, metadata={"help": "Updates per fine-tuning (the same for every method)."})
-    learning_rate: float = field(default=2e-3, metadata={"help": "Peak learning rate."})
-    warmup_steps: int = field(default=30, metadata={"help": "Linear warm-up updates."})
-    max_batch_seconds: float = field(default=10.0, metadata={"help": "Audio seconds per batch."})
-    prune_every: int = field(default=25, metadata={"help": "PARP re-prune interval (updates)."})
-    seed: int = field(default=0, metadata={"help": "Seed of synthesis, initialisation and data order."})
+    valid_fraction: float = shared(DataArguments, "valid_fraction", default=0.15,
+                                   help="Held-out fraction for WER/CER.")
+    methods: list[str] = shared(SweepConfig, "methods", help="Pruning methods besides the unpruned reference.")
+    sparsities: list[float] = shared(SweepConfig, "sparsities", help="Target sparsities.")
+    max_steps: int = shared(TrainConfig, "max_steps", default=350,
+                            help="Updates per fine-tuning (the same for every method).")
+    learning_rate: float = shared(TrainConfig, "learning_rate", default=2e-3)
+    warmup_steps: int = shared(TrainConfig, "warmup_steps", default=30)
+    max_batch_seconds: float = shared(TrainConfig, "max_batch_seconds", default=10.0)
+    prune_every: int = shared(PruneArguments, "prune_every", default=25)
+    seed: int = shared(TrainConfig, "seed", help="Seed of synthesis, initialisation and data order.")
     quick: bool = field(default=False, metadata={
         "help": "Test mode: a handful of utterances and updates (checks the pipeline, not the claims)."})
-    progress: bool = field(default=True, metadata={"help": "Show progress bars."})
+    progress: bool = shared(TrainConfig, "progress", help="Show progress bars.")
 
 
 QUICK = dict(utterances=16, max_steps=3, warmup_steps=0, max_batch_seconds=8.0, prune_every=2, valid_fraction=0.25)
@@ -49,13 +59,11 @@ QUICK = dict(utterances=16, max_steps=3, warmup_steps=0, max_batch_seconds=8.0, 
 
 def demo_sweep_config(args: DemoArguments, manifest: Path) -> SweepConfig:
     """The sweep the demo runs: one language, the unpruned reference, the chosen methods and sparsities."""
-    return SweepConfig(
-        output_dir=str(args.output_dir), languages=[f"{args.language}={manifest}"], methods=list(args.methods),
-        sparsities=list(args.sparsities), seeds=[args.seed], model=args.model, max_steps=args.max_steps,
-        learning_rate=args.learning_rate, warmup_steps=args.warmup_steps, max_batch_seconds=args.max_batch_seconds,
-        prune_every=args.prune_every, valid_fraction=args.valid_fraction, eval_every=0,
-        save_every=max(args.max_steps // 2, 1), log_every=max(min(10, args.max_steps), 1), progress=args.progress,
-        reuse_dense=True)
+    options = {name: copy.copy(getattr(args, name)) for name in shared_fields(DemoArguments)}
+    options.update(output_dir=str(args.output_dir), seeds=[options.pop("seed")])  # the cells' seed
+    return SweepConfig(**options, languages=[f"{args.language}={manifest}"], eval_every=0,
+                       save_every=max(args.max_steps // 2, 1), log_every=max(min(10, args.max_steps), 1),
+                       reuse_dense=True)
 
 
 def check_model(args: DemoArguments) -> None:

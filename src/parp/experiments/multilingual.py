@@ -52,6 +52,7 @@ def build_multilingual_data(config: SweepConfig, languages: list[LanguageData], 
 
 def run_multilingual(config: SweepConfig, languages: list[LanguageData], output_dir: Path) -> list[dict[str, Any]]:
     """Run (or reuse) the multilingual PARP cells, score them per language, write multilingual-results.json."""
+    from ..config import shared_values
     from ..data import DataArguments
     from ..evaluation.evaluate import EvaluateArguments, run_evaluate
     from ..methods import run_prune
@@ -72,7 +73,7 @@ def run_multilingual(config: SweepConfig, languages: list[LanguageData], output_
                 run_prune(DataArguments(train_manifest=data["train"], valid_manifest=data["valid"],
                                         token_unit=config.token_unit,
                                         allow_unknown_chars=config.allow_unknown_chars),
-                          ModelArguments(model=config.model, mask_time_prob=config.mask_time_prob),
+                          ModelArguments(**shared_values(config, ModelArguments)),
                           train_config_for(config, directory, seed), prune_arguments(config, "parp", sparsity))
             shared = cell_result(cell, output_dir)  # cost and mask of the one run, shared by every language
             multi_mask = Mask.load(output_dir / shared["mask"])

@@ -18,8 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..config import load_config_file
+from ..config import CONFIG_TYPE_KEY, load_config_file, shared
+from ..data import DataArguments
 from ..errors import ConfigError
+from ..methods import PruneArguments
+from ..models import ModelArguments
 from ..records import is_completed, read_run
 from ..results import write_results
 from ..training.loop import TrainConfig
@@ -37,37 +40,42 @@ class SweepConfig(TrainConfig):
     updates in the baselines but not in PARP; a fair comparison gives all methods the same schedule.
     """
 
-    output_dir: str = field(default="runs/sweep", metadata={"help": "Sweep folder: cells/, results.csv, report."})
+    output_dir: str = shared(TrainConfig, "output_dir", default="runs/sweep",
+                             help="Sweep folder: cells/, results.csv, report.")
     languages: list[str] = field(default_factory=list, metadata={
-        "help": "NAME=TRAIN.tsv[,VALID.tsv] per language (in YAML also a mapping name -> path or {train, valid})."})
+        "help": "NAME=TRAIN.tsv[,VALID.tsv] per language (in YAML also a mapping name -> path or {train, valid}).",
+        CONFIG_TYPE_KEY: dict})
     methods: list[str] = field(default_factory=lambda: ["omp", "parp"], metadata={
         "help": "Pruning methods (parp omp imp mpi random); the unpruned 'none' cell always runs as reference."})
     sparsities: list[float] = field(default_factory=lambda: [0.5, 0.7], metadata={
         "help": "Target sparsities; 0 means the unpruned 'none' method (run once per language and seed)."})
     seeds: list[int] | None = field(default=None, metadata={
         "help": "Seeds (initialisation, data order, masking) to repeat every cell with (default: [seed])."})
-    model: str | None = field(default=None, metadata={
-        "help": "Pretrained encoder (hub id or folder); default: the embedded parp-ssl-small."})
-    mask_time_prob: float = field(default=0.05, metadata={"help": "SpecAugment time-mask probability."})
-    max_train_utterances: int | None = field(default=None, metadata={"help": "Seeded training subset per language."})
-    max_valid_utterances: int | None = field(default=None, metadata={"help": "Seeded validation subset per language."})
-    valid_fraction: float = field(default=0.1, metadata={"help": "Held-out fraction where no validation manifest."})
-    text_column: str | None = field(default=None, metadata={
-        "help": "Transcript column of every manifest (default 'text'; 'phones' for parp synth --transcripts phones)."})
-    token_unit: str | None = field(default=None, metadata={
-        "help": "CTC output units in every cell: char (default) | phone (space-separated phones, scored as PER)."})
-    allow_unknown_chars: bool = field(default=False, metadata={
-        "help": "Validation characters/phones missing from a cell's training vocabulary count as errors ([UNK]) "
-                "instead of stopping the cell (rare phones of a tonal language can occur only in validation)."})
-    split_seed: int = field(default=0, metadata={"help": "Seed of the held-out split (the same in every cell)."})
-    prune_every: int = field(default=50, metadata={"help": "PARP: re-prune every N updates."})
-    imp_rounds: int = field(default=3, metadata={"help": "IMP: prune/rewind/fine-tune rounds (per cell)."})
+    # the cells' data, model and pruning options: fields of DataArguments / ModelArguments / PruneArguments, whose
+    # defaults they keep (cells.cell_arguments hands them back)
+    model: str | None = shared(ModelArguments, "model")
+    mask_time_prob: float = shared(ModelArguments, "mask_time_prob")
+    max_train_utterances: int | None = shared(DataArguments, "max_train_utterances",
+                                              help="Seeded training subset per language.")
+    max_valid_utterances: int | None = shared(DataArguments, "max_valid_utterances",
+                                              help="Seeded validation subset per language.")
+    valid_fraction: float = shared(DataArguments, "valid_fraction")
+    text_column: str | None = shared(DataArguments, "text_column", help=(
+        "Transcript column of every manifest (default 'text'; 'phones' for parp synth --transcripts phones)."))
+    token_unit: str | None = shared(DataArguments, "token_unit", help=(
+        "CTC output units in every cell: char (default) | phone (space-separated phones, scored as PER)."))
+    allow_unknown_chars: bool = shared(DataArguments, "allow_unknown_chars", help=(
+        "Validation characters/phones missing from a cell's training vocabulary count as errors ([UNK]) "
+        "instead of stopping the cell (rare phones of a tonal language can occur only in validation)."))
+    split_seed: int = shared(DataArguments, "split_seed", help="Seed of the held-out split (the same in every cell).")
+    prune_every: int = shared(PruneArguments, "prune_every")
+    imp_rounds: int = shared(PruneArguments, "imp_rounds", help="IMP: prune/rewind/fine-tune rounds (per cell).")
     imp_chain: bool = field(default=False, metadata={
         "help": "IMP cells form one trajectory, as in the lottery-ticket papers: the cell at each sparsity "
                 "continues the IMP cell at the next lower sparsity of the sweep with one more prune/rewind/"
                 "fine-tune round (the lowest starts from the dense cell); each cell's cost counts every round "
                 "before it. Off: every IMP cell runs imp_rounds rounds of its own."})
-    scope: str = field(default="global", metadata={"help": "Magnitude ranking: global | layer | N:M | ffn (whole neurons)."})
+    scope: str = shared(PruneArguments, "scope")
     reuse_dense: bool = field(default=True, metadata={
         "help": "OMP/IMP load the finished 'none' cell instead of repeating their identical first fine-tuning "
                 "(its steps and wall time still count in their cost)."})

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from parp.config import shared
 from parp.errors import ConfigError
 from parp.pretrain.data import UnlabelledAudioDataset
 from parp.pretrain.model import count_parameters, small_wav2vec2_config
@@ -28,22 +29,26 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class PretrainConfig(TrainConfig):
-    """Everything a pretraining run needs: the shared loop's options (with pretraining defaults) plus the data,
-    model and objective (each field is a CLI flag)."""
+    """Everything a pretraining run needs: the shared loop's options (with pretraining defaults, declared with
+    ``parp.config.shared``) plus the data, model and objective (each field is a CLI flag)."""
 
     sources: list[str] = field(default_factory=list, metadata={
         "help": "Manifests (.tsv/.csv with a 'path' column), folders of audio, or audio files."})
-    output_dir: str = field(default="runs/pretrain", metadata={"help": "Checkpoints, best/ and model/ go here."})
+    output_dir: str = shared(TrainConfig, "output_dir", default="runs/pretrain",
+                             help="Checkpoints, best/ and model/ go here.")
     objective: str = field(default="best-rq", metadata={"help": "best-rq | wav2vec2 (contrastive)."})
-    max_steps: int = field(default=4000, metadata={"help": "Optimizer updates."})
-    learning_rate: float = field(default=5e-4, metadata={"help": "Peak AdamW learning rate."})
-    warmup_steps: int = field(default=400, metadata={"help": "Linear warm-up updates."})
-    lr_schedule: str = field(default="cosine", metadata={"help": "linear | cosine | constant after warm-up."})
-    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
-    max_batch_seconds: float = field(default=80.0, metadata={"help": "Audio seconds per batch (cap)."})
-    max_grad_norm: float = field(default=5.0, metadata={"help": "Gradient clipping (0 disables)."})
-    freeze_feature_encoder: bool = field(default=False, metadata={"help": "Pretraining trains the CNN too."})
-    seed: int = field(default=0, metadata={"help": "Seed for init, data order, masks and the BEST-RQ codebook."})
+    max_steps: int = shared(TrainConfig, "max_steps", default=4000, help="Optimizer updates.")
+    learning_rate: float = shared(TrainConfig, "learning_rate", default=5e-4, help="Peak AdamW learning rate.")
+    warmup_steps: int = shared(TrainConfig, "warmup_steps", default=400, help="Linear warm-up updates.")
+    lr_schedule: str = shared(TrainConfig, "lr_schedule", default="cosine",
+                              help="linear | cosine | constant after warm-up.")
+    weight_decay: float = shared(TrainConfig, "weight_decay", default=0.01, help="AdamW weight decay.")
+    max_batch_seconds: float = shared(TrainConfig, "max_batch_seconds", default=80.0,
+                                      help="Audio seconds per batch (cap).")
+    max_grad_norm: float = shared(TrainConfig, "max_grad_norm", default=5.0, help="Gradient clipping (0 disables).")
+    freeze_feature_encoder: bool = shared(TrainConfig, "freeze_feature_encoder", default=False,
+                                          help="Pretraining trains the CNN too.")
+    seed: int = shared(TrainConfig, "seed", help="Seed for init, data order, masks and the BEST-RQ codebook.")
     threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = torch's default)."})
     # data
     max_clip_seconds: float = field(default=8.0, metadata={"help": "Longer clips are randomly cropped to this."})
