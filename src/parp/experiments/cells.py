@@ -10,7 +10,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..config import shared_values
 from ..records import is_completed, load_run
@@ -91,6 +91,32 @@ def prune_arguments(config: SweepConfig, method: str, sparsity: float, dense_che
     own = {"parp": {"prune_every": config.prune_every}, "imp": {"imp_rounds": config.imp_rounds}}.get(method, {})
     return PruneArguments(method=method, sparsity=sparsity, scope=config.scope, dense_checkpoint=dense_checkpoint,
                           **own)
+
+
+# how a launcher runs one cell (default: parp.experiments.sweep.run_cell); returns run_prune's summary
+CellRunner = Callable[["SweepConfig", LanguageData, Cell, Path], dict[str, Any]]
+
+
+def prerequisite(config: SweepConfig, cell: Cell) -> Cell | None:
+    """The cell this one continues: the previous cell of an IMP chain, else the dense cell OMP/IMP reuse."""
+    earlier = previous_imp_cell(config, cell)
+    if earlier is not None:
+        return earlier
+    if config.reuse_dense and cell.method in ("omp", "imp"):
+        return Cell(cell.language, "none", 0.0, cell.seed)
+    return None
+
+
+def pending_cells(cells: list[Cell], output_dir: Path) -> list[tuple[int, Cell]]:
+    """(1-based position, cell) of every cell of the grid not completed yet, in run order."""
+    return [(i, c) for i, c in enumerate(cells, start=1) if not is_completed(c.directory(output_dir))]
+
+
+def done_line(i: int, total: int, cell: Cell, summary: dict[str, Any], reused: bool) -> str:
+    final = summary.get("final", {})
+    return (f"[{i}/{total}] {cell.label()}: done in {summary['wall_seconds']:.0f} s, "
+            + " ".join(f"{k.upper()} {final[k]:.3f}" for k in ("wer", "cer", "per") if k in final)
+            + (" (dense phase reused)" if reused else ""))
 
 
 def collect_results(output_dir: Path, cells: list[Cell] | None = None) -> list[dict[str, Any]]:

@@ -16,13 +16,15 @@ import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ClusterError, ConfigError
 from ..records import is_completed
 from ..results import write_results
-from .cells import Cell, LanguageData, collect_results
-from .sweep import CellRunner, SweepConfig, done_line, pending_cells, prerequisite
+from .cells import Cell, CellRunner, LanguageData, collect_results, done_line, pending_cells, prerequisite
+
+if TYPE_CHECKING:
+    from .sweep import SweepConfig
 
 LAUNCHERS = ("local", "ray")
 OBJECT_STORE_BYTES = 128 * 1024**2  # a local instance passes only configs and summaries between processes

@@ -16,7 +16,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from ..config import CONFIG_TYPE_KEY, load_config_file, shared
 from ..data import DataArguments
@@ -26,7 +26,8 @@ from ..models import ModelArguments
 from ..records import is_completed, read_run
 from ..results import write_results
 from ..training.loop import TrainConfig
-from .cells import MULTILINGUAL, Cell, LanguageData, cell_arguments, collect_results, previous_imp_cell, seeds_of
+from .cells import (MULTILINGUAL, Cell, CellRunner, LanguageData, cell_arguments, collect_results, done_line,
+                    previous_imp_cell, seeds_of)
 
 if TYPE_CHECKING:
     from .launchers import LaunchArguments
@@ -322,7 +323,6 @@ def next_cell(config: SweepConfig, cells: list[Cell], output_dir: Path,
     return None
 
 
-CellRunner = Callable[["SweepConfig", LanguageData, Cell, Path], dict[str, Any]]
 
 
 def run_cell(config: SweepConfig, language: LanguageData, cell: Cell, output_dir: Path) -> dict[str, Any]:
@@ -335,28 +335,6 @@ def run_cell(config: SweepConfig, language: LanguageData, cell: Cell, output_dir
     needs_dense = config.reuse_dense and cell.method in ("omp", "imp") and previous_imp_cell(config, cell) is None
     dense = str(dense_dir) if needs_dense and is_completed(dense_dir) else None
     return run_prune(*cell_arguments(config, language, cell, output_dir, dense))
-
-
-def prerequisite(config: SweepConfig, cell: Cell) -> Cell | None:
-    """The cell this one continues: the previous cell of an IMP chain, else the dense cell OMP/IMP reuse."""
-    earlier = previous_imp_cell(config, cell)
-    if earlier is not None:
-        return earlier
-    if config.reuse_dense and cell.method in ("omp", "imp"):
-        return Cell(cell.language, "none", 0.0, cell.seed)
-    return None
-
-
-def pending_cells(cells: list[Cell], output_dir: Path) -> list[tuple[int, Cell]]:
-    """(1-based position, cell) of every cell of the grid not completed yet, in run order."""
-    return [(i, c) for i, c in enumerate(cells, start=1) if not is_completed(c.directory(output_dir))]
-
-
-def done_line(i: int, total: int, cell: Cell, summary: dict[str, Any], reused: bool) -> str:
-    final = summary.get("final", {})
-    return (f"[{i}/{total}] {cell.label()}: done in {summary['wall_seconds']:.0f} s, "
-            + " ".join(f"{k.upper()} {final[k]:.3f}" for k in ("wer", "cer", "per") if k in final)
-            + (" (dense phase reused)" if reused else ""))
 
 
 def _collect_only(output_dir: Path, cells: list[Cell]) -> list[dict[str, Any]]:
