@@ -27,7 +27,7 @@ RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
 CONFIGS = {
     SweepConfig: ((DataArguments, ModelArguments, PruneArguments, TrainConfig), {"output_dir"}),
     DemoArguments: ((DataArguments, ModelArguments, PruneArguments, TrainConfig, SweepConfig),
-                    {"output_dir", "valid_fraction", "max_steps", "learning_rate", "warmup_steps",
+                    {"output_dir", "valid_fraction", "max_steps", "warmup_steps",
                      "max_batch_seconds", "prune_every"}),
     PretrainConfig: ((TrainConfig,), {"output_dir", "max_steps", "learning_rate", "warmup_steps", "lr_schedule",
                                       "weight_decay", "max_batch_seconds", "max_grad_norm",

@@ -44,7 +44,7 @@ class DemoArguments:
     sparsities: list[float] = shared(SweepConfig, "sparsities", help="Target sparsities.")
     max_steps: int = shared(TrainConfig, "max_steps", default=350,
                             help="Updates per fine-tuning (the same for every method).")
-    learning_rate: float = shared(TrainConfig, "learning_rate", default=2e-3)
+    learning_rate: float = shared(TrainConfig, "learning_rate")
     warmup_steps: int = shared(TrainConfig, "warmup_steps", default=30)
     max_batch_seconds: float = shared(TrainConfig, "max_batch_seconds", default=10.0)
     prune_every: int = shared(PruneArguments, "prune_every", default=25)
