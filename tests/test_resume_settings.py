@@ -106,7 +106,7 @@ def test_checkpoint_from_other_settings_refused_by_the_loop_itself(tmp_path):
                              ModelArguments(model=str(tiny_model_dir(tmp_path / "m")), mask_time_prob=0.0),
                              progress=False)
     config = TrainConfig(output_dir=str(tmp_path / "run"), max_steps=1, save_every=1, eval_every=0,
-                         warmup_steps=0, max_batch_seconds=3, progress=False)
+                         warmup_steps=0, max_batch_seconds=3, progress=False, learning_rate=1e-4)
     train(setup.new_model(), setup.train_set, None, config, setup.objective)
     changed = TrainConfig(**{**config.__dict__, "max_steps": 3, "learning_rate": 5e-4})
     with pytest.raises(ConfigError, match=r"--learning-rate 0.0001 -> 0.0005.*--max-steps 1 -> 3"):
