@@ -30,6 +30,17 @@ from safetensors.torch import save_file  # noqa: E402
 GOALS = {0.5: 0.55, 0.7: 0.35, 0.9: 0.15}
 
 
+def pruned_base(sparsity: float, folder: Path):
+    """The wav2vec2-base shape with a global magnitude mask at ``sparsity`` baked in, and its dense safetensors file
+    (the reference every sparse format is measured against)."""
+    model = transformers.Wav2Vec2ForCTC(transformers.Wav2Vec2Config(vocab_size=32))
+    mask = magnitude_mask(model, sparsity)
+    mask.apply_(model)
+    dense = folder / "dense.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(dense))
+    return model, mask, dense
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sparsities", type=float, nargs="+", default=[0.5, 0.7, 0.9])
@@ -39,11 +50,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for sparsity in args.sparsities:
-            model = transformers.Wav2Vec2ForCTC(transformers.Wav2Vec2Config(vocab_size=32))
-            mask = magnitude_mask(model, sparsity)
-            mask.apply_(model)
-            dense = tmp / "dense.safetensors"
-            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(dense))
+            model, mask, dense = pruned_base(sparsity, tmp)
             start = time.perf_counter()
             comp = save_compressed(model, mask, tmp / "compressed.safetensors")
             t_save = time.perf_counter() - start

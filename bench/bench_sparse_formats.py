@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import transformers  # noqa: E402
 from safetensors.torch import load_file, save_file  # noqa: E402
 
+from bench_export_size import pruned_base  # noqa: E402  (bench/ is on sys.path when run as a script)
 from parp.export import load_compressed, save_compressed  # noqa: E402
-from parp.sparsity import magnitude_mask  # noqa: E402
 
 
 def _mib(n: int) -> str:
@@ -95,11 +95,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for sparsity in args.sparsities:
-            model = transformers.Wav2Vec2ForCTC(transformers.Wav2Vec2Config(vocab_size=32))
-            mask = magnitude_mask(model, sparsity)
-            mask.apply_(model)
-            dense = tmp / "dense.safetensors"
-            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(dense))
+            model, mask, dense = pruned_base(sparsity, tmp)
             start = time.perf_counter()
             comp = save_compressed(model, mask, tmp / "parp.safetensors")
             load_compressed(comp, transformers.Wav2Vec2ForCTC(transformers.Wav2Vec2Config(vocab_size=32)))
