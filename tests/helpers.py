@@ -36,3 +36,21 @@ def synthetic_corpus(path: Path, n: int = 24, seed: int = 0, seconds: float = 1.
     manifest = path / "train.tsv"
     manifest.write_text("\n".join(rows) + "\n", encoding="utf-8")
     return manifest
+
+
+def run_tiny_prune(corpus: tuple[Path, Path], output_dir: Path, method: str, hook, sparsity: float = 0.5,
+                   steps: int = 8, **prune):
+    """One ``run_prune`` on the tiny corpus and model with a fast constant schedule, ``hook`` watching the loop."""
+    from parp.data import DataArguments
+    from parp.methods import PruneArguments, run_prune
+    from parp.models import ModelArguments
+    from parp.training.loop import TrainConfig
+
+    manifest, model_dir = corpus
+    return run_prune(
+        DataArguments(train_manifest=str(manifest), valid_fraction=0.2),
+        ModelArguments(model=str(model_dir), mask_time_prob=0.0),
+        TrainConfig(output_dir=str(output_dir / method), max_steps=steps, learning_rate=5e-2, warmup_steps=0,
+                    eval_every=0, save_every=0, max_batch_seconds=4, progress=False, lr_schedule="constant"),
+        PruneArguments(method=method, sparsity=sparsity, **prune), extra_hooks=[hook])
+

@@ -6,16 +6,12 @@ import json
 
 import pytest
 import torch
-from helpers import synthetic_corpus, tiny_model_dir
+from helpers import run_tiny_prune, synthetic_corpus, tiny_model_dir
 
-from parp.data import DataArguments
 from parp.errors import ConfigError, MaskError
-from parp.methods import PruneArguments, run_prune
 from parp.methods.imp import round_sparsities
-from parp.models import ModelArguments
 from parp.sparsity import Mask, measure_sparsity, prunable_parameters
 from parp.training.hooks import TrainingHook
-from parp.training.loop import TrainConfig
 
 
 class Probe(TrainingHook):
@@ -42,15 +38,8 @@ def corpus(tmp_path_factory):
 
 
 def _run(corpus, tmp_path, method, sparsity=0.5, steps=8, **prune):
-    manifest, model_dir = corpus
     probe = Probe()
-    summary = run_prune(
-        DataArguments(train_manifest=str(manifest), valid_fraction=0.2),
-        ModelArguments(model=str(model_dir), mask_time_prob=0.0),
-        TrainConfig(output_dir=str(tmp_path / method), max_steps=steps, learning_rate=5e-2, warmup_steps=0,
-                    eval_every=0, save_every=0, max_batch_seconds=4, progress=False, lr_schedule="constant"),
-        PruneArguments(method=method, sparsity=sparsity, **prune), extra_hooks=[probe])
-    return summary, probe
+    return run_tiny_prune(corpus, tmp_path, method, probe, sparsity, steps, **prune), probe
 
 
 def _zeros(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

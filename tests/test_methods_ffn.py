@@ -6,15 +6,11 @@ import json
 
 import pytest
 import torch
-from helpers import synthetic_corpus, tiny_model_dir
+from helpers import run_tiny_prune, synthetic_corpus, tiny_model_dir
 
-from parp.data import DataArguments
 from parp.errors import ConfigError
-from parp.methods import PruneArguments, run_prune
-from parp.models import ModelArguments
 from parp.sparsity.structured import ffn_blocks, ffn_parameters
 from parp.training.hooks import TrainingHook
-from parp.training.loop import TrainConfig
 
 WIDTH = 64  # intermediate_size of helpers.tiny_model_dir
 
@@ -55,15 +51,8 @@ def corpus(tmp_path_factory):
 
 
 def _run(corpus, tmp_path, method, sparsity=0.5, steps=6, **prune):
-    manifest, model_dir = corpus
     probe = NeuronProbe()
-    summary = run_prune(
-        DataArguments(train_manifest=str(manifest), valid_fraction=0.2),
-        ModelArguments(model=str(model_dir), mask_time_prob=0.0),
-        TrainConfig(output_dir=str(tmp_path / method), max_steps=steps, learning_rate=5e-2, warmup_steps=0,
-                    eval_every=0, save_every=0, max_batch_seconds=4, progress=False, lr_schedule="constant"),
-        PruneArguments(method=method, sparsity=sparsity, scope="ffn", **prune), extra_hooks=[probe])
-    return summary, probe
+    return run_tiny_prune(corpus, tmp_path, method, probe, sparsity, steps, scope="ffn", **prune), probe
 
 
 def _count(dead: dict[str, torch.Tensor]) -> list[int]:
