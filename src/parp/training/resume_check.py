@@ -67,7 +67,7 @@ def check_writable(output_dir: Path) -> None:
     """A file in the way, a read-only or full disk: one line now instead of a traceback after the work."""
     if output_dir.exists() and not output_dir.is_dir():
         raise ConfigError(f"--output-dir {output_dir}: a file is in the way (an output folder is needed)")
-    probe = output_dir / ".parp-write-test"
+    probe = output_dir / f".parp-write-test-{os.getpid()}"  # per process: torchrun ranks check the same folder
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
         probe.write_bytes(b"x")
