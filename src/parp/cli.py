@@ -93,6 +93,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("parp: interrupted; run the same command again to resume from the last checkpoint", file=sys.stderr)
         return 130
+    finally:
+        _leave_process_group()
+
+
+def _leave_process_group() -> None:
+    """Destroy a torchrun process group before the interpreter exits: left to finalization, gloo's worker threads
+    can abort the process (SIGABRT, "terminate called without an active exception") after its work is done."""
+    if "torch" not in sys.modules:
+        return
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Two one-thread workers run the five stages in order on one folder tree (resumable: rerun to continue):
+#   bash docs/results/mboshi-seeds/run.sh        (from the repository root)
+set -u
+here=docs/results/mboshi-seeds
+worker() {
+  for stage in 1-parp-omp 2-mpi-random 3-omp-half 4-parp-double 5-imp; do
+    OMP_NUM_THREADS=1 parp sweep --config "$here/$stage.yaml" || echo "stage $stage: worker $1 stopped ($?)"
+  done
+}
+worker a > "${LOG_DIR:-runs/mboshi-seeds}/worker-a.log" 2>&1 &
+sleep 20
+worker b > "${LOG_DIR:-runs/mboshi-seeds}/worker-b.log" 2>&1 &
+wait
