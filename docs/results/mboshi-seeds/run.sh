@@ -4,7 +4,7 @@
 set -u
 here=docs/results/mboshi-seeds
 worker() {
-  for stage in 1-parp-omp 2-mpi-random 3-omp-half 4-parp-double 5-imp; do
+  for stage in 1-parp-omp 2-omp-half 3-parp-double 4-mpi-random 5-imp; do
     OMP_NUM_THREADS=1 parp sweep --config "$here/$stage.yaml" || echo "stage $stage: worker $1 stopped ($?)"
   done
 }
