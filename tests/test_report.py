@@ -219,3 +219,53 @@ def test_per_layer_grid_is_layers_by_tensor_types_with_one_panel_per_method(swee
     grid = heatmaps[1].images[0].get_array()
     assert grid.shape == (2, 2) and grid[1, 0] == pytest.approx(0.2)  # omp layer 1 q: 0.7 - target
     assert heatmaps[0].images[0].norm.vmin == pytest.approx(-0.2)  # one symmetric scale for every panel
+
+
+def test_equal_budget_section_pairs_parp_and_omp_at_the_same_total_updates(sweep_dir, tmp_path):
+    """OMP with its fine-tuning split in two (2 x 50 = 100 updates) faces PARP's 100; PARP with 200 faces OMP's 200."""
+    from parp.reports.report import build_report
+
+    budget = tmp_path / "budget"
+    budget.mkdir()
+    rows = []
+    for seed, noise in ((0, 0.0), (1, 0.003)):
+        rows.append(_row("omp", "aa", 0.5, 0.60 + noise, 100, 10.0, None, seed=seed))  # cer = wer / 3 = 0.2
+        rows.append(_row("parp", "aa", 0.5, 0.30 + noise, 200, 20.0, None, seed=seed))  # cer 0.1
+    write_results(budget, rows)
+    text = build_report(sweep_dir / "results.csv", sweep_dir / "rep", budget_results=[budget]).read_text()
+    assert "## PARP and OMP at equal budgets" in text
+    assert "| aa | 0.5 | omp | 100 | 0.200 ± 0.001 | 2 |" in text
+    assert "| aa | 0.5 | parp | 200 | 0.100 ± 0.001 | 2 |" in text
+    # main sweep: PARP 100 updates CER 0.38/3; budget sweep: OMP 100 updates CER 0.2 -> PARP better beyond the spread
+    line = next(x for x in text.splitlines() if x.startswith("- aa 0.5, 100 updates each"))
+    assert "PARP − OMP CER -0.073" in line and "Holds here" in line
+    line = next(x for x in text.splitlines() if x.startswith("- aa 0.5, 200 updates each"))
+    assert "PARP − OMP CER -0.030" in line and "Holds here" in line
+    assert "## PARP and OMP at equal budgets" not in build_report(sweep_dir / "results.csv").read_text()
+
+
+def test_masks_of_the_methods_are_compared_with_each_other_across_seeds_and_with_pretrained(sweep_dir):
+    from parp.results import read_results
+    from parp.reports.report import build_report
+    from parp.reports.tables import Tables
+
+    rows = read_results(sweep_dir / "results.csv")
+    for row in rows:
+        if row["method"] == "omp" and row["seed"] == 1 and row["sparsity_target"] == 0.5:  # another mask for seed 1
+            row["mask"] = row["mask"].replace("omp", "parp").replace("-0.5", "-0.8")
+        if row["method"] == "parp":
+            row["iou_with_pretrained_mask"] = 0.75
+    write_results(sweep_dir, rows)
+    data = Tables(rows, sweep_dir).method_mask_overlap()
+    info = data[("aa", 0.5)]
+    # seed 0: PARP and OMP share one mask file (IoU 1); seed 1: OMP carries the 0.8 mask, a superset of pruned set
+    parp05 = Mask.load(sweep_dir / "masks/aa-parp-0.5.safetensors")
+    parp08 = Mask.load(sweep_dir / "masks/aa-parp-0.8.safetensors")
+    assert info["pairs"][("parp", "omp")] == pytest.approx([1.0, parp05.iou(parp08)])
+    assert parp05.iou(parp08) < 0.9
+    assert info["across_seeds"]["parp"] == pytest.approx(1.0)
+    assert info["across_seeds"]["omp"] == pytest.approx(parp05.iou(parp08))
+    assert info["pretrained"]["parp"] == pytest.approx(0.75) and info["pretrained"]["omp"] is None
+    text = build_report(sweep_dir / "results.csv").read_text()
+    assert "## Masks of the methods" in text and "| aa | 0.5 | parp vs pretrained | 0.750 |" in text
+    assert "| aa | 0.5 | random vs random | 0.333 |" in text

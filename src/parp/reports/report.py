@@ -14,7 +14,7 @@ from typing import Any
 
 from ..results import read_results
 from .plots import _plt, iou_heatmap, per_layer_figure
-from .tables import Tables, _fmt, _fmt_spread, _layer_key, _mean, _order, _seed_caption, _spread
+from .tables import Tables, _fmt, _fmt_spread, _layer_key, _mean, _order, _seed_caption, _spread, difference
 
 @dataclass
 class ReportArguments:
@@ -22,15 +22,20 @@ class ReportArguments:
         "help": "results.csv / results.json of a sweep, or the sweep folder."})
     output_dir: str | None = field(default=None, metadata={
         "help": "Where report.md and the plots go (default: the folder of the results file)."})
+    budget_results: list[str] = field(default_factory=list, metadata={
+        "help": "Results of the same grid run with other step budgets (e.g. OMP with its fine-tuning split in two, "
+                "PARP with twice the updates): PARP and OMP are then also compared at equal total updates."})
 
 
 
 class Report(Tables):
     """Writes report.md plus plots into ``output_dir`` from the tables and verdicts of :class:`Tables`."""
 
-    def __init__(self, rows: list[dict[str, Any]], base: Path, output_dir: Path):
+    def __init__(self, rows: list[dict[str, Any]], base: Path, output_dir: Path,
+                 budget_rows: list[dict[str, Any]] | None = None):
         super().__init__(rows, base)
         self.output_dir = output_dir
+        self.budget_rows = budget_rows or []
         self.lines: list[str] = []
         self.figures: list[str] = []
 
@@ -59,7 +64,10 @@ class Report(Tables):
         self.section_results()
         self.section_error_plots()
         self.section_cost()
+        if self.budget_rows:
+            self.section_equal_budget()
         if pruned_methods:
+            self.section_method_masks()
             self.section_per_layer()
             self.section_overlap()
         self.section_multilingual()
@@ -156,6 +164,47 @@ class Report(Tables):
         self.lines.append("")
 
 
+    def section_equal_budget(self) -> None:
+        groups = self.equal_budget(self.rows + self.budget_rows)
+        label = "PER" if self.error_metrics == ("per",) else "CER"
+        self.lines += ["## PARP and OMP at equal budgets", "",
+                       "The same grid run again with other step budgets; every row is grouped by its total "
+                       "fine-tuning updates (OMP's include its dense fine-tuning). So PARP with twice the updates "
+                       "faces OMP at OMP's cost, and OMP with its fine-tuning split in two faces PARP at PARP's.", "",
+                       f"| language | target | method | total updates | {label} | seeds |", "|---|---|---|---|---|---|"]
+        for (language, s, method, steps), values in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1],
+                                                                                          kv[0][3], kv[0][2])):
+            if s in {r["sparsity_target"] for r in self.budget_rows}:
+                self.lines.append(f"| {language} | {s:g} | {method} | {steps} | {_fmt_spread(values)} | "
+                                  f"{len(values)} |")
+        self.lines.append("")
+        for (language, s, method, steps), parp in sorted(groups.items()):
+            omp = groups.get((language, s, "omp", steps))
+            if method == "parp" and omp and (d := difference(parp, omp)) is not None:
+                verdict = self.verdict([d], lower_is_claimed=True)
+                self.lines.append(f"- {language} {s:g}, {steps} updates each: PARP − OMP {label} {d}: {verdict}.")
+        self.lines.append("")
+
+    def section_method_masks(self) -> None:
+        data = self.method_mask_overlap()
+        if not data:
+            return
+        self.lines += ["## Masks of the methods", "",
+                       "IoU of the pruned sets of two final masks of one language and sparsity: two methods (same "
+                       "seed, mean over seeds), one method across seeds, and each method with the magnitude mask of "
+                       "the pretrained weights. Random masks at sparsity s give s/(2-s).", "",
+                       "| language | target | pair | IoU |", "|---|---|---|---|"]
+        for (language, s), info in sorted(data.items()):
+            for (a, b), ious in info["pairs"].items():
+                self.lines.append(f"| {language} | {s:g} | {a} vs {b} | {_fmt_spread(ious)} |")
+            for m, iou in info["across_seeds"].items():
+                self.lines.append(f"| {language} | {s:g} | {m}, seed vs seed | {_fmt(iou)} |")
+            for m, iou in info["pretrained"].items():
+                if iou is not None:
+                    self.lines.append(f"| {language} | {s:g} | {m} vs pretrained | {_fmt(iou)} |")
+            self.lines.append(f"| {language} | {s:g} | random vs random | {info['random']:.3f} |")
+        self.lines.append("")
+
     def section_per_layer(self) -> None:
         data = self.per_layer_sparsity()
         if not data:
@@ -241,16 +290,18 @@ class Report(Tables):
                        "deviation of the two sides); otherwise it is 'not separable'.", ""]
 
 
-def build_report(results: str | Path, output_dir: str | Path | None = None) -> Path:
+def build_report(results: str | Path, output_dir: str | Path | None = None,
+                 budget_results: list[str | Path] | tuple = ()) -> Path:
     """Write ``report.md`` and its PNG plots; returns the report's path."""
     results = Path(results)
     base = results if results.is_dir() else results.parent
     rows = read_results(results)
-    return Report(rows, base, Path(output_dir) if output_dir else base).build()
+    budget_rows = [row for extra in budget_results for row in read_results(extra)]
+    return Report(rows, base, Path(output_dir) if output_dir else base, budget_rows).build()
 
 
 def run_report(args: ReportArguments) -> Path:
-    path = build_report(args.results, args.output_dir)
+    path = build_report(args.results, args.output_dir, args.budget_results)
     print(f"report: {path}")
     return path
 

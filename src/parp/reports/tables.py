@@ -173,6 +173,50 @@ class Tables:
         return result
 
 
+    def method_mask_overlap(self) -> dict[tuple[str, float], dict[str, Any]]:
+        """Per (language, sparsity): IoU of the pruned sets of two methods' final masks (same seed, mean over
+        seeds), of one method's masks across seeds, and of each method's mask with the pretrained magnitude mask
+        (recorded when the cell ran). Says how far fine-tuning moves a mask from the pretrained start."""
+        result = {}
+        pruned = [m for m in self.methods if m not in ("none", "parp-multi")]
+        for language in self.languages:
+            for s in sorted({r["sparsity_target"] for r in self.cells(language=language) if r["method"] in pruned}):
+                masks = {(m, seed): self.mask(rows[0]) for m in pruned for seed in self.seeds
+                         if (rows := self.cells(language=language, method=m, sparsity_target=s, seed=seed))}
+                masks = {k: v for k, v in masks.items() if v is not None}
+                methods = [m for m in pruned if any(k[0] == m for k in masks)]
+                pairs = {}
+                for i, a in enumerate(methods):
+                    for b in methods[i + 1:]:
+                        ious = [masks[(a, seed)].iou(masks[(b, seed)]) for seed in self.seeds
+                                if (a, seed) in masks and (b, seed) in masks]
+                        if ious:
+                            pairs[(a, b)] = ious
+                across_seeds = {}
+                for m in methods:
+                    seeded = [masks[(m, seed)] for seed in self.seeds if (m, seed) in masks]
+                    ious = [x.iou(y) for i, x in enumerate(seeded) for y in seeded[i + 1:]]
+                    if ious:
+                        across_seeds[m] = _mean(ious)
+                if pairs or across_seeds:
+                    result[(language, s)] = {
+                        "pairs": pairs, "across_seeds": across_seeds, "random": random_iou(s),
+                        "pretrained": {m: self.mean("iou_with_pretrained_mask", language=language, method=m,
+                                                    sparsity_target=s) for m in methods}}
+        return result
+
+    @staticmethod
+    def equal_budget(rows: list[dict[str, Any]], methods: tuple[str, ...] = ("parp", "omp")
+                     ) -> dict[tuple[str, float, str, int], list[float]]:
+        """PARP and OMP error grouped by total fine-tuning updates, from sweeps run with different step budgets:
+        ``(language, sparsity, method, total updates) -> values over seeds`` of the claim metric."""
+        metric = "per" if any(r.get("per") is not None for r in rows) else "cer"
+        groups: dict[tuple[str, float, str, int], list[float]] = defaultdict(list)
+        for r in rows:
+            if r["method"] in methods and r.get(metric) is not None and r.get("finetune_steps"):
+                groups[(r["language"], r["sparsity_target"], r["method"], int(r["finetune_steps"]))].append(r[metric])
+        return dict(groups)
+
     @property
     def error_metrics(self) -> tuple[str, ...]:
         """("per",) when the targets are phones (the rows carry PER), else ("wer", "cer")."""
