@@ -154,17 +154,28 @@ def peak_memory_gpu(model, audio) -> float:
     return torch.cuda.max_memory_allocated() / 2**20
 
 
-def bench_folder(label: str, directory: Path, args, device, dtype, audio) -> dict:
-    model = transformers.AutoModelForCTC.from_pretrained(directory).eval().to(device=device, dtype=dtype)
-    fast = fast_form(model, directory)
-    dense = transformers.AutoModelForCTC.from_pretrained(directory).eval().to(device=device, dtype=dtype)
-    times = time_forms({"as saved": dense, "fast": fast.model}, audio, args.repeats)
-    metrics = directory / "eval" / "metrics.json"
-    cer = json.loads(metrics.read_text())["cer"] if metrics.is_file() else None
-    return {"model": label, "form": fast.form, "note": fast.note, "cer": cer,
-            "rtf": statistics.median(times["fast"]) / args.seconds,
-            "rtf_as_saved": statistics.median(times["as saved"]) / args.seconds,
-            "weights_mib": weights_mib(fast.model)}
+def bench_folders(specs: list[str], args, device, dtype, audio) -> list[dict]:
+    """Every folder as saved and in its fast form, all timed in the same rounds (load hits them alike)."""
+    forms, found = {}, []
+    for spec in specs:
+        label, _, directory = spec.partition("=")
+        directory = Path(directory)
+        model = transformers.AutoModelForCTC.from_pretrained(directory).eval().to(device=device, dtype=dtype)
+        fast = fast_form(model, directory)
+        forms[(label, "as saved")] = transformers.AutoModelForCTC.from_pretrained(directory).eval().to(
+            device=device, dtype=dtype)
+        forms[(label, "fast")] = fast.model
+        found.append((label, directory, fast))
+    times = time_forms(forms, audio, args.repeats)
+    rows = []
+    for label, directory, fast in found:
+        metrics = directory / "eval" / "metrics.json"
+        cer = json.loads(metrics.read_text())["cer"] if metrics.is_file() else None
+        rows.append({"model": label, "form": fast.form, "note": fast.note, "cer": cer,
+                     "rtf": statistics.median(times[(label, "fast")]) / args.seconds,
+                     "rtf_as_saved": statistics.median(times[(label, "as saved")]) / args.seconds,
+                     "weights_mib": weights_mib(fast.model)})
+    return rows
 
 
 def write_table(rows: list[dict], folder_rows: list[dict], meta: dict, out: Path) -> str:
@@ -270,11 +281,9 @@ def main() -> None:
             rows.append(row)
             print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()
                               if k != "rtf_all"}), flush=True)
-    folder_rows = []
-    for spec in args.model:
-        label, _, directory = spec.partition("=")
-        folder_rows.append(bench_folder(label, Path(directory), args, device, dtype, audio))
-        print(json.dumps(folder_rows[-1]), flush=True)
+    folder_rows = bench_folders(args.model, args, device, dtype, audio) if args.model else []
+    for row in folder_rows:
+        print(json.dumps(row), flush=True)
     meta["load_average_end"] = os.getloadavg()
     (out / "results.json").write_text(json.dumps({"meta": meta, "rows": rows, "models": folder_rows}, indent=2))
     print(write_table(rows, folder_rows, meta, out))
