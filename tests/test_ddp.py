@@ -96,7 +96,8 @@ def test_torchrun_two_cpu_processes_sweep(tmp_path):
     import yaml
     from helpers import synthetic_corpus, tiny_model_dir
 
-    from parp.experiments.sweep import SweepConfig, run_sweep
+    from parp.experiments.grid import SweepConfig
+    from parp.experiments.sweep import run_sweep
     from parp.results import read_results
 
     manifest = synthetic_corpus(tmp_path / "corpus", n=12)
@@ -146,7 +147,8 @@ def test_torchrun_two_cpu_processes_sweep(tmp_path):
 
 def test_multilingual_sweep_under_torchrun_is_one_clear_error(monkeypatch):
     from parp.errors import ConfigError
-    from parp.experiments.sweep import SweepConfig, run_sweep
+    from parp.experiments.grid import SweepConfig
+    from parp.experiments.sweep import run_sweep
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(ConfigError, match="multilingual: true is not run under torchrun"):

@@ -7,7 +7,7 @@ import dataclasses
 import re
 from pathlib import Path
 
-from parp.experiments.sweep import SweepConfig
+from parp.experiments.grid import SweepConfig
 from parp.methods.base import PruneArguments
 from parp.models import ModelArguments
 from parp.training.loop import TrainConfig

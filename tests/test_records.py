@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from parp.errors import ConfigError
-from parp.experiments.sweep import SweepConfig, run_sweep
+from parp.experiments.grid import SweepConfig
+from parp.experiments.sweep import run_sweep
 from parp.results import read_results
 from parp.records import RunRecord, is_completed, load_run, read_run
 

@@ -15,7 +15,7 @@ from parp.data import DataArguments
 from parp.experiments.cells import Cell, cell_arguments
 from parp.experiments.demo import DemoArguments, demo_sweep_config
 from parp.experiments.launchers import LaunchArguments
-from parp.experiments.sweep import SweepConfig, load_sweep_config, parse_languages
+from parp.experiments.grid import SweepConfig, load_sweep_config, parse_languages
 from parp.methods import PruneArguments
 from parp.models import ModelArguments
 from parp.pretrain.recipe import PretrainConfig

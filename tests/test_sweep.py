@@ -9,7 +9,9 @@ from helpers import synthetic_corpus, tiny_model_dir
 
 from parp.data import DataArguments
 from parp.errors import ConfigError
-from parp.experiments.sweep import Cell, SweepConfig, load_sweep_config, run_sweep
+from parp.experiments.cells import Cell
+from parp.experiments.grid import SweepConfig, load_sweep_config
+from parp.experiments.sweep import run_sweep
 from parp.methods import PruneArguments, run_prune
 from parp.models import ModelArguments
 from parp.results import read_results
@@ -103,7 +105,7 @@ def test_sweep_config_from_yaml_with_a_language_mapping(tmp_path):
                     "methods: [parp, omp]\nsparsities: [0, 0.5]\nseeds: [1, 2]\nmax_steps: 7\n")
     config = load_sweep_config(path)
     assert config.max_steps == 7 and config.seeds == [1, 2] and config.freeze_transformer_steps == 0
-    from parp.experiments.sweep import validate_sweep
+    from parp.experiments.grid import validate_sweep
 
     languages, cells = validate_sweep(config)
     assert [(l.name, l.valid_manifest) for l in languages] == [("fi", None), ("sw", "sw/v.tsv")]
@@ -219,7 +221,7 @@ def test_a_claim_being_written_is_respected_and_a_dead_one_taken_over(tmp_path):
     import subprocess
     import sys
 
-    from parp.experiments.sweep import claim_cell
+    from parp.experiments.claims import claim_cell
 
     cell = tmp_path / "cell"
     cell.mkdir()
@@ -236,7 +238,7 @@ def test_a_claim_being_written_is_respected_and_a_dead_one_taken_over(tmp_path):
 
 def test_phone_sweep_passes_its_transcript_column_and_unit_to_every_cell():
     from parp.experiments.cells import data_arguments
-    from parp.experiments.sweep import SweepConfig
+    from parp.experiments.grid import SweepConfig
 
     phones = data_arguments(SweepConfig(text_column="phones", token_unit="phone", allow_unknown_chars=True),
                             "es/train.tsv", None)
@@ -252,7 +254,7 @@ def test_a_claim_whose_pid_was_reused_by_another_process_is_stale(tmp_path):
     import socket
     import subprocess
 
-    from parp.experiments.sweep import _process_start, claim_cell
+    from parp.experiments.claims import _process_start, claim_cell
 
     cell = tmp_path / "cell"
     cell.mkdir()

@@ -12,7 +12,8 @@ from helpers import synthetic_corpus, tiny_model_dir
 from parp.cli import main
 from parp.experiments.launchers import LaunchArguments, start_ray
 from parp.experiments.cells import Cell
-from parp.experiments.sweep import SweepConfig, run_sweep
+from parp.experiments.grid import SweepConfig
+from parp.experiments.sweep import run_sweep
 from parp.results import read_results
 
 try:

@@ -113,7 +113,7 @@ def _synth(config):
 
 def _sweep_args():
     from .experiments.launchers import LaunchArguments
-    from .experiments.sweep import SweepConfig
+    from .experiments.grid import SweepConfig
 
     return [SweepConfig, LaunchArguments]
 

@@ -17,7 +17,7 @@ from ..records import is_completed, load_run
 from ..training.loop import TrainConfig
 
 if TYPE_CHECKING:
-    from .sweep import SweepConfig
+    from .grid import SweepConfig
 
 MULTILINGUAL = "multi"  # the cell folder of the one-run multilingual subnetwork
 

@@ -20,7 +20,8 @@ from ..errors import ConfigError
 from ..methods import PruneArguments
 from ..models import ModelArguments
 from ..training.loop import TrainConfig
-from .sweep import SweepConfig, run_sweep
+from .grid import SweepConfig
+from .sweep import run_sweep
 
 # Languages the embedded checkpoint's pretraining audio covered (plus Mboshi and English digits): the demo
 # language must be outside this set so that fine-tuning has to adapt the encoder to new sounds.

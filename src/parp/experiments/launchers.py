@@ -24,7 +24,7 @@ from ..results import write_results
 from .cells import Cell, CellRunner, LanguageData, collect_results, done_line, pending_cells, prerequisite
 
 if TYPE_CHECKING:
-    from .sweep import SweepConfig
+    from .grid import SweepConfig
 
 LAUNCHERS = ("local", "ray")
 OBJECT_STORE_BYTES = 128 * 1024**2  # a local instance passes only configs and summaries between processes

@@ -19,7 +19,7 @@ from .cells import MULTILINGUAL, Cell, LanguageData, cell_result, data_arguments
     train_config_for
 
 if TYPE_CHECKING:
-    from .sweep import SweepConfig
+    from .grid import SweepConfig
 
 METHOD = "parp-multi"
 
