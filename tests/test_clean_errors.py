@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from helpers import synthetic_corpus, tiny_model_dir

@@ -24,7 +24,6 @@ logger = logging.getLogger(__name__)
 #: Punctuation removed by default. "|" and "[" "]" are included so transcripts can never spell the word
 #: delimiter or a special token.
 DEFAULT_DROP_CHARS = ',.?!;:"«»()[]{}<>“”„‟‹›…¿¡|/\\*#~_=+@^'
-DEFAULT_DROP = DEFAULT_DROP_CHARS  # name used in ARCHITECTURE.md
 
 #: Typographic apostrophes unified to "'" so one orthographic sign is one vocabulary entry.
 _APOSTROPHES = "’‘ʼ`´"

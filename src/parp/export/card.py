@@ -103,10 +103,3 @@ def write_model_card(folder, record: dict, metrics: dict[str, float], sparsity: 
     path = Path(folder) / "README.md"
     path.write_text(model_card(record, metrics, sparsity, argument_types), encoding="utf-8")
     return path
-
-
-def card_from_record_file(folder, record_path, metrics: dict[str, float], sparsity=None,
-                          argument_types: Sequence[type] = ()) -> Path:
-    from ..records import load_run
-
-    return write_model_card(folder, load_run(record_path).data, metrics, sparsity, argument_types)

@@ -25,12 +25,6 @@ from parp.sparsity.mask import Mask
 from parp.sparsity.structured import kept_neurons
 
 
-def neuron_widths(mask: Mask) -> set[int] | None:
-    """Kept neurons per layer (one value for an exportable mask), or None if ``mask`` is not whole neurons."""
-    kept = kept_neurons(mask)
-    return None if kept is None else {int(idx.numel()) for idx in kept.values()}
-
-
 def _shrink(layer: nn.Linear, index: torch.Tensor, dim: int) -> nn.Linear:
     new = prune_linear_layer(layer, index, dim=dim)
     return new.to(dtype=layer.weight.dtype)

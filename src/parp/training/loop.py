@@ -166,11 +166,6 @@ class TrainResult:
     def audio_seconds_per_second(self) -> float:
         return self.train_audio_seconds / max(self.train_seconds, 1e-9)
 
-    def as_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["audio_seconds_per_second"] = round(self.audio_seconds_per_second, 3)
-        return d
-
 
 def _cpu_processes() -> bool:
     """True under ``torchrun`` (WORLD_SIZE > 1) on a machine without an accelerator.
