@@ -156,9 +156,8 @@ def test_multilingual_sweep_under_torchrun_is_one_clear_error(monkeypatch):
 
 def test_from_main_decides_on_rank_0_only_and_shares_its_error(monkeypatch):
     """Rank 1 never claims (never runs ``decide``): it takes rank 0's pick, or raises rank 0's error line."""
-    import accelerate.utils
-
     from parp.errors import ConfigError, ParpError
+    from parp.experiments import ranks
     from parp.experiments.ranks import from_main
 
     sent = []
@@ -167,7 +166,7 @@ def test_from_main_decides_on_rank_0_only_and_shares_its_error(monkeypatch):
         sent.append(list(objects))
         return reply
 
-    monkeypatch.setattr(accelerate.utils, "broadcast_object_list", broadcast)
+    monkeypatch.setattr(ranks, "broadcast_object_list", broadcast)
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")
     calls = []

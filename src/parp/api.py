@@ -10,7 +10,13 @@ import dataclasses
 from typing import Any, Sequence
 
 from .config import translate_keys
+from .data import DataArguments
 from .errors import ConfigError
+from .evaluation.evaluate import EvaluateArguments, run_evaluate
+from .methods import PruneArguments, run_prune
+from .models import ModelArguments
+from .training.finetune import run_finetune
+from .training.loop import TrainConfig
 
 
 def _build(types: Sequence[type], options: dict[str, Any], what: str) -> list:
@@ -24,11 +30,6 @@ def _build(types: Sequence[type], options: dict[str, Any], what: str) -> list:
 
 def finetune(**options) -> dict:
     """Fine-tune with CTC, no pruning; returns final/best metrics, steps, model folder and record path."""
-    from .data import DataArguments
-    from .models import ModelArguments
-    from .training.finetune import run_finetune
-    from .training.loop import TrainConfig
-
     data, model, train = _build([DataArguments, ModelArguments, TrainConfig], options, "finetune")
     result = run_finetune(data, model, train)
     r = result.train
@@ -38,11 +39,6 @@ def finetune(**options) -> dict:
 
 def prune(method: str = "parp", sparsity: float = 0.5, **options) -> dict:
     """Prune with ``method`` (parp, omp, imp, mpi, random, none) to ``sparsity``, fine-tune and export."""
-    from .data import DataArguments
-    from .methods import PruneArguments, run_prune
-    from .models import ModelArguments
-    from .training.loop import TrainConfig
-
     prune_args, data, model, train = _build([PruneArguments, DataArguments, ModelArguments, TrainConfig],
                                             {"method": method, "sparsity": sparsity, **options}, "prune")
     return run_prune(data, model, train, prune_args)
@@ -50,7 +46,5 @@ def prune(method: str = "parp", sparsity: float = 0.5, **options) -> dict:
 
 def evaluate(model: str, manifest: str, **options) -> dict:
     """WER/CER of a fine-tuned model folder on a manifest (also writes metrics.json and predictions.tsv)."""
-    from .evaluation.evaluate import EvaluateArguments, run_evaluate
-
     (args,) = _build([EvaluateArguments], {"model": model, "manifest": manifest, **options}, "evaluate")
     return run_evaluate(args)

@@ -12,6 +12,9 @@ import os
 import sys
 from typing import Sequence
 
+import transformers
+
+from . import __version__
 from .commands import COMMANDS, SPECIAL
 from .config import parse_dataclasses
 from .errors import ParpError
@@ -35,8 +38,6 @@ def _usage() -> str:
 
 def _quiet_libraries() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    import transformers
-
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     logging.basicConfig(level=logging.WARNING, format="parp: %(message)s")
@@ -52,8 +53,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(_usage())
         return 0
     if argv[0] in ("-V", "--version"):
-        from . import __version__
-
         print(f"parp {__version__}")
         return 0
     name, rest = argv[0], argv[1:]
@@ -102,7 +101,7 @@ def _leave_process_group() -> None:
     can abort the process (SIGABRT, "terminate called without an active exception") after its work is done."""
     if "torch" not in sys.modules:
         return
-    import torch.distributed as dist
+    import torch.distributed as dist  # lazy: never load torch just to exit
 
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()

@@ -7,6 +7,7 @@ Arguments and entry points are imported lazily, so ``parp --help`` loads no torc
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from dataclasses import dataclass
@@ -50,8 +51,6 @@ def _evaluate(args):
 
 
 def _transcribe_main(argv: Sequence[str]) -> None:
-    import argparse
-
     parser = argparse.ArgumentParser(prog="parp transcribe", description="Print the transcript of each audio file.")
     parser.add_argument("model", help="Fine-tuned model folder (as written by parp finetune / prune).")
     parser.add_argument("files", nargs="+", help="Audio files (wav, flac, ogg; any rate, any channels).")
@@ -112,8 +111,8 @@ def _synth(config):
 
 
 def _sweep_args():
-    from .experiments.launchers import LaunchArguments
     from .experiments.grid import SweepConfig
+    from .experiments.launchers import LaunchArguments
 
     return [SweepConfig, LaunchArguments]
 

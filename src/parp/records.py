@@ -7,6 +7,7 @@ and step counts, so the cost of a pruning method is read off the record rather t
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata as md
 import json
 import os
 import platform
@@ -17,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import ConfigError
+
 
 def library_versions() -> dict[str, str]:
     """Versions of the libraries that decide the numbers, for reproducibility."""
-    import importlib.metadata as md
-
     versions = {"python": platform.python_version()}
     for name in ("parp", "torch", "transformers", "accelerate", "safetensors", "jiwer", "numpy"):
         try:
@@ -32,7 +33,7 @@ def library_versions() -> dict[str, str]:
 
 
 def hardware() -> dict[str, Any]:
-    import torch
+    import torch  # lazy: only a writer needs it; reading records loads no torch
 
     info: dict[str, Any] = {"machine": platform.machine(), "cpus": os.cpu_count(),
                             "torch_threads": torch.get_num_threads()}
@@ -244,8 +245,6 @@ def read_run(path: str | Path) -> Run | None:
 
 def load_run(path: str | Path, what: str = "") -> Run:
     """Like :func:`read_run`, but a missing or unreadable record is one clear error (``what`` names the flag)."""
-    from .errors import ConfigError
-
     run = read_run(path)
     if run is None:
         raise ConfigError(f"{what + ' ' if what else ''}{path}: no readable run.json there")

@@ -11,6 +11,7 @@ import logging
 from typing import Sequence
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from parp.data.audio import audio_info, check_finite, load_audio, to_mono_resampled
 from parp.data.manifest import Utterance
@@ -136,8 +137,6 @@ class SpeechDataset:
 
         Logs one warning per dropped file and a summary line, so a bad corpus is visible but not fatal.
         """
-        from tqdm.auto import tqdm
-
         keep = []
         for i in tqdm(range(len(self)), desc=f"checking {self.source}", disable=not progress, leave=False):
             reason, duration = self._check(i)

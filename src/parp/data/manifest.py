@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+import soundfile
 
+from parp.data.audio import load_audio, to_mono_resampled
 from parp.errors import AudioError, ManifestError, ParpError
 
 logger = logging.getLogger(__name__)
@@ -125,10 +127,6 @@ def _read_rows(path, handle, delimiter, quoting, audio_column, text_column, spea
 
 def _decode_hf_audio(value, sampling_rate: int, where: str) -> np.ndarray:
     """Decode a ``datasets`` audio cell ourselves (bytes/path/array), avoiding datasets' torchcodec backend."""
-    import soundfile
-
-    from parp.data.audio import load_audio, to_mono_resampled
-
     if isinstance(value, dict) and value.get("array") is not None:
         array = np.asarray(value["array"], dtype=np.float32)
         source_rate = value.get("sampling_rate")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 import unicodedata
 from collections import Counter
 from pathlib import Path
@@ -220,8 +221,7 @@ class Vocabulary:
 
     def processor(self, sampling_rate: int = 16000):
         """A ``transformers.Wav2Vec2Processor`` equivalent to this vocabulary (for saving beside models)."""
-        import tempfile
-
+        # lazy: the data floor loads transformers only to save a processor
         from transformers import Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2Processor
 
         with tempfile.TemporaryDirectory() as tmp:

@@ -12,8 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+import torch
+from safetensors import safe_open
+from transformers import AutoModelForCTC
+
 from ..config import shared_values
+from ..data import DataArguments
+from ..methods import PruneArguments
+from ..models import ModelArguments
 from ..records import is_completed, load_run
+from ..sparsity import Mask, prunable_parameters
+from ..sparsity.mask import MASK_FORMAT
 from ..training.loop import TrainConfig
 
 if TYPE_CHECKING:
@@ -56,8 +65,6 @@ def train_config_for(config: SweepConfig, directory: Path, seed: int) -> TrainCo
 def cell_arguments(config: SweepConfig, language: LanguageData, cell: Cell, output_dir: Path,
                    dense_checkpoint: str | None = None) -> tuple:
     """The ``run_prune`` arguments of one cell: the shared schedule, with only the cell's folder and seed changed."""
-    from ..models import ModelArguments
-
     prune = prune_arguments(config, cell.method, cell.sparsity, dense_checkpoint=dense_checkpoint)
     earlier = previous_imp_cell(config, cell)
     if config.imp_chain and cell.method == "imp":  # one more round per cell, from the previous cell if any
@@ -77,8 +84,6 @@ def previous_imp_cell(config: SweepConfig, cell: Cell) -> Cell | None:
 
 
 def data_arguments(config: SweepConfig, train_manifest: str, valid_manifest: str | None):
-    from ..data import DataArguments
-
     return DataArguments(train_manifest=train_manifest, valid_manifest=valid_manifest,
                          **shared_values(config, DataArguments))
 
@@ -86,8 +91,6 @@ def data_arguments(config: SweepConfig, train_manifest: str, valid_manifest: str
 def prune_arguments(config: SweepConfig, method: str, sparsity: float, dense_checkpoint: str | None = None):
     """A cell's pruning arguments; a method's own options stay at their defaults in other methods' cells, so
     changing, say, ``imp_rounds`` does not make the finished PARP cells look as if they ran differently."""
-    from ..methods import PruneArguments
-
     own = {"parp": {"prune_every": config.prune_every}, "imp": {"imp_rounds": config.imp_rounds}}.get(method, {})
     return PruneArguments(method=method, sparsity=sparsity, scope=config.scope, dense_checkpoint=dense_checkpoint,
                           **own)
@@ -177,8 +180,6 @@ def _size(path: Path) -> int | None:
 
 def final_mask_path(directory: Path) -> Path:
     """The cell's final mask file: the one export wrote, else one read off the exported model's zeros."""
-    from ..sparsity.mask import MASK_FORMAT
-
     derived = directory / "final-mask.safetensors"
     if derived.is_file():
         return derived
@@ -189,8 +190,6 @@ def final_mask_path(directory: Path) -> Path:
 
 
 def _is_mask_file(path: Path, mask_format: str) -> bool:
-    from safetensors import safe_open
-
     try:
         with safe_open(str(path), framework="np") as f:
             return (f.metadata() or {}).get("format") == mask_format
@@ -200,11 +199,6 @@ def _is_mask_file(path: Path, mask_format: str) -> bool:
 
 def derive_mask_from_zeros(model_dir: Path, path: Path) -> Path:
     """Kept = non-zero prunable weights of a saved model (exact for every method: pruned weights are exactly 0)."""
-    import torch
-    from transformers import AutoModelForCTC
-
-    from ..sparsity import Mask, prunable_parameters
-
     model = AutoModelForCTC.from_pretrained(str(model_dir))
     with torch.no_grad():
         mask = Mask({n: p.detach() != 0 for n, p in prunable_parameters(model).items()})

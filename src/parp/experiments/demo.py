@@ -18,7 +18,9 @@ from ..config import shared, shared_fields
 from ..data import DataArguments
 from ..errors import ConfigError
 from ..methods import PruneArguments
-from ..models import ModelArguments
+from ..models import ModelArguments, default_model_path, resolve_model_source
+from ..reports.report import build_report
+from ..synth import SynthConfig, run_synth
 from ..training.loop import TrainConfig
 from .grid import SweepConfig
 from .sweep import run_sweep
@@ -69,8 +71,6 @@ def demo_sweep_config(args: DemoArguments, manifest: Path) -> SweepConfig:
 
 def check_model(args: DemoArguments) -> None:
     """Fail early (before synthesis) when the encoder is missing; warn when it heard the demo language."""
-    from ..models import default_model_path, resolve_model_source
-
     if args.model is None and not default_model_path().is_dir():
         raise ConfigError(f"the embedded checkpoint {default_model_path()} is not installed; "
                           "pass --model FOLDER_OR_HUB_ID")
@@ -87,8 +87,6 @@ def check_model(args: DemoArguments) -> None:
 
 def synthesise(args: DemoArguments) -> Path:
     """The demo's labelled set (reused when already written with the same size and seed)."""
-    from ..synth import SynthConfig, run_synth
-
     folder = Path(args.output_dir) / "data"
     manifest = folder / args.language / "train.tsv"
     record = folder / "synth.json"
@@ -114,8 +112,6 @@ def format_table(rows: list[dict]) -> str:
 
 def run_demo(args: DemoArguments) -> Path:
     """Synthesise, sweep, print the table, write the report; returns the report's path."""
-    from ..reports.report import build_report
-
     if args.quick:
         for key, value in QUICK.items():
             setattr(args, key, value)

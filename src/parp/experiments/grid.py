@@ -14,8 +14,10 @@ from ..config import CONFIG_TYPE_KEY, load_config_file, shared
 from ..data import DataArguments
 from ..errors import ConfigError
 from ..methods import PruneArguments
+from ..methods.base import METHOD_NAMES, differing_settings
 from ..models import ModelArguments
-from ..records import is_completed, read_run
+from ..records import is_completed, jsonable, read_run
+from ..sparsity import validate_sparsity
 from ..training.loop import TrainConfig
 from .cells import MULTILINGUAL, Cell, LanguageData, cell_arguments, seeds_of
 
@@ -115,9 +117,6 @@ def parse_languages(languages: Any) -> list[LanguageData]:
 
 def validate_sweep(config: SweepConfig) -> tuple[list[LanguageData], list[Cell]]:
     """Check the grid before any minute is spent; return the languages and the cells in run order."""
-    from ..methods.base import METHOD_NAMES
-    from ..sparsity import validate_sparsity
-
     languages = parse_languages(config.languages)
     for method in config.methods:
         if method not in METHOD_NAMES:
@@ -139,9 +138,6 @@ def validate_sweep(config: SweepConfig) -> tuple[list[LanguageData], list[Cell]]
 def check_finished_cells(config: SweepConfig, languages: dict[str, LanguageData], cells: list[Cell],
                          output_dir: Path) -> None:
     """Refuse a sweep folder whose finished cells ran with other settings: skipping them would mix schedules."""
-    from ..methods.base import differing_settings
-    from ..records import jsonable
-
     for cell in cells:
         directory = cell.directory(output_dir)
         if not is_completed(directory):

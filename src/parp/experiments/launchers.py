@@ -18,10 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ClusterError, ConfigError
+from transformers.utils import logging as hf_logging
+
+from ..errors import ClusterError, ConfigError, ParpError
 from ..records import is_completed
 from ..results import write_results
 from .cells import Cell, CellRunner, LanguageData, collect_results, done_line, pending_cells, prerequisite
+from .multilingual import run_multilingual
 
 if TYPE_CHECKING:
     from .grid import SweepConfig
@@ -76,16 +79,12 @@ def _call(driver: tuple[str, int, bool], function, *args):
 
 
 def _driver_state() -> tuple[str, int, bool]:
-    from transformers.utils import logging as hf_logging
-
     return os.getcwd(), hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
 
 
 def _like_driver(driver: tuple[str, int, bool]) -> None:
     """In this worker: the driver's folder (relative manifest / output paths mean what they mean there, and the
     cell records the same arguments as under the local launcher), transformers' verbosity and progress bars."""
-    from transformers.utils import logging as hf_logging
-
     cwd, verbosity, bars = driver
     if os.path.isdir(cwd):  # on a node that mounts the shared file system where the driver does
         os.chdir(cwd)
@@ -173,8 +172,6 @@ def run_cells_on_ray(config: SweepConfig, launch: LaunchArguments, languages: li
                           retry_exceptions=False)(_cell_task)
         _schedule(ray, task, config, languages, cells, output_dir, runner, _driver_state())
         if config.multilingual:  # one more task; the driver's own run_multilingual then finds it completed
-            from .multilingual import run_multilingual
-
             multi = ray.remote(num_cpus=launch.cell_cpus, num_gpus=launch.cell_gpus, max_retries=launch.max_retries,
                                retry_exceptions=False)(_call)
             _get(ray, multi.remote(_driver_state(), run_multilingual, config, languages, output_dir),
@@ -220,8 +217,6 @@ def _schedule(ray, task, config: SweepConfig, languages: list[LanguageData], cel
 
 def _get(ray, ref, what: str):
     """A task's result; a cell's own error (bad data, a mask that does not fit) as that error, one line."""
-    from ..errors import ParpError
-
     try:
         return ray.get(ref)
     except ray.exceptions.RayTaskError as exc:

@@ -13,7 +13,10 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..errors import ConfigError
+from ..sparsity import Mask
 from ..sparsity.overlap import layer_of, random_iou_matched
+
 
 def _stats(both: int, either: int, pruned_a: int, pruned_b: int, total: int) -> dict[str, float]:
     return {"iou": both / either if either else 1.0,
@@ -41,9 +44,6 @@ def compare_pair(a, b) -> dict[str, Any]:
 
 def compare_masks(paths: Sequence[str | Path]) -> dict[str, Any]:
     """Every pair of the given mask files, plus the IoU matrix."""
-    from ..errors import ConfigError
-    from ..sparsity import Mask
-
     if len(paths) < 2:
         raise ConfigError("give at least two mask files to compare")
     masks = {str(p): Mask.load(p) for p in paths}

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from typing import TYPE_CHECKING
-
+from ..config import shared_values
+from ..data import DataArguments, load_utterances
+from ..evaluation.evaluate import EvaluateArguments, run_evaluate
+from ..methods import run_prune
+from ..models import ModelArguments
 from ..records import is_completed
-from .cells import MULTILINGUAL, Cell, LanguageData, cell_result, data_arguments, prune_arguments, seeds_of, \
-    train_config_for
+from ..sparsity import Mask
+from .cells import (MULTILINGUAL, Cell, LanguageData, cell_result, data_arguments, prune_arguments, seeds_of,
+                    train_config_for)
 
 if TYPE_CHECKING:
     from .grid import SweepConfig
@@ -38,8 +42,6 @@ def write_manifest(path: Path, utterances) -> Path:
 
 def build_multilingual_data(config: SweepConfig, languages: list[LanguageData], folder: Path) -> dict[str, Any]:
     """Union train / valid manifests plus one validation manifest per language, from the cells' own splits."""
-    from ..data import load_utterances
-
     train_all, valid_all, per_language = [], [], {}
     for language in languages:
         train, valid, _ = load_utterances(data_arguments(config, language.train_manifest, language.valid_manifest))
@@ -52,13 +54,6 @@ def build_multilingual_data(config: SweepConfig, languages: list[LanguageData], 
 
 def run_multilingual(config: SweepConfig, languages: list[LanguageData], output_dir: Path) -> list[dict[str, Any]]:
     """Run (or reuse) the multilingual PARP cells, score them per language, write multilingual-results.json."""
-    from ..config import shared_values
-    from ..data import DataArguments
-    from ..evaluation.evaluate import EvaluateArguments, run_evaluate
-    from ..methods import run_prune
-    from ..models import ModelArguments
-    from ..sparsity import Mask
-
     data = build_multilingual_data(config, languages, output_dir / "multilingual-data")
     rows = []
     for sparsity in sorted({float(s) for s in config.sparsities if s > 0}):

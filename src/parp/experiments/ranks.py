@@ -11,7 +11,11 @@ from __future__ import annotations
 import os
 from typing import Callable, TypeVar
 
+from accelerate import PartialState
+from accelerate.utils import broadcast_object_list
+
 from ..errors import ParpError
+from ..training.loop import _cpu_processes
 
 T = TypeVar("T")
 
@@ -27,10 +31,6 @@ def is_main() -> bool:
 def join_process_group() -> None:
     """Start the process group the training loop will use (gloo on CPU, nccl on GPU) before the first broadcast."""
     if world_size() > 1:
-        from accelerate import PartialState
-
-        from ..training.loop import _cpu_processes
-
         PartialState(cpu=_cpu_processes())  # the same flag train()'s Accelerator passes, so the state matches
 
 
@@ -42,7 +42,6 @@ def from_main(decide: Callable[[], T]) -> T:
     """
     if world_size() <= 1:
         return decide()
-    from accelerate.utils import broadcast_object_list
 
     result, failure, error = None, None, None
     if is_main():

@@ -16,17 +16,18 @@ import dataclasses
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import ConfigError
+from ..methods import run_prune
 from ..records import is_completed
 from ..results import write_results
 from .cells import Cell, CellRunner, LanguageData, cell_arguments, collect_results, done_line, previous_imp_cell
 from .claims import claim_cell
 from .grid import SweepConfig, check_finished_cells, validate_sweep
-
-if TYPE_CHECKING:
-    from .launchers import LaunchArguments
+from .launchers import LaunchArguments, run_cells_on_ray, validate_launch
+from .multilingual import run_multilingual
+from .ranks import from_main, is_main, join_process_group, world_size
 
 
 def run_sweep(config: SweepConfig, poll_seconds: float = 10.0, launch: LaunchArguments | None = None,
@@ -39,9 +40,6 @@ def run_sweep(config: SweepConfig, poll_seconds: float = 10.0, launch: LaunchArg
     With ``launch.launcher == "ray"`` every cell is a Ray task instead (see ``launchers.py``). Every launcher
     runs a cell with ``cell_runner`` (default :func:`run_cell`).
     """
-    from .launchers import LaunchArguments, run_cells_on_ray, validate_launch
-    from .ranks import from_main, is_main, join_process_group, world_size
-
     launch = launch or LaunchArguments()
     validate_launch(launch)
     cell_runner = cell_runner or run_cell
@@ -87,8 +85,6 @@ def run_sweep(config: SweepConfig, poll_seconds: float = 10.0, launch: LaunchArg
             print(done_line(i, total, cell, summary, reused=dense is not None), flush=True)
             write_results(output_dir, collect_results(output_dir, cells))
     if config.multilingual:
-        from .multilingual import run_multilingual
-
         run_multilingual(config, languages, output_dir)
     return from_main(lambda: _finish(output_dir, cells, started))
 
@@ -125,14 +121,10 @@ def next_cell(config: SweepConfig, cells: list[Cell], output_dir: Path,
     return None
 
 
-
-
 def run_cell(config: SweepConfig, language: LanguageData, cell: Cell, output_dir: Path) -> dict[str, Any]:
     """Run (or resume, from its checkpoints) one cell; every launcher calls this. Returns run_prune's summary.
 
     OMP/IMP reuse the dense cell's fine-tuning when that cell has finished (the launchers run it first)."""
-    from ..methods import run_prune
-
     dense_dir = Cell(cell.language, "none", 0.0, cell.seed).directory(output_dir)
     needs_dense = config.reuse_dense and cell.method in ("omp", "imp") and previous_imp_cell(config, cell) is None
     dense = str(dense_dir) if needs_dense and is_completed(dense_dir) else None

@@ -6,11 +6,14 @@ method, target vs achieved sparsity, metrics, parp version and the command that 
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 from pathlib import Path
 from typing import Any, Sequence
 
 import yaml
+
+from ..config import _section
 
 
 def _base_model(arguments: dict) -> str:
@@ -25,10 +28,6 @@ def _command(record: dict, argument_types: Sequence[type] = ()) -> str:
     script = Path(argv[0]) if argv else Path()
     if script.name == "parp" or (script.name == "__main__.py" and script.parent.name == "parp"):
         return "parp " + shlex.join(str(a) for a in argv[1:])
-    import dataclasses
-
-    from ..config import _section
-
     name = record.get("command", "")
     flags: list[str] = []
     if argument_types:

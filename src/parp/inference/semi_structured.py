@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.sparse import to_sparse_semi_structured
 
 from parp.sparsity.mask import Mask
 
@@ -52,8 +53,6 @@ def to_semi_structured_(model: nn.Module, mask: Mask) -> list[str]:
     The mask is applied first (the kernels require the 2:4 pattern). Returns the converted weight names; a
     linear whose shape the kernels refuse (e.g. too small) stays dense.
     """
-    from torch.sparse import to_sparse_semi_structured
-
     mask.apply_(model)
     modules = dict(model.named_modules())
     converted = []

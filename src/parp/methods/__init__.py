@@ -6,12 +6,14 @@ target, export (dense HF folder with zeros baked in, mask, compressed checkpoint
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import torch
 
 from ..data import DataArguments
+from ..export import compression_report, save_compact_model, save_compressed, save_pruned_model, write_model_card
 from ..models import ModelArguments
 from ..records import RunRecord
 from ..sparsity import measure_sparsity
@@ -35,8 +37,6 @@ METHODS = {
 def run_prune(data_args: DataArguments, model_args: ModelArguments, config: TrainConfig,
               args: PruneArguments, extra_hooks=()) -> dict:
     """Run one pruning method end to end; returns the run record's essentials."""
-    from ..export import compression_report, save_compact_model, save_compressed, save_pruned_model, write_model_card
-
     validate_prune_arguments(args)
     validate_train_config(config)
     output_dir = Path(config.output_dir)
@@ -101,8 +101,6 @@ def run_prune(data_args: DataArguments, model_args: ModelArguments, config: Trai
 
 
 def _config_value(model_dir: Path, key: str = "intermediate_size"):
-    import json
-
     return json.loads((model_dir / "config.json").read_text(encoding="utf-8")).get(key)
 
 

@@ -10,6 +10,7 @@ import logging
 import os
 from pathlib import Path
 
+import torch
 import transformers
 from safetensors import SafetensorError
 from transformers import AutoConfig, AutoModelForCTC, PreTrainedModel
@@ -119,7 +120,5 @@ def tiny_config(arch: str = "wav2vec2", vocab_size: int = 32, **overrides) -> tr
 
 
 def tiny_ctc_model(arch: str = "wav2vec2", vocab_size: int = 32, seed: int = 0, **overrides) -> PreTrainedModel:
-    import torch
-
     torch.manual_seed(seed)
     return AutoModelForCTC.from_config(tiny_config(arch, vocab_size, **overrides))

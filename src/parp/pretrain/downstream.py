@@ -13,10 +13,14 @@ import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..errors import ConfigError
-from ..records import is_completed, load_run
+import torch
+from transformers import AutoConfig, AutoModelForCTC
+
+from ..config import parse_dataclasses
 from ..data import DataArguments
-from ..models import ModelArguments
+from ..errors import ConfigError, ParpError
+from ..models import ModelArguments, default_model_path
+from ..records import is_completed, load_run
 from ..training.finetune import run_finetune
 from ..training.loop import TrainConfig
 
@@ -30,9 +34,6 @@ class DownstreamArguments:
 
 def random_init_folder(checkpoint: str, folder: Path, seed: int) -> Path:
     """The checkpoint's architecture with freshly initialised weights (what SSL pretraining is compared to)."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCTC
-
     config = AutoConfig.from_pretrained(checkpoint)
     torch.manual_seed(seed)
     AutoModelForCTC.from_config(config).save_pretrained(folder)
@@ -53,8 +54,6 @@ def _curve(run_dir: Path) -> dict:
 
 
 def run_downstream(args: DownstreamArguments, data: DataArguments, model: ModelArguments, train: TrainConfig) -> dict:
-    from ..models import default_model_path
-
     checkpoint = args.checkpoint or str(default_model_path())
     if not Path(checkpoint, "config.json").is_file():
         raise ConfigError(f"--checkpoint {checkpoint}: not a model folder (no config.json)")
@@ -87,7 +86,7 @@ def collect(runs: dict[str, Path], out: Path, extra: dict | None = None) -> dict
 
 
 def plot_curves(curves: dict, path: Path) -> None:
-    import matplotlib
+    import matplotlib  # lazy: heavy, needed for this figure only
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -109,9 +108,6 @@ def plot_curves(curves: dict, path: Path) -> None:
 
 
 def main(argv=None) -> int:
-    from ..config import parse_dataclasses
-    from ..errors import ParpError
-
     try:
         parsed = parse_dataclasses([DownstreamArguments, DataArguments, ModelArguments, TrainConfig],
                                    sys.argv[1:] if argv is None else argv, prog="python -m parp.pretrain.downstream",

@@ -24,6 +24,9 @@ from torch import nn
 from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForPreTraining, Wav2Vec2Model
 from transformers.models.wav2vec2.modeling_wav2vec2 import _compute_mask_indices, _sample_negative_indices
 
+from parp.errors import ConfigError
+from parp.training.hooks import TrainingHook
+
 IGNORE = -100
 
 
@@ -365,8 +368,6 @@ class ContrastiveObjective(_MaskedObjective):
         return max(self.min_gumbel_temp, self.max_gumbel_temp * decay**step)
 
     def hooks(self) -> list:
-        from parp.training.hooks import TrainingHook
-
         objective = self
 
         class GumbelTemperature(TrainingHook):
@@ -418,7 +419,5 @@ def make_objective(name: str, config: Wav2Vec2Config, **kwargs):
     """``"best-rq"`` or ``"wav2vec2"`` (aliases: ``bestrq``, ``contrastive``)."""
     key = {"bestrq": "best-rq", "contrastive": "wav2vec2"}.get(name, name)
     if key not in OBJECTIVES:
-        from parp.errors import ConfigError
-
         raise ConfigError(f"unknown pretraining objective {name!r}: choose best-rq or wav2vec2")
     return OBJECTIVES[key](config, **kwargs)

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import torch
 
-from parp.config import shared
-from parp.errors import ConfigError
+from parp.config import parse_dataclasses, shared
+from parp.errors import ConfigError, ParpError
 from parp.pretrain.data import UnlabelledAudioDataset
 from parp.pretrain.model import count_parameters, small_wav2vec2_config
 from parp.pretrain.objective import make_objective
+from parp.records import hardware, library_versions
 from parp.training.loop import TrainConfig, train
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ def build_datasets(cfg: PretrainConfig, sampling_rate: int = 16000):
 
 def plot_loss_curve(history: list[dict], path: Path, title: str) -> None:
     """Training loss (and validation loss where measured) against updates."""
-    import matplotlib
+    import matplotlib  # lazy: heavy, needed for this figure only
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -120,8 +121,6 @@ def plot_loss_curve(history: list[dict], path: Path, title: str) -> None:
 
 def run_pretrain(cfg: PretrainConfig) -> dict:
     """Pretrain, export the encoder to ``output_dir/model`` (HF folder) and return the ``pretraining.json`` record."""
-    from parp.records import hardware, library_versions
-
     started = time.time()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -182,9 +181,6 @@ def run_pretrain(cfg: PretrainConfig) -> dict:
 
 def main(argv=None) -> int:
     """CLI entry point: ``python -m parp.pretrain.recipe --sources ... [--config FILE]``."""
-    from parp.config import parse_dataclasses
-    from parp.errors import ParpError
-
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         (cfg,) = parse_dataclasses([PretrainConfig], sys.argv[1:] if argv is None else argv,

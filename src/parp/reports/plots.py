@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from .tables import _TENSOR_LABELS, _layer_key
 
 
 def _plt():
-    import matplotlib
+    import matplotlib  # lazy: heavy, and tables/report must import without it
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -18,8 +20,7 @@ def _plt():
 
 def per_layer_figure(panels: dict[str, dict[tuple[str, str], float]], target: float):
     """One heatmap per method: layers x tensor types, coloured by sparsity minus ``target`` (shared scale)."""
-    import numpy as np
-    from matplotlib.colors import TwoSlopeNorm
+    from matplotlib.colors import TwoSlopeNorm  # lazy, as in _plt
 
     plt = _plt()
     layers = sorted({k[0] for v in panels.values() for k in v}, key=_layer_key)
@@ -57,8 +58,6 @@ def per_layer_figure(panels: dict[str, dict[tuple[str, str], float]], target: fl
 def iou_heatmap(matrix: list[list[float]], labels: list[str], title: str, random: float | None = None):
     """Language x language IoU; the colour scale spans the off-diagonal cells (the 1.0 diagonal is greyed)
     down to the random-mask IoU when given, marked on the colour bar, so colour reads as "above chance"."""
-    import numpy as np
-
     plt = _plt()
     grid = np.array(matrix, dtype=float)
     n = len(labels)

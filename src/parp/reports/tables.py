@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..sparsity import Mask
 from ..sparsity.overlap import layer_of, random_iou, random_iou_matched
 
 METHOD_ORDER = ["none", "parp", "omp", "imp", "mpi", "random", "parp-multi"]
@@ -101,8 +102,6 @@ class Tables:
         return sorted({r["sparsity_target"] for r in self.cells(**where)})
 
     def mask(self, row: dict[str, Any]):
-        from ..sparsity import Mask
-
         path = row.get("mask")
         if not path:
             return None

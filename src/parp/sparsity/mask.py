@@ -9,9 +9,10 @@ from typing import Mapping
 
 import numpy as np
 import torch
+import torch.distributed as dist
+from safetensors import safe_open
 from safetensors.numpy import load_file as _np_load_file
 from safetensors.numpy import save_file as _np_save_file
-from safetensors import safe_open
 
 from parp.errors import MaskError
 from parp.sparsity.targets import resolve_parameters
@@ -258,8 +259,6 @@ class Mask:
 
     def broadcast_(self, src: int = 0) -> "Mask":
         """Make every rank hold rank ``src``'s mask (no-op unless torch.distributed is initialised)."""
-        import torch.distributed as dist
-
         if not (dist.is_available() and dist.is_initialized()):
             return self
         backend = dist.get_backend()

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import soxr
+from tqdm.auto import tqdm
 
 from parp.errors import ConfigError
 from parp.synth.espeak import (
@@ -199,8 +200,6 @@ def _phone_inventory(manifest: Path) -> set[str]:
 
 def run_synth(config: SynthConfig) -> list[Path]:
     """Entry point for ``parp synth``: validate, synthesise every language, write ``synth.json``."""
-    from tqdm.auto import tqdm
-
     languages = _validate(config)
     start = time.time()
     out_dir = Path(config.out_dir)

@@ -14,6 +14,7 @@ import threading
 from functools import lru_cache
 from pathlib import Path
 
+import espeakng_loader
 import numpy as np
 
 from parp.errors import ConfigError
@@ -60,8 +61,6 @@ _STATE: dict = {}
 
 
 def _data_path() -> str:
-    import espeakng_loader
-
     return espeakng_loader.get_data_path()
 
 
@@ -70,7 +69,6 @@ def _library():
     with _LOCK:
         if "lib" in _STATE:
             return _STATE["lib"], _STATE["rate"]
-        import espeakng_loader
 
         lib = ctypes.CDLL(espeakng_loader.get_library_path())
         lib.espeak_Initialize.restype = ctypes.c_int

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import math
 import unicodedata
+import zlib
 from collections import Counter
 from functools import lru_cache
 from importlib import resources
+from importlib.metadata import version
 
 import numpy as np
 
@@ -64,7 +66,7 @@ def _raw_words(language: str) -> tuple[list[str], list[float], str]:
         words = [w for w in words if w and not w.startswith("#")]
         return words, [1.0] * len(words), f"parp/synth/wordlists/{language}.txt (hand-written list of common words)"
     if language in _wordfreq_languages():
-        import wordfreq
+        import wordfreq  # optional, as in _wordfreq_languages
 
         words = wordfreq.top_n_list(language, TOP_N)
         # Weight by Zipf value (log10 frequency per billion words): frequent words recur, but function words do
@@ -72,7 +74,6 @@ def _raw_words(language: str) -> tuple[list[str], list[float], str]:
         # (which needs jieba / MeCab for zh / ja).
         freqs = wordfreq.get_frequency_dict(language)
         weights = [math.log10(max(freqs.get(w, 0.0), 1e-9)) + 9.0 for w in words]
-        from importlib.metadata import version
 
         return [unicodedata.normalize("NFC", w) for w in words], weights, f"wordfreq {version('wordfreq')} top {TOP_N}"
     raise ConfigError(f"no word list for language {language!r}; languages with text: {', '.join(text_languages())}")
@@ -123,6 +124,4 @@ def sentences(language: str, n: int, seed: int = 0, min_words: int = 3, max_word
 
 def _stable_id(text: str) -> int:
     """Process-independent integer for a string (``hash`` is salted per process)."""
-    import zlib
-
     return zlib.crc32(text.encode("utf-8"))

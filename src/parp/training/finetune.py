@@ -13,11 +13,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from accelerate import PartialState
+from accelerate.utils import set_seed
 
 from ..data.arguments import DataArguments, load_utterances
 from ..data.dataset import SpeechDataset
 from ..data.text import TOKEN_UNITS, PhoneNormalizer, TextNormalizer, Vocabulary
 from ..errors import ConfigError
+from ..export.card import write_model_card
 from ..models import ModelArguments, load_ctc_model, resolve_model_source
 from ..records import RunRecord
 from .ctc import CTCObjective
@@ -40,8 +42,6 @@ class FinetuneSetup:
 
     def new_model(self, seed: int = 0):
         """A fresh CTC model from the pretrained encoder (same seed => same head initialisation)."""
-        from accelerate.utils import set_seed
-
         set_seed(seed)  # the fresh CTC head is drawn from the global RNGs
         a = self.model_args
         return load_ctc_model(a.model, vocab_size=len(self.vocabulary), pad_token_id=self.vocabulary.pad_id,
@@ -127,8 +127,6 @@ def run_finetune(data_args: DataArguments, model_args: ModelArguments, config: T
     record_decode_failures(record, setup)
     record.finish()
     if rank == 0:
-        from ..export.card import write_model_card
-
         write_model_card(result.model_dir, record.data, result.final_metrics, argument_types=record.argument_types)
         if result.best_dir:
             write_model_card(result.best_dir, record.data, result.best_metrics, argument_types=record.argument_types)

@@ -12,6 +12,8 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from accelerate.utils import is_tensorboard_available, is_wandb_available
+
 from ..errors import ConfigError
 
 CHOICES = ("auto", "tensorboard", "wandb", "none", "all")
@@ -19,8 +21,6 @@ LOG_SUBDIR = "logs"
 
 
 def _installed(name: str) -> bool:
-    from accelerate.utils import is_tensorboard_available, is_wandb_available
-
     return {"tensorboard": is_tensorboard_available, "wandb": is_wandb_available}[name]()
 
 
