@@ -92,10 +92,10 @@ def prepare_output_dir(output_dir: str | Path, overwrite: bool, command: str, ar
     if not has_checkpoint(output_dir):
         return {}
     earlier = read_run(output_dir)
-    if earlier is None or "arguments" not in earlier.data or earlier.command is None:
+    if earlier is None or not earlier.arguments or earlier.command is None:
         raise ConfigError(f"--output-dir {output_dir} holds checkpoints but no readable run.json, so its settings "
                           f"cannot be checked; start over with --overwrite-output-dir or a new --output-dir")
-    stored, stored_command = earlier.data["arguments"], earlier.command
+    stored, stored_command = earlier.arguments, earlier.command
     if stored_command != command:
         raise ConfigError(f"--output-dir {output_dir} holds a 'parp {stored_command}' run, not a 'parp {command}' "
                           f"run; start over with --overwrite-output-dir or use a new --output-dir")
