@@ -91,6 +91,14 @@ def test_the_graph_sees_lazy_imports():
     assert graph.has_edge("parp.experiments.sweep", "parp.experiments.cells")
 
 
+def test_the_sweep_is_split_by_job():
+    """grid (what to run) and claims (who runs it) never reach for the scheduler; claims need only the stdlib."""
+    graph = import_graph()
+    assert {"parp.experiments.grid", "parp.experiments.claims"} <= set(graph.successors("parp.experiments.sweep"))
+    assert not nx.has_path(graph, "parp.experiments.grid", "parp.experiments.sweep")
+    assert set(graph.successors("parp.experiments.claims")) == set()
+
+
 def test_no_import_loops_between_modules():
     assert _loops(import_graph()) == []
 
