@@ -1,7 +1,7 @@
 """The results table of a sweep (``results.csv`` / ``results.json``): one row per finished cell and seed.
 
 The file between the experiments that write it and the reports that read it; rows written by an older parp lack
-the newer columns (e.g. ``iou_with_pretrained_mask``) and read back with those as None.
+the newer columns (e.g. ``iou_with_pretrained_mask``, ``mask_from``) and read back with those as None.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 from .errors import ConfigError
 
 RESULT_COLUMNS = [
-    "method", "language", "sparsity_target", "sparsity_achieved", "seed", "wer", "cer", "per", "finetune_steps",
+    "method", "language", "mask_from", "sparsity_target", "sparsity_achieved", "seed", "wer", "cer", "per", "finetune_steps",
     "finetunings", "wall_seconds", "phase_wall_seconds", "dense_bytes", "compressed_bytes", "reused_dense",
     "iou_with_language_mask", "iou_with_pretrained_mask", "mask", "cell",
 ]

@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from .grid import SweepConfig
 
 MULTILINGUAL = "multi"  # the cell folder of the one-run multilingual subnetwork
+# transfer cells (``parp.experiments.transfer``): PARP-P' on a language from another language's OMP mask, and the
+# control that starts PARP from a random mask with that mask's per-tensor sparsities
+TRANSFER, TRANSFER_RANDOM = "transfer", "transfer-random"
+SOURCE_METHOD = "omp"  # the method whose masks are transferred
 
 
 @dataclass(frozen=True)
@@ -44,12 +48,15 @@ class Cell:
     method: str
     sparsity: float
     seed: int
+    mask_from: str | None = None  # transfer cells: the language whose mask this cell starts from
 
     def directory(self, output_dir: Path) -> Path:
-        return output_dir / "cells" / self.language / self.method / f"s{self.sparsity:g}" / f"seed{self.seed}"
+        method = f"{self.method}-from-{self.mask_from}" if self.mask_from else self.method
+        return output_dir / "cells" / self.language / method / f"s{self.sparsity:g}" / f"seed{self.seed}"
 
     def label(self) -> str:
-        return f"{self.language} {self.method} s={self.sparsity:g} seed={self.seed}"
+        source = f" from {self.mask_from}" if self.mask_from else ""
+        return f"{self.language} {self.method}{source} s={self.sparsity:g} seed={self.seed}"
 
 
 def seeds_of(config: SweepConfig) -> list[int]:
@@ -65,7 +72,10 @@ def train_config_for(config: SweepConfig, directory: Path, seed: int) -> TrainCo
 def cell_arguments(config: SweepConfig, language: LanguageData, cell: Cell, output_dir: Path,
                    dense_checkpoint: str | None = None) -> tuple:
     """The ``run_prune`` arguments of one cell: the shared schedule, with only the cell's folder and seed changed."""
-    prune = prune_arguments(config, cell.method, cell.sparsity, dense_checkpoint=dense_checkpoint)
+    if cell.mask_from:  # PARP-P': PARP from a mask file instead of the pretrained weights' magnitude mask
+        prune = prune_arguments(config, "parp", cell.sparsity, initial_mask=str(start_mask_path(cell, output_dir)))
+    else:
+        prune = prune_arguments(config, cell.method, cell.sparsity, dense_checkpoint=dense_checkpoint)
     earlier = previous_imp_cell(config, cell)
     if config.imp_chain and cell.method == "imp":  # one more round per cell, from the previous cell if any
         prune = dataclasses.replace(prune, imp_rounds=1, dense_checkpoint=None if earlier else dense_checkpoint,
@@ -88,12 +98,26 @@ def data_arguments(config: SweepConfig, train_manifest: str, valid_manifest: str
                          **shared_values(config, DataArguments))
 
 
-def prune_arguments(config: SweepConfig, method: str, sparsity: float, dense_checkpoint: str | None = None):
+def prune_arguments(config: SweepConfig, method: str, sparsity: float, dense_checkpoint: str | None = None,
+                    initial_mask: str | None = None):
     """A cell's pruning arguments; a method's own options stay at their defaults in other methods' cells, so
     changing, say, ``imp_rounds`` does not make the finished PARP cells look as if they ran differently."""
     own = {"parp": {"prune_every": config.prune_every}, "imp": {"imp_rounds": config.imp_rounds}}.get(method, {})
     return PruneArguments(method=method, sparsity=sparsity, scope=config.scope, dense_checkpoint=dense_checkpoint,
-                          **own)
+                          initial_mask=initial_mask, **own)
+
+
+def source_cell(cell: Cell) -> Cell:
+    """The cell whose final mask a transfer cell starts from (or draws its random twin from)."""
+    return Cell(cell.mask_from, SOURCE_METHOD, cell.sparsity, cell.seed)
+
+
+def start_mask_path(cell: Cell, output_dir: Path) -> Path:
+    """The mask file a transfer cell starts PARP from: the source cell's exported mask, or, for the random
+    control, the random twin kept in the cell's own ``start/`` folder (``parp.experiments.transfer`` writes it)."""
+    if cell.method == TRANSFER:
+        return source_cell(cell).directory(output_dir) / "model" / "mask.safetensors"
+    return cell.directory(output_dir) / "start" / "mask.safetensors"
 
 
 # how a launcher runs one cell (default: parp.experiments.sweep.run_cell); returns run_prune's summary
@@ -101,7 +125,10 @@ CellRunner = Callable[["SweepConfig", LanguageData, Cell, Path], dict[str, Any]]
 
 
 def prerequisite(config: SweepConfig, cell: Cell) -> Cell | None:
-    """The cell this one continues: the previous cell of an IMP chain, else the dense cell OMP/IMP reuse."""
+    """The cell this one continues: the previous cell of an IMP chain, the source language's OMP cell of a
+    transfer cell, else the dense cell OMP/IMP reuse."""
+    if cell.mask_from:
+        return source_cell(cell)
     earlier = previous_imp_cell(config, cell)
     if earlier is not None:
         return earlier
@@ -140,8 +167,9 @@ def discover_cells(output_dir: Path) -> list[Cell]:
         seed_dir = record.parent
         if seed_dir.parents[2].name == MULTILINGUAL:
             continue
-        cells.append(Cell(seed_dir.parents[2].name, seed_dir.parents[1].name, float(seed_dir.parent.name[1:]),
-                          int(seed_dir.name[4:])))
+        method, _, source = seed_dir.parents[1].name.partition("-from-")
+        cells.append(Cell(seed_dir.parents[2].name, method, float(seed_dir.parent.name[1:]), int(seed_dir.name[4:]),
+                          source or None))
     return cells
 
 
@@ -154,6 +182,7 @@ def cell_result(cell: Cell, output_dir: Path) -> dict[str, Any]:
     return {
         "method": cell.method,
         "language": cell.language,
+        "mask_from": cell.mask_from,
         "sparsity_target": cell.sparsity,
         "sparsity_achieved": metrics.get("sparsity_achieved"),
         "seed": cell.seed,

@@ -20,6 +20,7 @@ from ..records import is_completed, jsonable, read_run
 from ..sparsity import validate_sparsity
 from ..training.loop import TrainConfig
 from .cells import MULTILINGUAL, Cell, LanguageData, cell_arguments, seeds_of
+from .transfer import transfer_cells
 
 
 @dataclass
@@ -71,6 +72,12 @@ class SweepConfig(TrainConfig):
                 "(its steps and wall time still count in their cost)."})
     multilingual: bool = field(default=False, metadata={
         "help": "Also run PARP once on the union of all languages (method 'parp-multi') and score it per language."})
+    transfer: bool = field(default=False, metadata={
+        "help": "Transfer matrix: for every ordered pair (A, B) of languages, PARP-P' on B from A's OMP mask "
+                "(method 'transfer') and PARP on B from a random mask with the same per-tensor sparsities "
+                "(method 'transfer-random'), at every pruned sparsity and seed; needs methods omp and parp."})
+    transfer_sources: list[str] | None = field(default=None, metadata={
+        "help": "Transfer only the masks of these languages (to every other language); default: all languages."})
     collect_only: bool = field(default=False, metadata={
         "help": "Run nothing: rebuild results.csv/json from the cells of this grid that have finished (to report "
                 "on a sweep that is still running or was cut short)."})
@@ -132,7 +139,7 @@ def validate_sweep(config: SweepConfig) -> tuple[list[LanguageData], list[Cell]]
         for seed in seeds_of(config):
             cells.append(Cell(language.name, "none", 0.0, seed))  # first: the reference, and OMP/IMP's dense phase
             cells += [Cell(language.name, m, s, seed) for m in methods for s in pruned]
-    return languages, cells
+    return languages, cells + transfer_cells(config, languages)  # last: each waits for its source's OMP cell
 
 
 def check_finished_cells(config: SweepConfig, languages: dict[str, LanguageData], cells: list[Cell],

@@ -22,9 +22,11 @@ from ..errors import ConfigError
 from ..methods import run_prune
 from ..records import is_completed
 from ..results import write_results
-from .cells import Cell, CellRunner, LanguageData, cell_arguments, collect_results, done_line, previous_imp_cell
+from .cells import (Cell, CellRunner, LanguageData, cell_arguments, collect_results, done_line, prerequisite,
+                    previous_imp_cell)
 from .claims import claim_cell
 from .grid import SweepConfig, check_finished_cells, validate_sweep
+from .transfer import prepare_start_mask
 from .launchers import LaunchArguments, run_cells_on_ray, validate_launch
 from .multilingual import run_multilingual
 from .ranks import from_main, is_main, join_process_group, world_size
@@ -103,19 +105,19 @@ def next_cell(config: SweepConfig, cells: list[Cell], output_dir: Path,
             continue
         if i in announced:
             continue  # this process ran it already: never twice
-        earlier = previous_imp_cell(config, cell)
-        dense_dir = Cell(cell.language, "none", 0.0, cell.seed).directory(output_dir)
-        needs_dense = config.reuse_dense and cell.method in ("omp", "imp") and earlier is None
-        needed = earlier.directory(output_dir) if earlier else dense_dir if needs_dense else None
-        if needed is not None and not is_completed(needed) and (needed / "claimed.pid").exists():
-            waiting = True  # another process is running the cell this one continues from
+        earlier = prerequisite(config, cell)  # IMP chain, transfer source or the dense cell OMP/IMP reuse
+        needed = earlier.directory(output_dir) if earlier else None
+        if needed is not None and not is_completed(needed) and ((needed / "claimed.pid").exists() or cell.mask_from):
+            # another process is running the cell this one continues from; a transfer cell also waits for a source
+            # that a failed worker left unclaimed: an earlier cell of the grid, claimed on the next pass
+            waiting = True
             continue
-        if earlier is not None and not is_completed(needed):
+        if earlier is not None and earlier.method != "none" and not is_completed(needed):
             raise ConfigError(f"{cell.label()}: continues {earlier.label()}, which did not finish")
         if not claim_cell(directory):
             waiting = True
             continue
-        return i, (str(dense_dir) if needs_dense and is_completed(dense_dir) else None)
+        return i, (str(needed) if earlier and earlier.method == "none" and is_completed(needed) else None)
     if waiting and not all(is_completed(c.directory(output_dir)) for c in cells):
         return "wait"
     return None
@@ -128,6 +130,8 @@ def run_cell(config: SweepConfig, language: LanguageData, cell: Cell, output_dir
     dense_dir = Cell(cell.language, "none", 0.0, cell.seed).directory(output_dir)
     needs_dense = config.reuse_dense and cell.method in ("omp", "imp") and previous_imp_cell(config, cell) is None
     dense = str(dense_dir) if needs_dense and is_completed(dense_dir) else None
+    if cell.mask_from:
+        prepare_start_mask(cell, output_dir)
     return run_prune(*cell_arguments(config, language, cell, output_dir, dense))
 
 

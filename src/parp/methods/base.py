@@ -192,8 +192,8 @@ class MethodContext:
                 phase["earlier_wall_seconds"] = result.earlier_wall_seconds
                 self.elsewhere_wall_seconds += result.earlier_wall_seconds
             for hook in hooks:
-                if getattr(hook, "reprunes", None):
-                    phase["reprunes"] = hook.reprunes[-20:]
+                if getattr(hook, "reprunes", None):  # the report plots how far the mask moved from its start
+                    phase["reprunes"] = thinned(hook.reprunes)
         self.phase_results.append(result)
         return result
 
@@ -295,6 +295,15 @@ def differing_settings(theirs: dict, ours: dict, sections=("data", "model", "tra
         if differing:
             result[section] = differing
     return result
+
+
+def thinned(entries: list, keep: int = 200) -> list:
+    """At most ``keep`` entries spread evenly over the list, first and last included (a long run re-prunes
+    thousands of times; the record keeps the curve, not every point)."""
+    if len(entries) <= keep:
+        return list(entries)
+    last = len(entries) - 1
+    return [entries[round(i * last / (keep - 1))] for i in range(keep)]
 
 
 def snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -20,8 +20,8 @@ from ..training.hooks import LoopState, TrainingHook
 MaskFactory = Callable[[torch.nn.Module], Mask]
 
 
-def _mask_state(mask: Mask | None) -> dict[str, Any]:
-    return {} if mask is None else {f"mask.{name}": mask[name].to(torch.uint8) for name in mask}
+def _mask_state(mask: Mask | None, prefix: str = "mask.") -> dict[str, Any]:
+    return {} if mask is None else {f"{prefix}{name}": mask[name].to(torch.uint8) for name in mask}
 
 
 @torch.no_grad()
@@ -35,8 +35,8 @@ def achieved_sparsity(model: torch.nn.Module, mask: Mask | None) -> dict[str, fl
     return {"sparsity": zeros / max(total, 1)}
 
 
-def _mask_from_state(state: dict[str, Any]) -> Mask | None:
-    tensors = {k[len("mask."):]: v.bool() for k, v in state.items() if k.startswith("mask.")}
+def _mask_from_state(state: dict[str, Any], prefix: str = "mask.") -> Mask | None:
+    tensors = {k[len(prefix):]: v.bool() for k, v in state.items() if k.startswith(prefix)}
     return Mask(tensors) if tensors else None
 
 
@@ -82,9 +82,11 @@ class PARPHook(TrainingHook):
         self.adjusting_part = adjusting_part or (lambda mask: mask)
         self.prune_every = prune_every
         self.mask = initial_mask
+        self.start = initial_mask  # the first mask: how far the adjustment moves from it is recorded
         self.started = False
         self.upkeep_seconds = 0.0
-        self.reprunes: list[dict[str, Any]] = []  # step and IoU of the pruned sets before/after each re-prune
+        # per re-prune: step, IoU of the pruned sets with the mask before it and with the starting mask
+        self.reprunes: list[dict[str, Any]] = []
 
     def _reprune(self, state: LoopState, final: bool = False) -> None:
         t0 = time.perf_counter()
@@ -92,12 +94,19 @@ class PARPHook(TrainingHook):
         self.mask = self.make_mask(state.model).broadcast_().place_(state.model)
         (self.mask if final else self.adjusting_part(self.mask)).apply_(state.model)
         self.upkeep_seconds += time.perf_counter() - t0
-        if previous is not None and len(self.reprunes) < 10_000:
-            self.reprunes.append({"step": state.step, "iou_with_previous": round(previous.iou(self.mask), 5)})
+        if previous is None:
+            self.start = self.mask
+        elif len(self.reprunes) < 10_000:
+            entry = {"step": state.step, "iou_with_previous": round(previous.iou(self.mask), 5)}
+            if self.start is not None:  # None only when resumed from a checkpoint of an older parp
+                entry["iou_with_start"] = round(self.start.iou(self.mask), 5)
+            self.reprunes.append(entry)
 
     def on_train_begin(self, state: LoopState) -> None:
         if self.mask is not None:
             self.mask.place_(state.model)  # a mask from --initial-mask or a checkpoint arrives on the CPU
+        if self.start is not None:
+            self.start.place_(state.model)
         if self.started:  # resumed: the restored weights already carry the last re-prune
             return
         self.started = True
@@ -123,11 +132,12 @@ class PARPHook(TrainingHook):
         return values
 
     def state_dict(self) -> dict[str, Any]:
-        return {**_mask_state(self.mask), "started": self.started, "upkeep_seconds": self.upkeep_seconds,
-                "reprunes": self.reprunes}
+        return {**_mask_state(self.mask), **_mask_state(self.start, "start."), "started": self.started,
+                "upkeep_seconds": self.upkeep_seconds, "reprunes": self.reprunes}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.mask = _mask_from_state(state) or self.mask
+        self.start = _mask_from_state(state, "start.") or self.start  # older checkpoints: --initial-mask or None
         self.started = state.get("started", False)
         self.upkeep_seconds = state.get("upkeep_seconds", 0.0)
         self.reprunes = state.get("reprunes", [])

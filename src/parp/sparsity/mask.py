@@ -102,6 +102,22 @@ class Mask:
         return cls(masks)
 
     @classmethod
+    def random_like(cls, mask: "Mask", seed: int = 0) -> "Mask":
+        """A random mask pruning exactly as many weights in each tensor as ``mask`` does (seeded).
+
+        The control for a mask's *content*: it keeps the per-tensor (hence per-layer) sparsity profile that global
+        magnitude pruning chose, and draws which weights go at random. Drawn on the CPU like :meth:`random`.
+        """
+        gen = torch.Generator().manual_seed(int(seed))
+        masks = {}
+        for name, keep in mask.masks.items():
+            numel = keep.numel()
+            drawn = torch.ones(numel, dtype=torch.bool)
+            drawn[torch.randperm(numel, generator=gen)[:numel - int(keep.sum())]] = False
+            masks[name] = drawn.reshape(keep.shape)
+        return cls(masks)
+
+    @classmethod
     def n_m(cls, params: Mapping[str, torch.Tensor], n: int = 2, m: int = 4) -> "Mask":
         """Keep the ``n`` largest |w| of every ``m`` consecutive weights along the input (last) dim.
 
