@@ -86,3 +86,89 @@ def iou_heatmap(matrix: list[list[float]], labels: list[str], title: str, random
         bar.ax.text(1.05, random, " random", transform=bar.ax.get_yaxis_transform(), color="red", fontsize=7,
                     va="center", clip_on=False)
     return fig
+
+
+def transfer_heatmaps(panels: dict[str, tuple[list[str], list[str], list[list[float]], list[list[bool]]]],
+                      metric: str, title: str):
+    """One heatmap per panel: rows the source language A, columns the target B, colour the error difference
+    (red: B does worse than with its own start), one symmetric scale for all panels; grey where not run; a star
+    marks a difference beyond the spread across seeds."""
+    import numpy as np
+    from matplotlib.colors import TwoSlopeNorm
+
+    plt = _plt()
+    grids = {name: np.array(grid, dtype=float) for name, (_, _, grid, _) in panels.items()}
+    values = np.concatenate([g[~np.isnan(g)] for g in grids.values()] + [np.zeros(1)])
+    span = max(float(np.abs(values).max()), 0.005)
+    norm = TwoSlopeNorm(vcenter=0.0, vmin=-span, vmax=span)
+    cmap = plt.get_cmap("RdBu_r").with_extremes(bad="#dddddd")
+    first_sources, first_targets, *_ = next(iter(panels.values()))
+    width = 0.75 * len(first_targets) + 1.6
+    fig, axes = plt.subplots(1, len(panels), figsize=(width * len(panels) + 1.2, 0.6 * len(first_sources) + 2.0),
+                             squeeze=False, layout="constrained")
+    image = None
+    for ax, (name, (sources, targets, _, separable)) in zip(axes[0], panels.items()):
+        grid = grids[name]
+        image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, norm=norm, aspect="auto")
+        ax.set_xticks(range(len(targets)), targets)
+        ax.set_yticks(range(len(sources)), sources)
+        ax.set_xlabel("B (fine-tuned and scored)")
+        ax.set_ylabel("A (whose mask B starts from)")
+        ax.set_title(name, fontsize=10)
+        for i in range(len(sources)):
+            for j in range(len(targets)):
+                if not np.isnan(grid[i, j]):
+                    star = "*" if separable[i][j] else ""
+                    ax.text(j, i, f"{grid[i, j]:+.3f}{star}", ha="center", va="center", fontsize=8,
+                            color="white" if abs(grid[i, j]) > 0.6 * span else "black")
+    fig.colorbar(image, ax=list(axes[0]), fraction=0.04, pad=0.02, label=f"{metric.upper()} difference")
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def layer_iou_figure(summaries: dict[str, dict], sparsity: float):
+    """Per encoder layer: mean IoU over language pairs (line), min-max over pairs (band), and the IoU random masks
+    with the same per-tensor sparsities would reach (dashed), one colour per method."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 4.4), layout="constrained")
+    for index, (method, summary) in enumerate(summaries.items()):
+        colour = f"C{index}"
+        xs = [int(layer.split()[1]) for layer in summary["layers"]]
+        ax.plot(xs, summary["mean"], marker="o", color=colour, label=f"{method}: mean of {summary['pairs']} pairs")
+        ax.fill_between(xs, summary["min"], summary["max"], color=colour, alpha=0.2, label=f"{method}: min-max")
+        ax.plot(xs, summary["random"], linestyle="--", color=colour, linewidth=1, label=f"{method}: random masks")
+        ax.set_xticks(xs)
+    ax.set_xlabel("encoder layer")
+    ax.set_ylabel("IoU of pruned sets across languages")
+    ax.set_title(f"Per-layer mask overlap across languages, target sparsity {sparsity:g}", fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.legend(fontsize=7, ncols=len(summaries), loc="outside lower center")
+    return fig
+
+
+def reprune_history_figure(panels: dict[str, dict[str, list[tuple[int, float]]]]):
+    """One panel per (method, sparsity): per language, the IoU of each re-prune's mask with the starting mask
+    against the update step; a flat line at 1 means the adjustment never moved the mask."""
+    plt = _plt()
+    columns = min(3, len(panels))
+    rows = math.ceil(len(panels) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 3.4 * rows), squeeze=False, sharey=True,
+                             layout="constrained")
+    flat = [ax for row in axes for ax in row]
+    for ax in flat[len(panels):]:
+        ax.set_visible(False)
+    low = min([iou for lines in panels.values() for points in lines.values() for _, iou in points] + [1.0])
+    low = max(0.0, low - 0.05)
+    for ax, (title, lines) in zip(flat, panels.items()):
+        for language, points in lines.items():
+            points = [(0, 1.0), *points]  # step 0: the starting mask itself
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker=".", label=language)
+        ax.set_title(title, fontsize=10)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_xlabel("update step (0: the start)")
+        ax.set_ylim(low, 1.01)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, ncols=2)
+    for row in axes:
+        row[0].set_ylabel("IoU with the starting mask")
+    return fig

@@ -1,8 +1,9 @@
 """``parp report``: a self-contained Markdown report with PNG plots, built only from a sweep's results.
 
-Everything shown comes from ``results.csv`` and the cells' final mask files: error vs sparsity, cost, per-layer
-sparsity, cross-language mask overlap, and plain sentences saying whether the PARP paper's claims hold in THIS
-data. The numbers and verdicts are :mod:`parp.reports.tables`, the figures :mod:`parp.reports.plots`; this module
+Everything shown comes from ``results.csv``, the cells' final mask files and run records (never a model): error vs
+sparsity, cost, per-layer sparsity, cross-language mask overlap (per layer too, and against the pretrained magnitude
+mask), the cross-language transfer matrix, how far PARP's masks move from their start, and plain sentences saying
+whether the PARP paper's claims hold in THIS data. The numbers and verdicts are :mod:`parp.reports.tables`, the figures :mod:`parp.reports.plots`; this module
 writes the Markdown.
 """
 
@@ -13,8 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from ..results import read_results
-from .plots import _plt, iou_heatmap, per_layer_figure
+from .extra_masks import extra_mask_rows
+from .mask_layers import layer_iou_summary
+from .plots import _plt, iou_heatmap, layer_iou_figure, per_layer_figure, reprune_history_figure, transfer_heatmaps
+from .reprunes import reprune_histories
 from .tables import Tables, _fmt, _fmt_spread, _layer_key, _mean, _order, _seed_caption, _spread, difference
+from .transfer import TRANSFER, TRANSFER_RANDOM, transfer_claim, transfer_grid, transfer_pairs
 
 @dataclass
 class ReportArguments:
@@ -25,6 +30,9 @@ class ReportArguments:
     budget_results: list[str] = field(default_factory=list, metadata={
         "help": "Results of the same grid run with other step budgets (e.g. OMP with its fine-tuning split in two, "
                 "PARP with twice the updates): PARP and OMP are then also compared at equal total updates."})
+    extra_masks: list[str] | None = field(default=None, metadata={
+        "help": "NAME=SWEEP_FOLDER ...: another sweep's masks join the mask analyses as language NAME (same method "
+                "and sparsity; its error rates stay out), e.g. mboshi=runs/mboshi-seeds/s600."})
 
 
 
@@ -32,8 +40,8 @@ class Report(Tables):
     """Writes report.md plus plots into ``output_dir`` from the tables and verdicts of :class:`Tables`."""
 
     def __init__(self, rows: list[dict[str, Any]], base: Path, output_dir: Path,
-                 budget_rows: list[dict[str, Any]] | None = None):
-        super().__init__(rows, base)
+                 budget_rows: list[dict[str, Any]] | None = None, extra_rows: list[dict[str, Any]] = ()):
+        super().__init__(rows, base, extra_rows)
         self.output_dir = output_dir
         self.budget_rows = budget_rows or []
         self.lines: list[str] = []
@@ -70,7 +78,11 @@ class Report(Tables):
             self.section_method_masks()
             self.section_per_layer()
             self.section_overlap()
+            self.section_layer_overlap()
+            self.section_pretrained_overlap()
         self.section_multilingual()
+        self.section_transfer()
+        self.section_reprunes()
         path = self.output_dir / "report.md"
         path.write_text("\n".join(self.lines) + "\n", encoding="utf-8")
         return path
@@ -246,6 +258,11 @@ class Report(Tables):
             self.lines.append(f"| {method} | {s:g} | {info['mean']:.3f} | {_fmt(info.get('pretrained'))} | "
                               f"{info['random']:.3f} | {_fmt(info['random_matched'])} |")
         self.lines.append("")
+        sources = sorted({(r["language"], r["extra_from"]) for r in self.extra_rows})
+        if sources:
+            self.lines += ["Masks of other sweeps join these matrices as languages (`--extra_masks`; their error "
+                           "rates are not in this report): " + ", ".join(f"{n} from `{f}`" for n, f in sources)
+                           + ". 'Each vs pretrained' above is this sweep's own languages only.", ""]
         for (method, s), info in sorted(self.overlap.items(), key=lambda kv: (kv[0][1], kv[0][0])):
             fig = iou_heatmap(info["matrix"], info["languages"],
                               f"{method} s={s:g}: IoU of pruned sets\n(random masks: {info['random']:.2f})",
@@ -273,6 +290,121 @@ class Report(Tables):
                     + f"{_fmt(self.mean('iou_with_language_mask', method='parp-multi', **where))} |")
         self.lines.append("")
 
+    def section_layer_overlap(self) -> None:
+        figures = []
+        for s in sorted({sp for _, sp in self.overlap}):
+            summaries = {}
+            for method in sorted({m for m, sp in self.overlap if sp == s}, key=lambda m: _order([m])):
+                summary = layer_iou_summary(self.masks_by_language(method, s))
+                if summary is not None:
+                    summaries[method] = summary
+            if summaries:
+                figures.append((s, summaries, self.save(layer_iou_figure(summaries, s), f"layer_iou_s{s:g}.png")))
+        if not figures:
+            return
+        self.lines += ["## Which layers the languages share", "",
+                       "Per encoder layer, the IoU of the pruned sets of two languages' final masks (same method, "
+                       "sparsity and seed; mean over seeds), summarised over every pair of languages: mean (line), "
+                       "min to max (band), and the IoU that random masks with the same per-tensor sparsities would "
+                       "reach in that layer (dashed). A layer near its random level is pruned language-specifically, "
+                       "one far above it is shared.", ""]
+        for s, summaries, name in figures:
+            self.lines += [f"![per-layer IoU across languages at {s:g}]({name})", "",
+                           "| method | target | layer | mean IoU | min | max | random masks |",
+                           "|---|---|---|---|---|---|---|"]
+            for method, summary in summaries.items():
+                for i, layer in enumerate(summary["layers"]):
+                    self.lines.append(f"| {method} | {s:g} | {layer} | {summary['mean'][i]:.3f} | "
+                                      f"{summary['min'][i]:.3f} | {summary['max'][i]:.3f} | "
+                                      f"{summary['random'][i]:.3f} |")
+            self.lines.append("")
+
+    def section_pretrained_overlap(self) -> None:
+        rows = [r for r in self.rows + self.extra_rows
+                if r.get("iou_with_pretrained_mask") is not None and r["method"] not in ("none", "parp-multi")]
+        if not rows:
+            return
+        self.lines += ["## Overlap with the pretrained magnitude mask", "",
+                       "Each language's final mask against the magnitude mask of the pretrained weights at the same "
+                       "sparsity (IoU of the pruned sets, recorded when the cell ran; mean ± std over seeds), next "
+                       "to its mean IoU with the other languages' masks. Where the two are alike, the shared "
+                       "pretrained start explains the cross-language overlap.", "",
+                       "| language | method | target | IoU with pretrained mask | mean IoU with other languages |",
+                       "|---|---|---|---|---|"]
+        keys = sorted({(r["method"], r["sparsity_target"], r["language"]) for r in rows},
+                      key=lambda k: (k[1], _order([k[0]]), k[2]))
+        for method, s, language in keys:
+            values = [r["iou_with_pretrained_mask"] for r in rows
+                      if (r["method"], r["sparsity_target"], r["language"]) == (method, s, language)]
+            info = self.overlap.get((method, s))
+            others = None
+            if info and language in info["languages"]:
+                i = info["languages"].index(language)
+                others = _mean(v for j, v in enumerate(info["matrix"][i]) if j != i)
+            extra = " (extra)" if any(r.get("extra_from") for r in rows if r["language"] == language) else ""
+            self.lines.append(f"| {language}{extra} | {method} | {s:g} | {_fmt_spread(values)} | {_fmt(others)} |")
+        self.lines.append("")
+
+    def section_transfer(self) -> None:
+        metric = self.error_metrics[-1]  # PER for phone targets, CER otherwise
+        pairs = transfer_pairs(self.transfer_rows + self.rows, metric)
+        if not pairs:
+            return
+        label = metric.upper()
+        self.lines += ["## Cross-language mask transfer (PARP-P')", "",
+                       f"For each ordered pair (A, B): PARP on B starting from A's final OMP mask (`{TRANSFER}`, "
+                       f"the paper's PARP-P'), and from A's random twin (`{TRANSFER_RANDOM}`: a random mask that "
+                       "prunes as many weights in every tensor as A's mask, so the per-layer sparsity is A's and "
+                       "only the choice of weights is lost), each against PARP on B with its own start (the "
+                       f"pretrained weights' magnitude mask). Differences of {label} means over seeds ± the larger "
+                       "standard deviation across seeds of the two sides; positive = B does worse. A difference is "
+                       "called only where it exceeds that spread ('not separable' otherwise).", ""]
+        for s in sorted({p.sparsity for p in pairs}):
+            panels = {"mask of A − own start": transfer_grid(pairs, s, "transfer"),
+                      "random twin of A − own start": transfer_grid(pairs, s, "random")}
+            name = self.save(transfer_heatmaps(panels, metric, f"{label}(B | start) − {label}(B | own start), "
+                                               f"target sparsity {s:g}, mean over seeds (* beyond the seed spread)"),
+                             f"transfer_s{s:g}.png")
+            self.lines += [f"![transfer matrix at {s:g}]({name})", ""]
+        self.lines += [f"| A (mask from) | B | target | {label} own | mask A − own | random twin − own | "
+                       "mask A − random twin | mask A vs own |", "|---|---|---|---|---|---|---|---|"]
+        for p in pairs:
+            called = ("–" if p.transfer is None else "not separable" if not p.transfer.separable else
+                      "worse" if p.transfer.diff > 0 else "better")
+            self.lines.append(f"| {p.source} | {p.target} | {p.sparsity:g} | {_fmt(p.own)} | "
+                              f"{_fmt(p.transfer)} | {_fmt(p.random)} | {_fmt(p.versus_random)} | {called} |")
+        self.lines += ["", f"**Verdict.** {transfer_claim(pairs, metric)}", ""]
+
+    def section_reprunes(self) -> None:
+        histories, without = reprune_histories(self.rows + self.transfer_rows, self.base)
+        if not histories:
+            if without:
+                self.lines += ["## How far PARP's masks move", "",
+                               f"{without} PARP cell(s) recorded no IoU with their starting mask (written by an "
+                               "older parp), so the adjustment's movement cannot be drawn.", ""]
+            return
+        starts = {"parp": "own start", TRANSFER: "from A's OMP mask", TRANSFER_RANDOM: "from A's random twin"}
+        keys = sorted(histories, key=lambda k: (k[1], _order([k[0]])))
+        panels = {f"{method} s={s:g} ({starts.get(method, method)})": histories[(method, s)] for method, s in keys}
+        name = self.save(reprune_history_figure(panels), "reprune_history.png")
+        self.lines += ["## How far PARP's masks move", "",
+                       "IoU of the pruned sets of each re-prune's mask with the mask the run started from (the "
+                       "pretrained weights' magnitude mask; for transfer cells A's OMP mask or its random twin), "
+                       "against the update step; one line per language (B for transfer cells), mean over seeds "
+                       "and sources. 1.0 means the adjustment has not moved the mask.", "",
+                       f"![re-prune IoU with the starting mask]({name})", "",
+                       "| method | target | start | final IoU with start, mean over languages | lowest language |",
+                       "|---|---|---|---|---|"]
+        for method, s in keys:
+            finals = {language: points[-1][1] for language, points in histories[(method, s)].items()}
+            lowest = min(finals, key=finals.get)
+            self.lines.append(f"| {method} | {s:g} | {starts.get(method, method)} | {_mean(finals.values()):.3f} | "
+                              f"{lowest} {finals[lowest]:.3f} |")
+        if without:
+            self.lines += ["", f"{without} more cell(s) recorded no IoU with their start (older parp) and are left "
+                               "out."]
+        self.lines.append("")
+
     # ------------------------------------------------------------------ claims
     def section_claims(self) -> None:
         self.lines += ["## Do the paper's claims hold here?", ""]
@@ -284,24 +416,29 @@ class Report(Tables):
                            "methods; only cost and mask statistics are informative.", ""]
         self.lines += [f"- **(a) PARP ≈ OMP at half the fine-tuning cost.** {self.claim_parp_vs_omp()}",
                        f"- **(b) A sparsity range where PARP beats the unpruned model.** {self.claim_parp_beats_dense()}",
-                       f"- **(c) Similar pruned subnetworks across languages.** {self.claim_overlap()}", "",
+                       f"- **(c) Similar pruned subnetworks across languages.** {self.claim_overlap()}",
+                       *([f"- **(d) A mask found on one language transfers to another with no loss.** "
+                          f"{transfer_claim(transfer_pairs(self.transfer_rows + self.rows, unit_metric), unit_metric)}"]
+                         if self.transfer_rows else []), "",
                        f"These statements describe this sweep only ({len(self.seeds)} seed(s)). A claim is called "
                        "held or failed only where a difference exceeds the spread across seeds (the larger standard "
                        "deviation of the two sides); otherwise it is 'not separable'.", ""]
 
 
 def build_report(results: str | Path, output_dir: str | Path | None = None,
-                 budget_results: list[str | Path] | tuple = ()) -> Path:
-    """Write ``report.md`` and its PNG plots; returns the report's path."""
+                 budget_results: list[str | Path] | tuple = (), extra_masks: list[str] | None = None) -> Path:
+    """Write ``report.md`` and its PNG plots; returns the report's path. ``extra_masks``: ``NAME=SWEEP_FOLDER``
+    items whose masks join the mask analyses (``parp.reports.extra_masks``)."""
     results = Path(results)
     base = results if results.is_dir() else results.parent
     rows = read_results(results)
     budget_rows = [row for extra in budget_results for row in read_results(extra)]
-    return Report(rows, base, Path(output_dir) if output_dir else base, budget_rows).build()
+    extra = extra_mask_rows(extra_masks, base, rows)
+    return Report(rows, base, Path(output_dir) if output_dir else base, budget_rows, extra_rows=extra).build()
 
 
 def run_report(args: ReportArguments) -> Path:
-    path = build_report(args.results, args.output_dir, args.budget_results)
+    path = build_report(args.results, args.output_dir, args.budget_results, args.extra_masks)
     print(f"report: {path}")
     return path
 

@@ -81,18 +81,36 @@ def _order(methods) -> list[str]:
 class Tables:
     """Result rows (one per cell and seed) with the aggregations and verdicts a report states."""
 
-    def __init__(self, rows: list[dict[str, Any]], base: Path):
+    def __init__(self, rows: list[dict[str, Any]], base: Path, extra_rows: list[dict[str, Any]] = ()):
         if not rows:
             raise ConfigError("the results file has no rows: no sweep cell has finished yet")
-        self.rows, self.base = rows, base
+        # transfer cells (a mask from another language) have their own section; every other table is per language
+        self.transfer_rows = [r for r in rows if r.get("mask_from")]
+        self.rows = [r for r in rows if not r.get("mask_from")] or rows
+        self.base = base
+        # masks of other sweeps (--extra_masks): more languages in the mask analyses, never in the error tables
+        self.extra_rows = list(extra_rows)
         self.languages = sorted({r["language"] for r in rows})
-        self.methods = _order(r["method"] for r in rows)
+        self.methods = _order(r["method"] for r in self.rows)
         self.seeds = sorted({r["seed"] for r in rows})
         self._masks: dict[str, Any] = {}
         self.overlap: dict[tuple[str, float], dict[str, Any]] = {}
 
     def cells(self, **where) -> list[dict[str, Any]]:
         return [r for r in self.rows if all(r.get(k) == v for k, v in where.items())]
+
+    def mask_cells(self, **where) -> list[dict[str, Any]]:
+        """Like :meth:`cells`, with the extra sweeps' rows: the rows whose masks the overlap analyses compare."""
+        return [r for r in self.rows + self.extra_rows if all(r.get(k) == v for k, v in where.items())]
+
+    def masks_by_language(self, method: str, sparsity: float) -> dict[str, dict[int, Any]]:
+        """language -> seed -> final mask of ``method`` at ``sparsity`` (extra sweeps' languages included)."""
+        result: dict[str, dict[int, Any]] = {}
+        for row in self.mask_cells(method=method, sparsity_target=sparsity):
+            mask = self.mask(row)
+            if mask is not None:
+                result.setdefault(row["language"], {})[row["seed"]] = mask
+        return result
 
     def mean(self, key: str, **where) -> float | None:
         return _mean(r.get(key) for r in self.cells(**where))
@@ -143,7 +161,7 @@ class Tables:
             if method in ("none", "parp-multi"):
                 continue
             for s in self.sparsities(method):
-                languages = sorted({r["language"] for r in self.cells(method=method, sparsity_target=s)})
+                languages = sorted({r["language"] for r in self.mask_cells(method=method, sparsity_target=s)})
                 if len(languages) < 2:
                     continue
                 matrix = [[1.0] * len(languages) for _ in languages]
@@ -154,8 +172,8 @@ class Tables:
                             continue
                         ious = []
                         for seed in self.seeds:
-                            ra = self.cells(method=method, sparsity_target=s, language=a, seed=seed)
-                            rb = self.cells(method=method, sparsity_target=s, language=b, seed=seed)
+                            ra = self.mask_cells(method=method, sparsity_target=s, language=a, seed=seed)
+                            rb = self.mask_cells(method=method, sparsity_target=s, language=b, seed=seed)
                             ma = self.mask(ra[0]) if ra else None
                             mb = self.mask(rb[0]) if rb else None
                             if ma is not None and mb is not None:
