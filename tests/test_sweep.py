@@ -135,6 +135,45 @@ def test_multilingual_parp_is_scored_per_language_and_compared_with_their_masks(
     assert len(per_language) == 2 and len(union) - 1 == 12 + 9  # both training splits (valid_fraction 0.25)
 
 
+def test_multilingual_cell_held_by_another_worker_is_waited_for_not_trained_twice(setup, tmp_path, capsys):
+    """Two workers with multilingual: true once both trained the one multilingual run into the same folder."""
+    import json as _json
+    import subprocess
+    import threading
+    import time
+
+    from parp.experiments.claims import _process_start
+
+    root, manifest, _ = setup
+    other = synthetic_corpus(root / "corpus-d", n=12, seed=5)
+    out = tmp_path / "sweep"
+    config = _config(setup, out, languages=[f"xx={manifest}", f"yy={other}"], methods=["parp"], max_steps=2)
+    run_sweep(config)  # the per-language cells, so the multilingual step comes at once below
+    cell = out / "cells" / "multi" / "parp-multi" / "s0.5" / "seed0"
+    cell.mkdir(parents=True)
+    worker = subprocess.Popen(["sleep", "60"])  # stands for the other worker, alive and holding the claim
+    try:
+        import socket
+
+        (cell / "claimed.pid").write_text(_json.dumps({"pid": worker.pid, "host": socket.gethostname(),
+                                                       "start": _process_start(worker.pid)}))
+        result = {}
+        thread = threading.Thread(target=lambda: result.update(rows=run_sweep(
+            _config(setup, out, languages=[f"xx={manifest}", f"yy={other}"], methods=["parp"], max_steps=2,
+                    multilingual=True), poll_seconds=0.1)))
+        thread.start()
+        time.sleep(3)
+        assert thread.is_alive() and not (cell / "run.json").exists()  # waiting, not training
+    finally:
+        worker.kill()
+        worker.wait()
+    thread.join(timeout=300)  # the claim's owner died: taken over, trained once, scored per language
+    assert not thread.is_alive()
+    assert "another worker runs it; waiting" in capsys.readouterr().out
+    assert sorted(r["language"] for r in result["rows"] if r["method"] == "parp-multi") == ["xx", "yy"]
+    assert not (cell / "claimed.pid").exists()
+
+
 def test_two_worker_processes_share_one_sweep_folder(setup, tmp_path):
     """Two `parp sweep` processes on one folder: every cell runs exactly once, OMP still reuses the dense cell."""
     import subprocess

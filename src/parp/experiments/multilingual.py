@@ -9,6 +9,8 @@ PARP mask, so ``results.csv`` holds one ``parp-multi`` row per language next to 
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +23,7 @@ from ..records import is_completed
 from ..sparsity import Mask
 from .cells import (MULTILINGUAL, Cell, LanguageData, cell_result, data_arguments, prune_arguments, seeds_of,
                     train_config_for)
+from .claims import claim_cell
 
 if TYPE_CHECKING:
     from .grid import SweepConfig
@@ -36,8 +39,15 @@ def write_manifest(path: Path, utterances) -> Path:
         duration = "" if u.duration is None else f"{u.duration:.3f}"
         text = u.text.replace("\t", " ").replace("\n", " ")
         lines.append(f"{Path(u.path).resolve()}\t{u.speaker or ''}\t{duration}\t{text}")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    _write_atomic(path, "\n".join(lines) + "\n")
     return path
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Several workers write the same files: each replaces it whole, so none reads a half-written one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def build_multilingual_data(config: SweepConfig, languages: list[LanguageData], folder: Path) -> dict[str, Any]:
@@ -52,33 +62,37 @@ def build_multilingual_data(config: SweepConfig, languages: list[LanguageData], 
             "valid": str(write_manifest(folder / "valid.tsv", valid_all)), "valid_per_language": per_language}
 
 
-def run_multilingual(config: SweepConfig, languages: list[LanguageData], output_dir: Path) -> list[dict[str, Any]]:
-    """Run (or reuse) the multilingual PARP cells, score them per language, write multilingual-results.json."""
+def run_multilingual(config: SweepConfig, languages: list[LanguageData], output_dir: Path,
+                     poll_seconds: float = 10.0) -> list[dict[str, Any]]:
+    """Run (or reuse) the multilingual PARP cells, score them per language, write multilingual-results.json.
+
+    Each cell is claimed like every sweep cell (``claimed.pid``): with two workers on one folder, one trains and
+    scores it while the other waits for it instead of training it a second time."""
     data = build_multilingual_data(config, languages, output_dir / "multilingual-data")
     rows = []
     for sparsity in sorted({float(s) for s in config.sparsities if s > 0}):
         for seed in seeds_of(config):
             cell = Cell(MULTILINGUAL, METHOD, sparsity, seed)
             directory = cell.directory(output_dir)
-            if is_completed(directory):
-                print(f"[multilingual] {cell.label()}: completed earlier, skipped", flush=True)
+            metrics_paths = {lang.name: directory / "eval" / lang.name / "metrics.json" for lang in languages}
+            announced = False
+            while not (is_completed(directory) and all(p.is_file() for p in metrics_paths.values())):
+                if claim_cell(directory):
+                    try:
+                        _train_and_score(config, languages, data, cell, directory, metrics_paths)
+                    finally:
+                        (directory / "claimed.pid").unlink(missing_ok=True)
+                    break
+                if not announced:
+                    print(f"[multilingual] {cell.label()}: another worker runs it; waiting", flush=True)
+                    announced = True
+                time.sleep(poll_seconds)
             else:
-                print(f"[multilingual] {cell.label()}: PARP on {', '.join(l.name for l in languages)} at once",
-                      flush=True)
-                run_prune(DataArguments(train_manifest=data["train"], valid_manifest=data["valid"],
-                                        token_unit=config.token_unit,
-                                        allow_unknown_chars=config.allow_unknown_chars),
-                          ModelArguments(**shared_values(config, ModelArguments)),
-                          train_config_for(config, directory, seed), prune_arguments(config, "parp", sparsity))
+                print(f"[multilingual] {cell.label()}: completed earlier, skipped", flush=True)
             shared = cell_result(cell, output_dir)  # cost and mask of the one run, shared by every language
             multi_mask = Mask.load(output_dir / shared["mask"])
             for language in languages:
-                metrics_path = directory / "eval" / language.name / "metrics.json"
-                if not metrics_path.is_file():
-                    run_evaluate(EvaluateArguments(model=str(directory / "model"),
-                                                   manifest=data["valid_per_language"][language.name],
-                                                   output_dir=str(metrics_path.parent), progress=config.progress))
-                metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+                metrics = json.loads(metrics_paths[language.name].read_text(encoding="utf-8"))
                 own = Cell(language.name, "parp", sparsity, seed)
                 iou = None
                 if is_completed(own.directory(output_dir)):
@@ -89,5 +103,22 @@ def run_multilingual(config: SweepConfig, languages: list[LanguageData], output_
                 print(f"[multilingual] {language.name} s={sparsity:g} seed={seed}: "
                       + " ".join(f"{k.upper()} {v:.3f}" for k, v in errors.items() if v is not None)
                       + (f", IoU with its own PARP mask {iou:.3f}" if iou is not None else ""), flush=True)
-    (output_dir / "multilingual-results.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
+    _write_atomic(output_dir / "multilingual-results.json", json.dumps(rows, indent=2))
     return rows
+
+
+def _train_and_score(config: SweepConfig, languages: list[LanguageData], data: dict[str, Any], cell: Cell,
+                     directory: Path, metrics_paths: dict[str, Path]) -> None:
+    """PARP on the union (unless finished), then each language's validation set scored (unless scored)."""
+    if not is_completed(directory):
+        print(f"[multilingual] {cell.label()}: PARP on {', '.join(l.name for l in languages)} at once", flush=True)
+        run_prune(DataArguments(train_manifest=data["train"], valid_manifest=data["valid"],
+                                token_unit=config.token_unit, allow_unknown_chars=config.allow_unknown_chars),
+                  ModelArguments(**shared_values(config, ModelArguments)),
+                  train_config_for(config, directory, cell.seed), prune_arguments(config, "parp", cell.sparsity))
+    for language in languages:
+        if not metrics_paths[language.name].is_file():
+            run_evaluate(EvaluateArguments(model=str(directory / "model"),
+                                           manifest=data["valid_per_language"][language.name],
+                                           output_dir=str(metrics_paths[language.name].parent),
+                                           progress=config.progress))

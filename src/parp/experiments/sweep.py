@@ -87,7 +87,7 @@ def run_sweep(config: SweepConfig, poll_seconds: float = 10.0, launch: LaunchArg
             print(done_line(i, total, cell, summary, reused=dense is not None), flush=True)
             write_results(output_dir, collect_results(output_dir, cells))
     if config.multilingual:
-        run_multilingual(config, languages, output_dir)
+        run_multilingual(config, languages, output_dir, poll_seconds)
     return from_main(lambda: _finish(output_dir, cells, started))
 
 
