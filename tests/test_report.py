@@ -182,8 +182,10 @@ def test_error_bars_only_from_two_seeds_and_the_caption_says_how_many(sweep_dir)
     from parp.results import read_results
     from parp.reports.tables import _seed_caption, _spread
 
-    assert _spread([[0.1], [0.2, 0.3]]) is None and _spread([[0.1, 0.3], [0.2, 0.2]]) == [pytest.approx(0.1414, abs=1e-3), 0.0]
+    assert _spread([[0.1], [0.2]]) is None and _spread([[0.1, 0.3], [0.2, 0.2]]) == [pytest.approx(0.1414, abs=1e-3), 0.0]
+    assert _spread([[0.1], [0.2, 0.3]]) == [0.0, pytest.approx(0.0707, abs=1e-3)]  # a bar only where 2 seeds
     assert _seed_caption({1}) == "mean of 1 seed per point; no error bars (fewer than 2 seeds per point)"
+    assert _seed_caption({1, 2}).endswith("where a point has 2 or more (none on 1-seed points)")
     assert main(["report", "--results", str(sweep_dir / "results.csv"), "--output-dir", str(sweep_dir / "r2")]) == 0
     text = (sweep_dir / "r2" / "report.md").read_text()
     assert "*aa: WER/CER vs sparsity; mean of 2 seeds per point; error bars: ±1 std over seeds.*" in text
@@ -269,3 +271,15 @@ def test_masks_of_the_methods_are_compared_with_each_other_across_seeds_and_with
     text = build_report(sweep_dir / "results.csv").read_text()
     assert "## Masks of the methods" in text and "| aa | 0.5 | parp vs pretrained | 0.750 |" in text
     assert "| aa | 0.5 | random vs random | 0.333 |" in text
+
+
+def test_claims_use_cer_when_words_are_almost_never_right(sweep_dir):
+    """WER of 0.985-1.005 (the Mboshi sweep at 600 updates) is noise around saturation: CER carries the claims."""
+    from parp.results import read_results
+    from parp.reports.report import build_report
+
+    rows = read_results(sweep_dir / "results.csv")
+    for i, row in enumerate(rows):
+        row["wer"] = 0.985 + 0.004 * (i % 5)
+    write_results(sweep_dir, rows)
+    assert "judged on CER because every WER is saturated" in build_report(sweep_dir / "results.csv").read_text()

@@ -18,7 +18,7 @@ from .extra_masks import extra_mask_rows
 from .mask_layers import layer_iou_summary
 from .plots import _plt, iou_heatmap, layer_iou_figure, per_layer_figure, reprune_history_figure, transfer_heatmaps
 from .reprunes import reprune_histories
-from .tables import Tables, _fmt, _fmt_spread, _layer_key, _mean, _order, _seed_caption, _spread, difference
+from .tables import WER_SATURATED, Tables, _fmt, _fmt_spread, _layer_key, _mean, _order, _seed_caption, _spread, difference
 from .transfer import TRANSFER, TRANSFER_RANDOM, transfer_claim, transfer_grid, transfer_pairs
 
 @dataclass
@@ -110,10 +110,10 @@ class Report(Tables):
     def section_error_plots(self) -> None:
         plt = _plt()
         self.lines += ["## Error vs sparsity", ""]
-        # a saturated WER (every cell >= 0.99) is a flat line at 1.0 whose axis would magnify noise: CER alone then
+        # a saturated WER (every cell >= WER_SATURATED) is a flat line at 1.0 whose axis would magnify noise: CER alone then
         metrics = ("wer", "cer") if self.claim_metric == "wer" else (self.claim_metric,)
         if metrics == ("cer",):
-            self.lines += ["Every WER is ≥ 0.99 (no word right yet), so only CER is plotted.", ""]
+            self.lines += [f"Every WER is ≥ {WER_SATURATED} (almost no word right yet), so only CER is plotted.", ""]
         for language in self.languages:
             fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.8), squeeze=False)
             seed_counts: set[int] = set()

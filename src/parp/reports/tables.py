@@ -18,6 +18,8 @@ from ..errors import ConfigError
 from ..sparsity import Mask
 from ..sparsity.overlap import layer_of, random_iou, random_iou_matched
 
+WER_SATURATED = 0.95  # every WER at or above this: fewer than 1 word in 20 right, so WER cannot rank methods
+
 METHOD_ORDER = ["none", "parp", "omp", "imp", "mpi", "random", "parp-multi"]
 
 
@@ -245,12 +247,12 @@ class Tables:
 
     @property
     def claim_metric(self) -> str:
-        """WER, unless every WER is saturated (>= 0.99: short runs emit no correct word) while CER still differs;
-        PER for phone targets."""
+        """WER, unless every WER is saturated (>= WER_SATURATED: short runs spell almost no word right, and WER
+        moves by noise between 0.98 and 1.01) while CER still differs; PER for phone targets."""
         if self.error_metrics == ("per",):
             return "per"
         wers = [r["wer"] for r in self.rows if r.get("wer") is not None]
-        return "wer" if wers and min(wers) < 0.99 else "cer"
+        return "wer" if wers and min(wers) < WER_SATURATED else "cer"
 
     def differences(self, metric: str, method: str, reference: str, language: str, s: float) -> Difference | None:
         """``method`` - ``reference`` at sparsity ``s`` (the unpruned reference has no sparsity)."""
@@ -357,10 +359,10 @@ class Tables:
 
 
 def _spread(values: list[list[float]]) -> list[float] | None:
-    """Standard deviations for error bars, or None unless every point has at least 2 seeds."""
-    if not values or any(len(v) < 2 for v in values):
+    """Standard deviations for error bars (none on a point with one seed), or None when no point has 2 seeds."""
+    if not values or all(len(v) < 2 for v in values):
         return None
-    return [_std(v) for v in values]
+    return [_std(v) if len(v) >= 2 else 0.0 for v in values]
 
 
 def _seed_caption(counts: set[int]) -> str:
@@ -368,7 +370,9 @@ def _seed_caption(counts: set[int]) -> str:
         return "no cells"
     low, high = min(counts), max(counts)
     n = f"{low}" if low == high else f"{low}-{high}"
-    bars = "error bars: ±1 std over seeds" if low >= 2 else "no error bars (fewer than 2 seeds per point)"
+    bars = ("error bars: ±1 std over seeds" if low >= 2 else
+            "error bars: ±1 std over seeds where a point has 2 or more (none on 1-seed points)" if high >= 2 else
+            "no error bars (fewer than 2 seeds per point)")
     return f"mean of {n} seed{'s' if high > 1 else ''} per point; {bars}"
 
 
