@@ -9,6 +9,7 @@ writes the Markdown.
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,7 +142,7 @@ class Report(Tables):
                 ax.grid(alpha=0.3)
                 ax.legend(fontsize=8)
             caption = _seed_caption(seed_counts)
-            fig.suptitle(f"{language}: {caption}", fontsize=9)
+            fig.suptitle(textwrap.fill(f"{language}: {caption}", 60 * len(metrics)), fontsize=9)
             name = self.save(fig, f"error_vs_sparsity_{language}.png")
             self.lines += [f"![{language}: {self.metric_label} vs sparsity]({name})", "",
                            f"*{language}: {self.metric_label} vs sparsity; {caption}.*", ""]

@@ -289,7 +289,7 @@ class Tables:
         wall = cost["parp"]["wall"] / cost["omp"]["wall"] if cost["omp"]["wall"] else math.nan
         diffs = ", ".join(f"{lang} {s:g}: {d}" for lang, s, d in points)
         accuracy = (f"PARP − OMP {metric.upper()} (± spread across seeds): {diffs}"
-                    + (" — judged on CER because every WER is saturated at 1.0" if metric == "cer" else ""))
+                    + (f" — judged on CER because every WER is saturated (≥ {WER_SATURATED})" if metric == "cer" else ""))
         cheaper = f"PARP used {steps:.2f}x OMP's fine-tuning steps and {wall:.2f}x its wall time"
         # "≈ OMP" is contradicted only where PARP is worse beyond the spread
         verdict = self.verdict([d for *_, d in points], lower_is_claimed=True)
