@@ -214,6 +214,7 @@ def plot_speed_vs_cer(folder_rows: list[dict], out: Path) -> Path | None:
     for r in points:
         ax.scatter(r["rtf"], r["cer"])
         ax.annotate(f"{r['model']} ({r['form']})", (r["rtf"], r["cer"]), fontsize=8)
+    ax.margins(x=0.35, y=0.15)  # room for the labels beside the points
     ax.set_xlabel("real-time factor (lower is faster)")
     ax.set_ylabel("CER")
     ax.grid(alpha=0.3)
