@@ -185,9 +185,10 @@ class Report(Tables):
                        "fine-tuning updates (OMP's include its dense fine-tuning). So PARP with twice the updates "
                        "faces OMP at OMP's cost, and OMP with its fine-tuning split in two faces PARP at PARP's.", "",
                        f"| language | target | method | total updates | {label} | seeds |", "|---|---|---|---|---|---|"]
+        budget_sparsities = {r["sparsity_target"] for r in self.budget_rows}
         for (language, s, method, steps), values in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1],
                                                                                           kv[0][3], kv[0][2])):
-            if s in {r["sparsity_target"] for r in self.budget_rows}:
+            if s in budget_sparsities:
                 self.lines.append(f"| {language} | {s:g} | {method} | {steps} | {_fmt_spread(values)} | "
                                   f"{len(values)} |")
         self.lines.append("")
