@@ -1,6 +1,6 @@
 """Inference speed (real-time factor) and peak memory of dense vs pruned forms, side by side in one run.
 
-    python bench/bench_inference.py [--shapes embedded base large] [--seconds 8] [--repeats 5] [--threads 1]
+    python bench/bench_inference.py [--shapes embedded base large] [--seconds 8] [--batch 1] [--repeats 5] [--threads 1]
         [--device cpu|cuda] [--dtype float32|float16|bfloat16] [--sparsity 0.5]
         [--model LABEL=DIR ...] [--out docs/results/inference]
 
@@ -14,11 +14,14 @@ Forms of each shape, all from the same weights:
 * ``2:4``           2:4 mask on the encoder linears run through torch's semi-structured sparse kernels
                     (CUDA 8.0+, fp16/bf16 only; elsewhere the row says why it was not run).
 
-RTF = compute seconds / audio seconds for one utterance of --seconds (batch 1), median of --repeats rounds; the
-forms take turns within each round, so background load hits them alike. Peak memory: on CPU the peak resident
+RTF = compute seconds / audio seconds for a batch of --batch utterances of --seconds each, median of --repeats
+rounds; the forms take turns within each round, so background load hits them alike. On a GPU, batch 1 of a small
+model is bound by kernel launches rather than arithmetic: --batch 16 shows what throughput work sees. Peak memory: on CPU the peak resident
 set of a fresh process that builds the form and runs it once (peak reset after the build with Linux
 clear_refs), minus its resident set before the build: weights + activations (+ whatever the allocator kept from
-building); on GPU ``torch.cuda.max_memory_allocated``.
+building); on GPU the form's own weights plus the peak ``torch.cuda.max_memory_allocated`` rise during one run
+(the other forms stay resident while it runs, so the raw peak would count them all). Weights of a 2:4 form count its
+packed values and metadata.
 
 ``--model LABEL=DIR`` adds real model folders (e.g. ``parp prune`` outputs) in the form ``parp evaluate`` runs
 them; when DIR/eval/metrics.json exists (``parp evaluate --model DIR``) its CER goes into the table and the
@@ -110,8 +113,17 @@ def time_forms(models: dict, audio, repeats: int) -> dict[str, list[float]]:
 
 
 def weights_mib(model) -> float:
-    return sum(p.numel() * p.element_size() for p in model.parameters() if p.layout == torch.strided
-               and not type(p.data).__name__.startswith("SparseSemi")) / 2**20
+    """Bytes the weights hold: a semi-structured tensor counts its packed values and metadata, not its shape."""
+    total = 0
+    for p in model.parameters():
+        data = p.data
+        if type(data).__name__.startswith("SparseSemi"):
+            total += sum(t.numel() * t.element_size() for t in (getattr(data, k, None) for k in
+                         ("packed", "meta", "packed_t", "meta_t", "compressed_swizzled_bitmask"))
+                         if isinstance(t, torch.Tensor))
+        else:
+            total += data.numel() * data.element_size()
+    return total / 2**20
 
 
 def _rss_kib(field: str) -> int:
@@ -124,7 +136,7 @@ def _rss_kib(field: str) -> int:
 def child_peak_memory(args) -> None:
     """--child: build one form, reset the peak RSS, run it once, print the peak (MiB) as JSON."""
     torch.set_num_threads(args.threads)
-    audio = torch.randn(1, int(16000 * args.seconds), dtype=DTYPES[args.dtype])
+    audio = torch.randn(args.batch, int(16000 * args.seconds), dtype=DTYPES[args.dtype])
     baseline = _rss_kib("VmRSS")
     model, reason = build_form(args.shapes[0], args.child, args.sparsity, "cpu", DTYPES[args.dtype])
     gc.collect()
@@ -139,7 +151,7 @@ def child_peak_memory(args) -> None:
 
 def peak_memory_cpu(args, shape: str, form: str) -> float | None:
     cmd = [sys.executable, __file__, "--child", form, "--shapes", shape, "--threads", str(args.threads),
-           "--seconds", str(args.seconds), "--sparsity", str(args.sparsity), "--dtype", args.dtype]
+           "--seconds", str(args.seconds), "--batch", str(args.batch), "--sparsity", str(args.sparsity), "--dtype", args.dtype]
     res = subprocess.run(cmd, capture_output=True, text=True)
     try:
         return json.loads(res.stdout.strip().splitlines()[-1])["peak_mib"]
@@ -149,9 +161,12 @@ def peak_memory_cpu(args, shape: str, form: str) -> float | None:
 
 
 def peak_memory_gpu(model, audio) -> float:
+    """The form's weights plus what one run allocates above what was resident before it (other forms included)."""
+    torch.cuda.synchronize()
+    resident = torch.cuda.memory_allocated()
     torch.cuda.reset_peak_memory_stats()
     forward(model, audio)
-    return torch.cuda.max_memory_allocated() / 2**20
+    return weights_mib(model) + (torch.cuda.max_memory_allocated() - resident) / 2**20
 
 
 def bench_folders(specs: list[str], args, device, dtype, audio) -> list[dict]:
@@ -172,15 +187,19 @@ def bench_folders(specs: list[str], args, device, dtype, audio) -> list[dict]:
         metrics = directory / "eval" / "metrics.json"
         cer = json.loads(metrics.read_text())["cer"] if metrics.is_file() else None
         rows.append({"model": label, "form": fast.form, "note": fast.note, "cer": cer,
-                     "rtf": statistics.median(times[(label, "fast")]) / args.seconds,
-                     "rtf_as_saved": statistics.median(times[(label, "as saved")]) / args.seconds,
+                     "rtf": statistics.median(times[(label, "fast")]) / audio_seconds(args),
+                     "rtf_as_saved": statistics.median(times[(label, "as saved")]) / audio_seconds(args),
                      "weights_mib": weights_mib(fast.model)})
     return rows
 
 
+def audio_seconds(args) -> float:
+    return args.seconds * args.batch
+
+
 def write_table(rows: list[dict], folder_rows: list[dict], meta: dict, out: Path) -> str:
     lines = [f"Inference on {meta['device_name']}, {meta['dtype']}, {meta['threads']} CPU thread(s), "
-             f"one {meta['seconds']:g} s utterance, median of {meta['repeats']} rounds; sparsity {meta['sparsity']:g}."
+             f"{meta.get('batch', 1)} utterance(s) of {meta['seconds']:g} s per batch, median of {meta['repeats']} rounds; sparsity {meta['sparsity']:g}."
              f" Command: `{meta['command']}`", "",
              "| shape | form | weights MiB | RTF | speed-up vs dense | peak memory MiB (above interpreter) |",
              "|---|---|---:|---:|---:|---:|"]
@@ -231,6 +250,7 @@ def main() -> None:
     ap.add_argument("--forms", nargs="+", default=list(FORMS), choices=FORMS)
     ap.add_argument("--sparsity", type=float, default=0.5)
     ap.add_argument("--seconds", type=float, default=8.0, help="length of the utterance")
+    ap.add_argument("--batch", type=int, default=1, help="utterances per forward pass")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")))
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -246,9 +266,9 @@ def main() -> None:
     device, dtype = torch.device(args.device), DTYPES[args.dtype]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    audio = torch.randn(1, int(16000 * args.seconds), device=device, dtype=dtype)
+    audio = torch.randn(args.batch, int(16000 * args.seconds), device=device, dtype=dtype)
     meta = {"device": str(device), "dtype": args.dtype, "threads": args.threads, "seconds": args.seconds,
-            "repeats": args.repeats, "sparsity": args.sparsity, "torch": torch.__version__,
+            "batch": args.batch, "repeats": args.repeats, "sparsity": args.sparsity, "torch": torch.__version__,
             "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
             else f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)",
             "load_average": os.getloadavg(), "command": "python " + " ".join(sys.argv)}
@@ -264,11 +284,11 @@ def main() -> None:
             shape_rows[form] = {"shape": shape, "form": form, "weights_mib": weights_mib(model),
                                 "params_m": sum(p.numel() for p in model.parameters()) / 1e6}
         times = time_forms(models, audio, args.repeats)
-        dense_rtf = statistics.median(times["dense"]) / args.seconds if "dense" in times else None
+        dense_rtf = statistics.median(times["dense"]) / audio_seconds(args) if "dense" in times else None
         for form, seconds in times.items():
             row = shape_rows[form]
-            row["rtf"] = statistics.median(seconds) / args.seconds
-            row["rtf_all"] = [s / args.seconds for s in seconds]
+            row["rtf"] = statistics.median(seconds) / audio_seconds(args)
+            row["rtf_all"] = [s / audio_seconds(args) for s in seconds]
             row["speedup"] = dense_rtf / row["rtf"] if dense_rtf else float("nan")
             if device.type == "cuda":
                 row["peak_mib"] = peak_memory_gpu(models[form], audio)
