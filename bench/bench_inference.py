@@ -201,14 +201,15 @@ def write_table(rows: list[dict], folder_rows: list[dict], meta: dict, out: Path
     lines = [f"Inference on {meta['device_name']}, {meta['dtype']}, {meta['threads']} CPU thread(s), "
              f"{meta.get('batch', 1)} utterance(s) of {meta['seconds']:g} s per batch, median of {meta['repeats']} rounds; sparsity {meta['sparsity']:g}."
              f" Command: `{meta['command']}`", "",
-             "| shape | form | weights MiB | RTF | speed-up vs dense | peak memory MiB (above interpreter) |",
+             "| shape | form | weights MiB | RTF | speed-up vs dense | " + ("peak GPU memory MiB (weights + run) |"
+             if str(meta["device"]).startswith("cuda") else "peak memory MiB (above interpreter) |"),
              "|---|---|---:|---:|---:|---:|"]
     for r in rows:
         if r.get("skipped"):
             lines.append(f"| {r['shape']} | {r['form']} | | not run: {r['skipped']} | | |")
             continue
         mem = f"{r['peak_mib']:.0f}" if r.get("peak_mib") is not None else "n/a"
-        lines.append(f"| {r['shape']} | {r['form']} | {r['weights_mib']:.0f} | {r['rtf']:.4f} | "
+        lines.append(f"| {r['shape']} | {r['form']} | {r['weights_mib']:.0f} | {r['rtf']:.3g} | "
                      f"{r['speedup']:.2f}x | {mem} |")
     if folder_rows:
         lines += ["", "| model folder | fast form | RTF (fast) | RTF (as saved) | CER |", "|---|---|---:|---:|---:|"]
