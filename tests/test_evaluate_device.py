@@ -64,7 +64,9 @@ def test_layer_norm_model_batches_and_logits_match(tmp_path, clips):
         assert lengths[i] == n
         torch.testing.assert_close(logits[i, :n], alone[0, :n], atol=1e-4, rtol=1e-4)
     bf16, _ = ctc_logits(model, values, mask, cpu, torch.bfloat16)  # the GPU's autocast path, run on the CPU
-    assert bf16.dtype == torch.float32 and (bf16 - logits).abs().max() < 0.25 * logits.abs().max()
+    assert bf16.dtype == torch.float32
+    for i, n in enumerate(lengths):  # frames past an utterance's length are padding: never decoded, not compared
+        assert (bf16[i, :n] - logits[i, :n]).abs().max() < 0.25 * logits[i, :n].abs().max()
 
 
 def test_group_norm_model_decodes_one_utterance_per_batch(tmp_path):
