@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -133,6 +134,15 @@ def test_multilingual_parp_is_scored_per_language_and_compared_with_their_masks(
     union = (out / "multilingual-data" / "train.tsv").read_text().splitlines()
     per_language = [r for r in rows if r["method"] == "parp"]
     assert len(per_language) == 2 and len(union) - 1 == 12 + 9  # both training splits (valid_fraction 0.25)
+    assert multi[0]["finetune_steps"] == 2
+
+
+def test_multilingual_steps_set_only_the_multilingual_runs_updates(setup, tmp_path):
+    from parp.experiments.multilingual import multilingual_train_config
+
+    config = _config(setup, tmp_path, multilingual=True, max_steps=3, multilingual_steps=30)
+    assert multilingual_train_config(config, tmp_path / "m", 1).max_steps == 30
+    assert multilingual_train_config(dataclasses.replace(config, multilingual_steps=None), tmp_path, 1).max_steps == 3
 
 
 def test_multilingual_cell_held_by_another_worker_is_waited_for_not_trained_twice(setup, tmp_path, capsys):

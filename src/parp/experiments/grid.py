@@ -72,6 +72,9 @@ class SweepConfig(TrainConfig):
                 "(its steps and wall time still count in their cost)."})
     multilingual: bool = field(default=False, metadata={
         "help": "Also run PARP once on the union of all languages (method 'parp-multi') and score it per language."})
+    multilingual_steps: int | None = field(default=None, metadata={
+        "help": "Updates of the multilingual run (default: max_steps). max_steps times the number of languages shows "
+                "it each language's data as often as the per-language runs see theirs."})
     transfer: bool = field(default=False, metadata={
         "help": "Transfer matrix: for every ordered pair (A, B) of languages, PARP-P' on B from A's OMP mask "
                 "(method 'transfer') and PARP on B from a random mask with the same per-tensor sparsities "

@@ -8,6 +8,7 @@ PARP mask, so ``results.csv`` holds one ``parp-multi`` row per language next to 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -26,6 +27,7 @@ from .cells import (MULTILINGUAL, Cell, LanguageData, cell_result, data_argument
 from .claims import claim_cell
 
 if TYPE_CHECKING:
+    from ..training.loop import TrainConfig
     from .grid import SweepConfig
 
 METHOD = "parp-multi"
@@ -107,6 +109,12 @@ def run_multilingual(config: SweepConfig, languages: list[LanguageData], output_
     return rows
 
 
+def multilingual_train_config(config: SweepConfig, directory: Path, seed: int) -> TrainConfig:
+    """The sweep's schedule, with ``multilingual_steps`` updates where set (one run covers every language's data)."""
+    train = train_config_for(config, directory, seed)
+    return dataclasses.replace(train, max_steps=config.multilingual_steps) if config.multilingual_steps else train
+
+
 def _train_and_score(config: SweepConfig, languages: list[LanguageData], data: dict[str, Any], cell: Cell,
                      directory: Path, metrics_paths: dict[str, Path]) -> None:
     """PARP on the union (unless finished), then each language's validation set scored (unless scored)."""
@@ -115,7 +123,7 @@ def _train_and_score(config: SweepConfig, languages: list[LanguageData], data: d
         run_prune(DataArguments(train_manifest=data["train"], valid_manifest=data["valid"],
                                 token_unit=config.token_unit, allow_unknown_chars=config.allow_unknown_chars),
                   ModelArguments(**shared_values(config, ModelArguments)),
-                  train_config_for(config, directory, cell.seed), prune_arguments(config, "parp", cell.sparsity))
+                  multilingual_train_config(config, directory, cell.seed), prune_arguments(config, "parp", cell.sparsity))
     for language in languages:
         if not metrics_paths[language.name].is_file():
             run_evaluate(EvaluateArguments(model=str(directory / "model"),
