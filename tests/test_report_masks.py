@@ -63,8 +63,18 @@ def test_transfer_table_states_each_pairs_difference_against_the_seed_spread(tmp
     assert "| bb | aa | 0.5 | 0.500 | -0.045 ± 0.007 | +0.110 ± 0.014 | -0.155 ± 0.014 | better |" in text
     assert "**(d) A mask found on one language transfers to another with no loss.** Holds partly" in text
     assert "1 worse and 1 better beyond the seed spread, 0 within it" in text
+    assert "(mean +0.028; 1 of 2 lower, sign test over pairs p = 1)" in text
     assert "| bb | transfer |" not in text  # transfer rows stay out of the per-language results table
     assert (tmp_path / "rep" / "transfer_s0.5.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_sign_test_over_pairs_is_the_exact_binomial():
+    from parp.reports.transfer import sign_test
+
+    assert sign_test([-0.01] * 11 + [0.003]) == (11, 12, pytest.approx(2 * 13 / 4096))
+    assert sign_test([-1.0] * 12) == (12, 12, pytest.approx(2 / 4096))
+    assert sign_test([0.0, 0.1, -0.1]) == (1, 2, 1.0)  # ties drop out
+    assert sign_test([]) == (0, 0, 1.0)
 
 
 def _mask(layer0: list[bool], layer1: list[bool]) -> Mask:

@@ -72,6 +72,19 @@ def _counts(points: list[Difference]) -> str:
     return f"{worse} worse and {better} better beyond the seed spread, {len(points) - worse - better} within it"
 
 
+def sign_test(diffs: list[float]) -> tuple[int, int, float]:
+    """(lower, non-zero, two-sided exact sign-test p) over pairs: whether differences too small for the seed spread
+    of any one pair still lean one way across many. Pairs sharing a language are not independent, so p is optimistic."""
+    lower, n = sum(d < 0 for d in diffs), sum(d != 0 for d in diffs)
+    tail = sum(math.comb(n, k) for k in range(min(lower, n - lower) + 1)) / 2**n if n else 1.0
+    return lower, n, min(1.0, 2 * tail)
+
+
+def _across_pairs(points: list[Difference]) -> str:
+    lower, n, p = sign_test([d.diff for d in points])
+    return f"{lower} of {n} lower, sign test over pairs p = {p:.2g}"
+
+
 def transfer_claim(pairs: list[TransferPair], metric: str) -> str:
     """The verdict on "a mask found on one language transfers to another with no loss", with the control."""
     moved = [p.transfer for p in pairs if p.transfer is not None]
@@ -82,8 +95,8 @@ def transfer_claim(pairs: list[TransferPair], metric: str) -> str:
     verdict = Tables.verdict(moved, lower_is_claimed=True)
     twin = [p.versus_random for p in pairs if p.versus_random is not None]
     text = (f"{verdict}: {label}(B | mask of A) − {label}(B | own start) over {len(moved)} ordered pairs: "
-            f"{_counts(moved)} (mean {_mean(d.diff for d in moved):+.3f})")
+            f"{_counts(moved)} (mean {_mean(d.diff for d in moved):+.3f}; {_across_pairs(moved)})")
     if twin:
         text += (f"; {label}(B | mask of A) − {label}(B | random twin of A, same per-tensor sparsities): "
-                 f"{_counts(twin)} (mean {_mean(d.diff for d in twin):+.3f})")
+                 f"{_counts(twin)} (mean {_mean(d.diff for d in twin):+.3f}; {_across_pairs(twin)})")
     return text + "."
