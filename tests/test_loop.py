@@ -121,3 +121,58 @@ def test_layer_lr_decay_gives_deeper_layers_larger_learning_rates(tmp_path):
     # without decay, one learning rate for every parameter
     assert {g["lr"] for g in _param_groups(model, TrainConfig(learning_rate=1.0))} == {1.0}
     assert isinstance(torch.optim.AdamW(groups), torch.optim.AdamW)
+
+
+def test_freeze_feature_projection_holds_the_projection_still(tmp_path):
+    import torch
+
+    from parp.training.loop import train
+
+    setup = _setup(tmp_path)
+    model = setup.new_model()
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if "feature_projection" in n}
+    assert before, "the tiny model has a feature projection"
+    config = TrainConfig(output_dir=str(tmp_path / "run"), max_steps=3, freeze_feature_projection=True,
+                         learning_rate=1e-2, warmup_steps=0, eval_every=0, save_every=0, progress=False,
+                         max_batch_seconds=3)
+    q_before = model.wav2vec2.encoder.layers[0].attention.q_proj.weight.detach().clone()
+    train(model, setup.train_set, None, config, setup.objective)
+    params = dict(model.named_parameters())
+    assert all(torch.equal(params[n], p) for n, p in before.items())
+    assert not torch.equal(model.wav2vec2.encoder.layers[0].attention.q_proj.weight, q_before)
+
+
+def test_ctc_head_prior_init_puts_the_blank_share_of_frames_in_the_bias(tmp_path):
+    import dataclasses
+
+    import torch
+
+    from parp.data.dataset import encoder_frames
+
+    setup = _setup(tmp_path)
+    setup.model_args = dataclasses.replace(setup.model_args, ctc_head_init="prior")
+    model = setup.new_model()
+    probs = model.lm_head.bias.detach().double().exp()
+    assert abs(probs.sum().item() - 1) < 1e-5
+    frames = sum(encoder_frames(round(s * 16000)) for s in setup.train_set.durations)
+    labels = sum(len(x) for x in setup.train_set.labels)
+    blank = setup.vocabulary.pad_id
+    assert probs.argmax().item() == blank
+    vocab = model.lm_head.out_features  # add-one smoothing over the vocabulary
+    assert abs(probs[blank].item() - (frames - labels + 1) / (frames + vocab)) < 1e-6
+    # the random default leaves transformers' initialisation (same seed, same weights) and differs from the prior
+    setup.model_args = dataclasses.replace(setup.model_args, ctc_head_init="random")
+    assert not torch.allclose(setup.new_model().lm_head.bias, model.lm_head.bias)
+
+
+def test_bad_ctc_head_init_is_one_line_naming_the_flag(tmp_path):
+    import pytest
+
+    from parp.errors import ConfigError
+    from parp.training.finetune import prepare_finetune
+
+    manifest = synthetic_corpus(tmp_path / "data", n=8)
+    with pytest.raises(ConfigError, match="--ctc-head-init must be random or prior, got 'zeros'"):
+        prepare_finetune(DataArguments(train_manifest=str(manifest), valid_fraction=0.25),
+                         ModelArguments(model=str(tiny_model_dir(tmp_path / "model")), ctc_head_init="zeros"),
+                         progress=False)

@@ -322,3 +322,33 @@ def test_a_claim_whose_pid_was_reused_by_another_process_is_stale(tmp_path):
     finally:
         other.kill()
         other.wait()
+
+
+def test_a_second_worker_takes_the_next_seeds_imp_chain_while_the_first_runs_its_own(setup, tmp_path):
+    """Two workers on one IMP-chain grid: the second must not stop because the first's chain is unfinished."""
+    import socket
+    import subprocess
+
+    from parp.experiments.claims import _process_start
+    from parp.experiments.grid import validate_sweep
+    from parp.experiments.sweep import next_cell
+
+    out = tmp_path / "sweep"
+    config = _config(setup, out, methods=["imp"], sparsities=[0.1, 0.3, 0.5], seeds=[0, 1], imp_chain=True)
+    run_sweep(_config(setup, out, methods=[], sparsities=[0.0], seeds=[0, 1]))  # both dense cells finished
+    cells = validate_sweep(config)[1]
+    first = Cell("xx", "imp", 0.1, 0).directory(out)
+    first.mkdir(parents=True)
+    worker = subprocess.Popen(["sleep", "60"])  # the first worker, alive, running seed 0's first round
+    try:
+        (first / "claimed.pid").write_text(json.dumps({"pid": worker.pid, "host": socket.gethostname(),
+                                                       "start": _process_start(worker.pid)}))
+        index, _ = next_cell(config, cells, out, announced=set())
+        assert cells[index - 1] == Cell("xx", "imp", 0.1, 1)  # seed 1's chain, not an error on seed 0's
+        (Cell("xx", "imp", 0.1, 1).directory(out) / "claimed.pid").unlink()
+        # a round this process already ran and did not finish is an error, not an endless wait
+        with pytest.raises(ConfigError, match=r"imp s=0.3 seed=0: continues .*imp s=0.1 seed=0.*did not finish"):
+            next_cell(config, cells, out, announced={cells.index(Cell("xx", "imp", 0.1, 0)) + 1})
+    finally:
+        worker.kill()
+        worker.wait()

@@ -107,13 +107,15 @@ def next_cell(config: SweepConfig, cells: list[Cell], output_dir: Path,
             continue  # this process ran it already: never twice
         earlier = prerequisite(config, cell)  # IMP chain, transfer source or the dense cell OMP/IMP reuse
         needed = earlier.directory(output_dir) if earlier else None
-        if needed is not None and not is_completed(needed) and ((needed / "claimed.pid").exists() or cell.mask_from):
-            # another process is running the cell this one continues from; a transfer cell also waits for a source
-            # that a failed worker left unclaimed: an earlier cell of the grid, claimed on the next pass
-            waiting = True
-            continue
-        if earlier is not None and earlier.method != "none" and not is_completed(needed):
-            raise ConfigError(f"{cell.label()}: continues {earlier.label()}, which did not finish")
+        if needed is not None and not is_completed(needed):
+            if earlier.method != "none" and (earlier not in cells or cells.index(earlier) + 1 in announced):
+                raise ConfigError(f"{cell.label()}: continues {earlier.label()}, which did not finish")
+            if earlier.method != "none" or (needed / "claimed.pid").exists():
+                # the cell this one continues (an IMP chain's previous round, a transfer's source) is still to run
+                # or running in another process; an unclaimed one is an earlier cell of the grid, claimed on the
+                # next pass. OMP/IMP wait for a dense cell only while another process runs it.
+                waiting = True
+                continue
         if not claim_cell(directory):
             waiting = True
             continue

@@ -9,9 +9,28 @@ import torch
 from accelerate.utils import gather_object
 
 from ..data.batching import CTCCollator
+from ..data.dataset import SpeechDataset, encoder_frames
 from ..data.text import Vocabulary
 from ..evaluation.metrics import METRICS
 from ..evaluation.predict import predict, score
+
+CTC_HEAD_INITS = ("random", "prior")
+
+
+def init_head_bias_to_prior(model: torch.nn.Module, train_set: SpeechDataset) -> torch.Tensor:
+    """Set the CTC head's bias to the log of each token's share of the training frames (the blank gets every
+    frame no label needs), so the untrained model already predicts the frame-level prior. Returns the bias."""
+    head = model.lm_head
+    counts = torch.zeros(head.out_features, dtype=torch.float64)
+    for labels in train_set.labels:
+        counts += torch.bincount(torch.as_tensor(labels, dtype=torch.long), minlength=head.out_features).double()
+    frames = sum(encoder_frames(round(seconds * train_set.sampling_rate)) for seconds in train_set.durations)
+    blank = model.config.pad_token_id
+    counts[blank] = max(frames - counts.sum().item(), 1.0)
+    prior = (counts + 1.0) / (counts.sum() + head.out_features)  # add-one: a token never seen keeps a finite bias
+    with torch.no_grad():
+        head.bias.copy_(prior.log().to(head.bias.dtype))
+    return head.bias.detach().clone()
 
 
 class CTCObjective:

@@ -22,7 +22,7 @@ from ..errors import ConfigError
 from ..export.card import write_model_card
 from ..models import ModelArguments, load_ctc_model, resolve_model_source
 from ..records import RunRecord
-from .ctc import CTCObjective
+from .ctc import CTC_HEAD_INITS, CTCObjective, init_head_bias_to_prior
 from .loop import TrainConfig, TrainResult, train, validate_train_config
 from .resume_check import prepare_output_dir
 
@@ -44,10 +44,13 @@ class FinetuneSetup:
         """A fresh CTC model from the pretrained encoder (same seed => same head initialisation)."""
         set_seed(seed)  # the fresh CTC head is drawn from the global RNGs
         a = self.model_args
-        return load_ctc_model(a.model, vocab_size=len(self.vocabulary), pad_token_id=self.vocabulary.pad_id,
+        model = load_ctc_model(a.model, vocab_size=len(self.vocabulary), pad_token_id=self.vocabulary.pad_id,
                               mask_time_prob=a.mask_time_prob, mask_feature_prob=a.mask_feature_prob,
                               layerdrop=a.layerdrop, hidden_dropout=a.dropout, attention_dropout=a.dropout,
                               activation_dropout=a.dropout, final_dropout=a.dropout)
+        if a.ctc_head_init == "prior":
+            init_head_bias_to_prior(model, self.train_set)
+        return model
 
 
 def prepare_finetune(data_args: DataArguments, model_args: ModelArguments, progress: bool = True) -> FinetuneSetup:
@@ -56,6 +59,8 @@ def prepare_finetune(data_args: DataArguments, model_args: ModelArguments, progr
     unit = data_args.token_unit or "char"  # None keeps runs recorded before the option comparable
     if unit not in TOKEN_UNITS:
         raise ConfigError(f"--token-unit must be {' or '.join(TOKEN_UNITS)}, got {data_args.token_unit!r}")
+    if model_args.ctc_head_init not in CTC_HEAD_INITS:
+        raise ConfigError(f"--ctc-head-init must be {' or '.join(CTC_HEAD_INITS)}, got {model_args.ctc_head_init!r}")
     resolve_model_source(model_args.model)  # a missing model folder fails before minutes of data checks
     train_utts, valid_utts, source = load_utterances(data_args)
     normalizer = (PhoneNormalizer() if unit == "phone"

@@ -69,6 +69,9 @@ class TrainConfig:
     grad_accum_steps: int = field(default=1, metadata={"help": "Micro-batches per optimizer update."})
     max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm (0 disables)."})
     freeze_feature_encoder: bool = field(default=True, metadata={"help": "Keep the CNN feature encoder frozen."})
+    freeze_feature_projection: bool = field(default=False, metadata={
+        "help": "Also keep the feature projection (the layer norm and linear between the CNN and the transformer) "
+                "frozen."})
     freeze_transformer_steps: int = field(default=0, metadata={
         "help": "Train only the output head for the first N updates (0 = never; PARP's fair default)."})
     mixed_precision: str = field(default="auto", metadata={"help": "auto | no | fp16 | bf16 (auto: bf16 on GPU)."})
@@ -341,6 +344,10 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
     set_seed(config.seed)
     if config.freeze_feature_encoder:
         freeze_feature_encoder(model)
+    if config.freeze_feature_projection:
+        for name, param in model.named_parameters():
+            if ".feature_projection." in f".{name}":
+                param.requires_grad_(False)
 
     groups = _param_groups(model, config)
     optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, betas=(0.9, 0.98), eps=1e-8)
