@@ -346,6 +346,7 @@ def test_a_second_worker_takes_the_next_seeds_imp_chain_while_the_first_runs_its
         index, _ = next_cell(config, cells, out, announced=set())
         assert cells[index - 1] == Cell("xx", "imp", 0.1, 1)  # seed 1's chain, not an error on seed 0's
         (Cell("xx", "imp", 0.1, 1).directory(out) / "claimed.pid").unlink()
+        (first / "claimed.pid").unlink()
         # a round this process already ran and did not finish is an error, not an endless wait
         with pytest.raises(ConfigError, match=r"imp s=0.3 seed=0: continues .*imp s=0.1 seed=0.*did not finish"):
             next_cell(config, cells, out, announced={cells.index(Cell("xx", "imp", 0.1, 0)) + 1})

@@ -108,14 +108,16 @@ def next_cell(config: SweepConfig, cells: list[Cell], output_dir: Path,
         earlier = prerequisite(config, cell)  # IMP chain, transfer source or the dense cell OMP/IMP reuse
         needed = earlier.directory(output_dir) if earlier else None
         if needed is not None and not is_completed(needed):
-            if earlier.method != "none" and (earlier not in cells or cells.index(earlier) + 1 in announced):
-                raise ConfigError(f"{cell.label()}: continues {earlier.label()}, which did not finish")
-            if earlier.method != "none" or (needed / "claimed.pid").exists():
-                # the cell this one continues (an IMP chain's previous round, a transfer's source) is still to run
-                # or running in another process; an unclaimed one is an earlier cell of the grid, claimed on the
-                # next pass. OMP/IMP wait for a dense cell only while another process runs it.
+            running = (needed / "claimed.pid").exists()
+            still_to_run = earlier in cells and cells.index(earlier) + 1 not in announced
+            if running or cell.mask_from or (earlier.method != "none" and still_to_run):
+                # the cell this one continues (an IMP chain's previous round, a transfer's source) runs in another
+                # process, or is an earlier cell of the grid still to run (claimed on the next pass); a transfer
+                # cell also waits for a source a failed worker left. OMP/IMP wait for a dense cell only while it runs.
                 waiting = True
                 continue
+            if earlier.method != "none":
+                raise ConfigError(f"{cell.label()}: continues {earlier.label()}, which did not finish")
         if not claim_cell(directory):
             waiting = True
             continue
