@@ -283,3 +283,26 @@ def test_claims_use_cer_when_words_are_almost_never_right(sweep_dir):
         row["wer"] = 0.985 + 0.004 * (i % 5)
     write_results(sweep_dir, rows)
     assert "judged on CER because every WER is saturated" in build_report(sweep_dir / "results.csv").read_text()
+
+
+def test_several_results_merge_later_rows_over_earlier_ones_with_their_own_mask_paths(sweep_dir):
+    """A committed copy of lost cells first, then the live folder: the live rows win, old masks still resolve."""
+    from parp.results import read_results
+    from parp.reports.report import merged_results
+
+    rows = read_results(sweep_dir / "results.csv")
+    live = sweep_dir / "live"
+    rerun = [dict(r, cer=0.123) for r in rows if r["language"] == "aa" and r["method"] == "parp"]
+    for r in rerun:
+        r["mask"] = None
+    live.mkdir()
+    write_results(live, rerun)
+    merged, base = merged_results([str(sweep_dir / "results.csv"), str(live)])
+    assert base == live and len(merged) == len(rows)
+    by_cell = {(r["language"], r["method"], r["sparsity_target"], r["seed"]): r for r in merged}
+    assert by_cell[("aa", "parp", 0.5, 1)]["cer"] == 0.123  # the later source's row
+    old = by_cell[("bb", "omp", 0.8, 0)]
+    assert old["cer"] == pytest.approx(0.54 / 3) and (live / old["mask"]).resolve().is_file()
+    assert main(["report", "--results", str(sweep_dir / "results.csv"), str(live),
+                 "--output-dir", str(sweep_dir / "merged")]) == 0
+    assert "| aa | parp | 0.5 | 0.5000 | 0.381 ± 0.001 | 0.123 ± 0.000 |" in (sweep_dir / "merged" / "report.md").read_text()

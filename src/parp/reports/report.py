@@ -9,11 +9,13 @@ writes the Markdown.
 
 from __future__ import annotations
 
+import os
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import ConfigError
 from ..results import read_results
 from .extra_masks import extra_mask_rows
 from .mask_layers import layer_iou_summary
@@ -24,8 +26,10 @@ from .transfer import TRANSFER, TRANSFER_RANDOM, transfer_claim, transfer_grid, 
 
 @dataclass
 class ReportArguments:
-    results: str = field(default="runs/sweep/results.csv", metadata={
-        "help": "results.csv / results.json of a sweep, or the sweep folder."})
+    results: list[str] = field(default_factory=lambda: ["runs/sweep/results.csv"], metadata={
+        "help": "results.csv / results.json of a sweep, or the sweep folder; several are merged, a later one's row "
+                "replacing an earlier one's for the same cell (e.g. a committed copy of lost cells, then the live "
+                "folder)."})
     output_dir: str | None = field(default=None, metadata={
         "help": "Where report.md and the plots go (default: the folder of the results file)."})
     budget_results: list[str] = field(default_factory=list, metadata={
@@ -427,13 +431,34 @@ class Report(Tables):
                        "deviation of the two sides); otherwise it is 'not separable'.", ""]
 
 
-def build_report(results: str | Path, output_dir: str | Path | None = None,
+CELL_KEY = ("language", "method", "mask_from", "sparsity_target", "seed", "finetune_steps")
+
+
+def merged_results(sources: str | Path | list) -> tuple[list[dict[str, Any]], Path]:
+    """The rows of one or more results of the same grid and the folder their paths are relative to (the last
+    source's): a later source's row replaces an earlier one's for the same cell; an earlier source's mask and cell
+    paths are resolved against its own folder (a mask file that is gone is left out of the mask analyses)."""
+    paths = [Path(s) for s in ([sources] if isinstance(sources, (str, Path)) else sources)]
+    if not paths:
+        raise ConfigError("--results: name at least one results file or sweep folder")
+    folders = [p if p.is_dir() else p.parent for p in paths]
+    base = folders[-1]
+    merged: dict[tuple, dict[str, Any]] = {}
+    for path, folder in zip(paths, folders):
+        for row in read_results(path):
+            if folder.resolve() != base.resolve():
+                for key in ("mask", "cell"):
+                    if row.get(key) and not Path(row[key]).is_absolute():
+                        row[key] = os.path.relpath(folder / row[key], base)
+            merged[tuple(row.get(k) for k in CELL_KEY)] = row
+    return list(merged.values()), base
+
+
+def build_report(results: str | Path | list, output_dir: str | Path | None = None,
                  budget_results: list[str | Path] | tuple = (), extra_masks: list[str] | None = None) -> Path:
     """Write ``report.md`` and its PNG plots; returns the report's path. ``extra_masks``: ``NAME=SWEEP_FOLDER``
     items whose masks join the mask analyses (``parp.reports.extra_masks``)."""
-    results = Path(results)
-    base = results if results.is_dir() else results.parent
-    rows = read_results(results)
+    rows, base = merged_results(results)
     budget_rows = [row for extra in budget_results for row in read_results(extra)]
     extra = extra_mask_rows(extra_masks, base, rows)
     return Report(rows, base, Path(output_dir) if output_dir else base, budget_rows, extra_rows=extra).build()
