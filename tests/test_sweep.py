@@ -353,3 +353,16 @@ def test_a_second_worker_takes_the_next_seeds_imp_chain_while_the_first_runs_its
     finally:
         worker.kill()
         worker.wait()
+
+
+def test_a_setting_newer_than_a_finished_cell_matches_it_at_its_default():
+    """Cells recorded before an option existed stay valid while the option is at its default, and only then."""
+    from parp.methods.base import differing_settings
+
+    old = {"model": {"mask_time_prob": 0.05}, "train": {"max_steps": 600}}
+    new = {"model": {"mask_time_prob": 0.05, "ctc_head_init": "random"},
+           "train": {"max_steps": 600, "freeze_feature_projection": False}}
+    assert differing_settings(old, new) == {}
+    changed = {"model": {**new["model"], "ctc_head_init": "prior"}, "train": new["train"]}
+    assert differing_settings(old, changed) == {"model": ["ctc_head_init"]}
+    assert differing_settings(changed, old) == {"model": ["ctc_head_init"]}
