@@ -13,8 +13,12 @@
 #
 # Needs there: the wheels of jiwer rapidfuzz soundfile cffi pycparser soxr espeakng-loader in .whl/ and, in
 # .gpu/shim/, a stand-in for wordfreq holding the top-5000 lists parp synth reads (the real package is too large
-# to carry); see docs/results/cross-language-phones-gpu/README.md. Environment overrides (for a trial on a CPU):
-# DEADLINE, WORKERS, UTTS, CFG, BENCH_ARGS, TESTS, NO_WHEELS.
+# to carry); see docs/results/cross-language-phones-gpu/README.md. A .gpu/phones-cells.tar.gz (finished cells of an
+# earlier session, from make_gpu_carry.sh) is unpacked before the sweep. Environment overrides (also for a trial on a
+# CPU): DEADLINE, WORKERS, UTTS, CFG, BENCH_ARGS, TESTS (none: skip), BENCH (0: skip), MASKS (0: pack none),
+# NO_WHEELS. The full transfer matrix of issue 13, after the first session's cells:
+#   CFG=docs/results/cross-language-phones-gpu/transfer-all.yaml TESTS=none BENCH=0 MASKS=0 DEADLINE=480 \
+#       bash bench/gpu_session.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-runs/gpu-session/out}"
@@ -50,10 +54,16 @@ for l in $LANGS; do
     synth_pids+=($!)
 done
 
-log "1. GPU tests"
-# shellcheck disable=SC2086
-timeout 240 "$PY" -m pytest -q -p no:cacheprovider -rs $TESTS > "$OUT/tests.log" 2>&1
-log "tests: $(tail -n 1 "$OUT/tests.log")"
+if [[ -f .gpu/phones-cells.tar.gz ]]; then
+    tar xzf .gpu/phones-cells.tar.gz && log "restored $(tar tzf .gpu/phones-cells.tar.gz | grep -c run.json) finished cells"
+fi
+
+if [[ "$TESTS" != none ]]; then
+    log "1. GPU tests"
+    # shellcheck disable=SC2086
+    timeout 240 "$PY" -m pytest -q -p no:cacheprovider -rs $TESTS > "$OUT/tests.log" 2>&1
+    log "tests: $(tail -n 1 "$OUT/tests.log")"
+fi
 
 log "2. phone sweep: waiting for the data"
 for p in "${synth_pids[@]}"; do wait "$p" || log "synth process $p failed"; done
@@ -83,7 +93,8 @@ from parp.experiments.grid import load_sweep_config, validate_sweep
 from parp.experiments.multilingual import run_multilingual
 config = load_sweep_config(sys.argv[1], seeds=[int(s) for s in sys.argv[2:]])
 languages, _ = validate_sweep(config)
-run_multilingual(config, languages, Path(config.output_dir))
+if config.multilingual:
+    run_multilingual(config, languages, Path(config.output_dir))
 PY
 }
 ( multi 0 && multi 0 1 ) > "$W/multilingual.log" 2>&1 &
@@ -127,11 +138,12 @@ find "$RES" \( -name checkpoints -o -name logs \) -prune -o -type f \
 find runs/synth-phones -maxdepth 1 -name 'synth-*.json' >> "$W/records.list"
 # transfer cells' masks last, and only while the masks stay under 48 MB (80 of them): the files back are capped
 find "$RES" -path '*/checkpoints' -prune -o -type f -name mask.safetensors -print \
-    | awk '{print ($0 ~ /-from-/ ? 1 : 0) "\t" $0}' | sort -s -k1,1n | cut -f2 | head -n 80 > "$W/masks.list"
+    | { [[ "${MASKS:-1}" == 0 ]] && cat > /dev/null || cat; } | awk '{print ($0 ~ /-from-/ ? 1 : 0) "\t" $0}' | sort -s -k1,1n | cut -f2 | head -n 80 > "$W/masks.list"
 tar czf "$OUT/phones-records.tar.gz" -T "$W/records.list" "$W"/*.log 2>/dev/null
-tar cf - -T "$W/masks.list" | split -b 15M - "$OUT/phones-masks.tar.part-"
+[[ -s "$W/masks.list" ]] && tar cf - -T "$W/masks.list" | split -b 15M - "$OUT/phones-masks.tar.part-"
 log "done: $(ls "$OUT" | tr '\n' ' ')"
 
+[[ "${BENCH:-1}" == 0 ]] && exit 0
 log "3. inference bench (on the quiet GPU, in the time left)"
 for dtype in float16 bfloat16; do
     left=$((LIMIT - SECONDS - 10))

@@ -5,7 +5,10 @@
 #               installed here;
 #   .gpu/shim/  a stand-in `wordfreq` holding only what `parp synth` reads of the real one (the top-5000 list and
 #               those words' frequencies for the GPU sweep's languages, dumped from the wordfreq installed here, with
-#               its version), because the real package (~30 MB of data) does not fit the 64 MiB the tree may carry.
+#               its version), because the real package (~30 MB of data) does not fit the 64 MiB the tree may carry;
+#   .gpu/phones-cells.tar.gz  where runs/cross-language-phones-gpu/cells exists: every finished cell's run.json and
+#               the OMP cells' masks (~12 MB), so that a later GPU session skips those cells and starts the transfer
+#               cells from these masks (bench/gpu_session.sh unpacks it).
 #   bash bench/make_gpu_carry.sh      # from the repository root, in the project's venv; then carry .whl and .gpu
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,4 +63,10 @@ meta.mkdir()
 (meta / "METADATA").write_text(f"Metadata-Version: 2.1\nName: wordfreq\nVersion: {v}\n", encoding="utf-8")
 print(f"shim: wordfreq {v}, {len(data)} languages")
 PY
+cells=runs/cross-language-phones-gpu/cells
+if [[ -d $cells ]]; then
+    { find "$cells" -name run.json -not -path '*/checkpoints/*'; find "$cells" -path '*/omp/*/model/mask.safetensors'; } \
+        | tar czf .gpu/phones-cells.tar.gz -T -
+    echo "cells: $(tar tzf .gpu/phones-cells.tar.gz | grep -c run.json) records, $(tar tzf .gpu/phones-cells.tar.gz | grep -c mask) OMP masks"
+fi
 du -sh .whl .gpu
