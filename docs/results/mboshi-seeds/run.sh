@@ -5,7 +5,7 @@
 set -u
 here=docs/results/mboshi-seeds
 worker() {
-  for stage in ${STAGES:-1-parp-omp 2-omp-half 3-parp-double 4-parp-omp-90 5-mpi-random 5b-mpi-random-90 5c-mpi-random-10-30-70 6-imp}; do
+  for stage in ${STAGES:-1-parp-omp 2-omp-half 3-parp-double 4-parp-omp-90 5-mpi-random 5b-mpi-random-90 5c-mpi-random-10-70 5d-mpi-random-30 6-imp}; do
     OMP_NUM_THREADS=1 parp sweep --config "$here/$stage.yaml" || echo "stage $stage: worker $1 stopped ($?)"
   done
 }
