@@ -2,6 +2,7 @@
 
 Reads every ``runs/recipe/NAME/run.json`` through parp's one run-record reader and writes ``trials.json`` (the
 machine-readable record: flags, validation CER curve, final CER/WER, wall time) and ``trials.md`` beside this file.
+A trial whose run folder is gone (an earlier session's) keeps its row from the committed ``trials.json``.
 """
 
 from __future__ import annotations
@@ -16,16 +17,18 @@ RUNS = Path("runs/recipe")
 
 
 def trials() -> list[dict]:
+    committed = HERE / "trials.json"
+    earlier = {r["trial"]: r for r in json.loads(committed.read_text(encoding="utf-8"))} if committed.is_file() else {}
     rows = []
     for line in (HERE / "trials.txt").read_text(encoding="utf-8").splitlines():
         if not line.strip() or line.startswith("#"):
             continue
         name, _, flags = line.partition(" ")
         path = RUNS / name / "run.json"
-        if not path.is_file():
-            continue
-        run = read_run(path)
-        if not run.completed:
+        run = read_run(path) if path.is_file() else None
+        if run is None or not run.completed:
+            if name in earlier:
+                rows.append(earlier[name])
             continue
         final = run.metrics.get("final") or {}
         rows.append({"trial": name, "flags": flags.strip(), "task": "demo (synthetic fi)" if name.startswith("demo")
