@@ -11,7 +11,8 @@
 #
 #   bash bench/gpu_session.sh            # on the GPU machine, from the repository root; results under $OUT
 #
-# Needs there: the wheels of jiwer rapidfuzz soundfile cffi pycparser soxr espeakng-loader in .whl/ and, in
+# Needs there (bench/make_gpu_carry.sh builds them; carry .whl .gpu/synth-whl .gpu/shim .gpu/phones-cells.tar.gz):
+# the wheels of jiwer rapidfuzz soundfile cffi pycparser soxr in .whl/, espeakng-loader's in .gpu/synth-whl/ and, in
 # .gpu/shim/, a stand-in for wordfreq holding the top-5000 lists parp synth reads (the real package is too large
 # to carry); see docs/results/cross-language-phones-gpu/README.md. A .gpu/phones-cells.tar.gz (finished cells of an
 # earlier session, from make_gpu_carry.sh) is unpacked before the sweep. Environment overrides (also for a trial on a
@@ -37,6 +38,7 @@ log() { echo "[gpu-session ${SECONDS}s] $*" | tee -a "$W/session.log"; }
 
 if [[ -z "${NO_WHEELS:-}" ]] && ls .whl/*.whl >/dev/null 2>&1; then
     "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+        .gpu/synth-whl/*.whl \
         || { log "wheels did not install"; exit 1; }
     export PYTHONPATH=/tmp/site
 fi

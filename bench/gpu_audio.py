@@ -1,0 +1,80 @@
+"""Carry the real speech to a lent GPU machine, which cannot see ../shared and takes at most 64 MiB of tree.
+
+    python bench/gpu_audio.py encode            # here: Mboshi train + FSDD -> .gpu/audio/ as Opus (~40 MB)
+    python bench/gpu_audio.py decode            # there: .gpu/audio/ -> runs/gpu-audio/ as 16-bit WAV, 16 processes
+
+Each corpus keeps its manifest (every column, ``path`` renamed to the new file), so ``parp pretrain`` and
+``parp finetune`` read the copy exactly as they read ``../shared/data``. Opus at about 21 kbit/s keeps what speech
+recognition needs; the decoded WAV is not bit-identical to the source (a lossy round trip), which the GPU runs'
+notes must say.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+CORPORA = {"mboshi": "../shared/data/mboshi/train.tsv", "fsdd": "../shared/data/fsdd/all.tsv"}
+CARRY = Path(".gpu/audio")
+DECODED = Path("runs/gpu-audio")
+
+
+def _convert(job: tuple[str, str, str]) -> str:
+    source, target, kind = job
+    audio, rate = sf.read(source, dtype="float32", always_2d=True)
+    audio = audio.mean(axis=1)
+    if kind == "opus":  # libsndfile's Opus takes 8/12/16/24/48 kHz; both corpora are 16 or 8 kHz
+        sf.write(target, audio, rate, format="OGG", subtype="OPUS", compression_level=0.95)  # ~21 kbit/s on Mboshi
+    else:
+        sf.write(target, np.clip(audio, -1, 1), rate, subtype="PCM_16")
+    return target
+
+
+def convert(manifests: dict[str, Path], dst_root: Path, suffix: str, kind: str, workers: int,
+            limit: int = 0) -> None:
+    """Every file (or the first ``limit``) of each manifest into ``dst_root/CORPUS/audio/`` as ``kind``, with the
+    manifest beside them."""
+    for corpus, manifest in manifests.items():
+        if not manifest.is_file():
+            sys.exit(f"{manifest}: no such manifest")
+        with open(manifest, encoding="utf-8", newline="") as f:
+            rows = list(csv.DictReader(f, delimiter="\t"))[:limit or None]
+        out = dst_root / corpus
+        (out / "audio").mkdir(parents=True, exist_ok=True)
+        jobs = []
+        for row in rows:
+            name = Path(row["path"]).with_suffix(suffix).name
+            jobs.append((str(manifest.parent / row["path"]), str(out / "audio" / name), kind))
+            row["path"] = f"audio/{name}"
+        with ProcessPoolExecutor(workers) as pool:
+            for _ in pool.map(_convert, jobs, chunksize=32):
+                pass
+        with open(out / "manifest.tsv", "w", encoding="utf-8", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]), delimiter="\t")
+            writer.writeheader()
+            writer.writerows(rows)
+        size = sum(p.stat().st_size for p in (out / "audio").iterdir()) / 2**20
+        print(f"{corpus}: {len(rows)} files -> {out} ({size:.1f} MiB)", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("step", choices=["encode", "decode"])
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--limit", type=int, default=0, help="only the first N files of each corpus (a trial)")
+    args = parser.parse_args()
+    if args.step == "encode":
+        convert({c: Path(m) for c, m in CORPORA.items()}, CARRY, ".opus", "opus", args.workers, args.limit)
+    else:
+        convert({c: CARRY / c / "manifest.tsv" for c in CORPORA}, DECODED, ".wav", "wav", args.workers)
+
+
+if __name__ == "__main__":
+    main()
