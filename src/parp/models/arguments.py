@@ -11,7 +11,9 @@ class ModelArguments:
 
     model: str | None = field(default=None, metadata={
         "help": "Hub id (e.g. facebook/wav2vec2-xls-r-300m) or local folder; default: the embedded parp-ssl-small."})
-    mask_time_prob: float = field(default=0.05, metadata={"help": "SpecAugment time-mask probability."})
+    mask_time_prob: float = field(default=0.0, metadata={
+        "help": "SpecAugment time-mask probability (0 = off: the recipe search found masking slows the short "
+                "fine-tunings of the small embedded encoder; docs/results/recipe)."})
     mask_feature_prob: float = field(default=0.0, metadata={"help": "SpecAugment channel-mask probability."})
     layerdrop: float = field(default=0.0, metadata={"help": "LayerDrop probability."})
     dropout: float = field(default=0.0, metadata={"help": "Hidden/attention/activation dropout."})
