@@ -70,7 +70,7 @@ def test_the_sweep_keeps_the_cells_defaults():
     assert set(shared_fields(SweepConfig, DataArguments)) == {
         "max_train_utterances", "max_valid_utterances", "valid_fraction", "text_column", "token_unit",
         "allow_unknown_chars", "split_seed"}
-    assert set(shared_fields(SweepConfig, ModelArguments)) == {"model", "mask_time_prob"}
+    assert set(shared_fields(SweepConfig, ModelArguments)) == {"model", "mask_time_prob", "ctc_head_init"}
     assert set(shared_fields(SweepConfig, PruneArguments)) == {"prune_every", "imp_rounds", "scope"}
     config = SweepConfig(languages=["xx=a.tsv"])
     data, model, train, prune = cell_arguments(config, parse_languages(config.languages)[0],
@@ -101,7 +101,8 @@ def test_shared_takes_the_owners_default_and_help_unless_told():
 
 def test_the_flags_are_those_of_before():
     names = {f.name for f in dataclasses.fields(SweepConfig)} - {f.name for f in dataclasses.fields(TrainConfig)}
-    assert names == {"languages", "methods", "sparsities", "seeds", "model", "mask_time_prob", "max_train_utterances",
+    assert names == {"languages", "methods", "sparsities", "seeds", "model", "mask_time_prob", "ctc_head_init",
+                     "max_train_utterances",
                      "max_valid_utterances", "valid_fraction", "text_column", "token_unit", "allow_unknown_chars",
                      "split_seed", "prune_every", "imp_rounds", "imp_chain", "scope", "reuse_dense", "multilingual",
                      "multilingual_steps", "transfer", "transfer_sources", "collect_only"}

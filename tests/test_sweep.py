@@ -356,7 +356,8 @@ def test_a_second_worker_takes_the_next_seeds_imp_chain_while_the_first_runs_its
 
 
 def test_a_setting_newer_than_a_finished_cell_matches_it_at_its_default():
-    """Cells recorded before an option existed stay valid while the option is at its default, and only then."""
+    """Cells recorded before an option existed match a run that sets it to what they did (not to today's default:
+    ctc_head_init defaults to prior now, runs without the option had transformers' random head)."""
     from parp.methods.base import differing_settings
 
     old = {"model": {"mask_time_prob": 0.05}, "train": {"max_steps": 600}}
@@ -366,3 +367,4 @@ def test_a_setting_newer_than_a_finished_cell_matches_it_at_its_default():
     changed = {"model": {**new["model"], "ctc_head_init": "prior"}, "train": new["train"]}
     assert differing_settings(old, changed) == {"model": ["ctc_head_init"]}
     assert differing_settings(changed, old) == {"model": ["ctc_head_init"]}
+    assert differing_settings({"train": {}}, {"train": {"some_new_option": 1}}) == {"train": ["some_new_option"]}

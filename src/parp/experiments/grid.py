@@ -46,6 +46,7 @@ class SweepConfig(TrainConfig):
     # defaults they keep (cells.cell_arguments hands them back)
     model: str | None = shared(ModelArguments, "model")
     mask_time_prob: float = shared(ModelArguments, "mask_time_prob")
+    ctc_head_init: str = shared(ModelArguments, "ctc_head_init")
     max_train_utterances: int | None = shared(DataArguments, "max_train_utterances",
                                               help="Seeded training subset per language.")
     max_valid_utterances: int | None = shared(DataArguments, "max_valid_utterances",

@@ -8,7 +8,6 @@ applies the final exact re-prune, exports the model and writes the run record.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,10 +16,8 @@ from typing import Any, Sequence
 import torch
 from accelerate import PartialState
 
-from ..data.arguments import DataArguments
 from ..errors import ConfigError, MaskError
-from ..models.arguments import ModelArguments
-from ..records import Phase, Run, RunRecord, jsonable, read_run
+from ..records import Phase, Run, RunRecord, read_run
 from ..sparsity import Mask, prunable_parameters, validate_sparsity
 from ..sparsity.structured import ffn_mask, ffn_parameters, random_ffn_mask
 from ..sparsity.validation import validate_n_m
@@ -289,29 +286,22 @@ def _load_weights(model_class, directory: Path) -> dict[str, torch.Tensor]:
     return model_class.from_pretrained(str(directory)).state_dict()
 
 
-def _section_defaults(section: str) -> dict[str, Any]:
-    """Each setting's default in one section of a run's recorded arguments (JSON form, as records hold them)."""
-    kind = {"data": DataArguments, "model": ModelArguments, "train": TrainConfig, "prune": PruneArguments}.get(section)
-    values = {}
-    for f in dataclasses.fields(kind) if kind else ():
-        if f.default is not dataclasses.MISSING:
-            values[f.name] = jsonable(f.default)
-        elif f.default_factory is not dataclasses.MISSING:
-            values[f.name] = jsonable(f.default_factory())
-    return values
+# what runs recorded before an option existed did, per option added since records began (a record without the
+# option matches a run that sets it to this value, and only that)
+SETTING_BEFORE_IT_EXISTED = {"ctc_head_init": "random", "freeze_feature_projection": False}
 
 
 def differing_settings(theirs: dict, ours: dict, sections=("data", "model", "train")) -> dict[str, list[str]]:
     """Per section of two runs' recorded arguments, the settings that would change the trained weights. A setting
-    one record lacks (written before the option existed) matches when the other holds its default."""
+    one record lacks (written before the option existed) matches the value that means what such runs did."""
     result = {}
+    missing = object()
+
+    def value(side: dict, key: str) -> Any:
+        return side[key] if key in side else SETTING_BEFORE_IT_EXISTED.get(key, missing)
+
     for section in sections:
         a, b = theirs.get(section, {}), ours.get(section, {})
-        defaults = _section_defaults(section)
-        missing = object()
-
-        def value(side: dict, key: str) -> Any:
-            return side[key] if key in side else defaults.get(key, missing)
 
         differing = sorted(k for k in set(a) | set(b)
                            if k not in _NEUTRAL_TRAIN_FIELDS and value(a, k) != value(b, k))

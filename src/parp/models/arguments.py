@@ -17,7 +17,7 @@ class ModelArguments:
     mask_feature_prob: float = field(default=0.0, metadata={"help": "SpecAugment channel-mask probability."})
     layerdrop: float = field(default=0.0, metadata={"help": "LayerDrop probability."})
     dropout: float = field(default=0.0, metadata={"help": "Hidden/attention/activation dropout."})
-    ctc_head_init: str = field(default="random", metadata={
-        "help": "CTC head bias at the start: random (transformers' init) | prior (the log of each token's share "
-                "of the training frames, the blank taking the frames no label needs: the model starts where the "
-                "blank plateau is, instead of spending its first updates learning it)."})
+    ctc_head_init: str = field(default="prior", metadata={
+        "help": "CTC head bias at the start: prior (the log of each token's share of the training frames, the blank "
+                "taking the frames no label needs: the model starts where the blank plateau is instead of spending "
+                "its first updates learning it; docs/results/recipe) | random (transformers' init)."})
