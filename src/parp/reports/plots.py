@@ -50,7 +50,8 @@ def per_layer_figure(panels: dict[str, dict[tuple[str, str], float]], target: fl
                     if not np.isnan(grid[i, j]):
                         ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=6.5,
                                 color="white" if abs(grid[i, j] - target) > 0.6 * deviation else "black")
-    fig.suptitle(f"Sparsity per layer and tensor, target {target:g} (colour: difference from target)", fontsize=10)
+    title = f"Sparsity per layer and tensor, target {target:g} (colour: difference from target)"
+    fig.suptitle(title if len(grids) > 1 else title.replace(" (", "\n("), fontsize=10)  # one panel: two lines
     fig.colorbar(image, ax=flat[:len(grids)], fraction=0.03, pad=0.02, label="sparsity - target")
     return fig
 
