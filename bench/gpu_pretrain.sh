@@ -26,11 +26,8 @@ BATCH_SECONDS="${BATCH_SECONDS:-320}"
 PY="${PYTHON:-python3}"
 log() { echo "[gpu-pretrain ${SECONDS}s] $*" | tee -a "$W/session.log"; }
 
-if [[ -z "${NO_WHEELS:-}" ]] && ls .whl/*.whl >/dev/null 2>&1; then
-    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-        || { log "wheels did not install"; exit 1; }
-    export PYTHONPATH=/tmp/site
-fi
+source bench/gpu_wheels.sh
+install_wheels || exit 1
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 "$PY" -c "import parp, jiwer, soundfile, torch; print('torch', torch.__version__,
 torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU')" | tee -a "$W/session.log" \

@@ -36,12 +36,9 @@ LANGS="es fr it ky nl ru sv tr tt zh"
 PY="${PYTHON:-python3}"
 log() { echo "[gpu-session ${SECONDS}s] $*" | tee -a "$W/session.log"; }
 
-if [[ -z "${NO_WHEELS:-}" ]] && ls .whl/*.whl >/dev/null 2>&1; then
-    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-        .gpu/synth-whl/*.whl \
-        || { log "wheels did not install"; exit 1; }
-    export PYTHONPATH=/tmp/site
-fi
+source bench/gpu_wheels.sh
+# shellcheck disable=SC2046
+install_wheels $(ls .gpu/synth-whl/*.whl 2>/dev/null) || exit 1
 export PYTHONPATH="$PWD/src:$PWD/.gpu/shim${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 "$PY" -c "import parp, jiwer, soundfile, soxr, espeakng_loader, wordfreq, torch; print('torch', torch.__version__,
