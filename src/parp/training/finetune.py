@@ -45,9 +45,9 @@ class FinetuneSetup:
         set_seed(seed)  # the fresh CTC head is drawn from the global RNGs
         a = self.model_args
         model = load_ctc_model(a.model, vocab_size=len(self.vocabulary), pad_token_id=self.vocabulary.pad_id,
-                              mask_time_prob=a.mask_time_prob, mask_feature_prob=a.mask_feature_prob,
-                              layerdrop=a.layerdrop, hidden_dropout=a.dropout, attention_dropout=a.dropout,
-                              activation_dropout=a.dropout, final_dropout=a.dropout)
+                               mask_time_prob=a.mask_time_prob, mask_feature_prob=a.mask_feature_prob,
+                               layerdrop=a.layerdrop, hidden_dropout=a.dropout, attention_dropout=a.dropout,
+                               activation_dropout=a.dropout, final_dropout=a.dropout)
         if a.ctc_head_init == "prior":
             init_head_bias_to_prior(model, self.train_set)
         return model
