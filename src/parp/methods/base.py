@@ -295,14 +295,12 @@ def differing_settings(theirs: dict, ours: dict, sections=("data", "model", "tra
     """Per section of two runs' recorded arguments, the settings that would change the trained weights. A setting
     one record lacks (written before the option existed) matches the value that means what such runs did."""
     result = {}
-    missing = object()
 
-    def value(side: dict, key: str) -> Any:
-        return side[key] if key in side else SETTING_BEFORE_IT_EXISTED.get(key, missing)
+    def value(side: dict, key: str) -> Any:  # absent: None, as before, unless the option's old behaviour is known
+        return side[key] if key in side else SETTING_BEFORE_IT_EXISTED.get(key)
 
     for section in sections:
         a, b = theirs.get(section, {}), ours.get(section, {})
-
         differing = sorted(k for k in set(a) | set(b)
                            if k not in _NEUTRAL_TRAIN_FIELDS and value(a, k) != value(b, k))
         if differing:
