@@ -1,28 +1,38 @@
 #!/usr/bin/env bash
-# One lent-GPU call for the results issue's item 1: pretrain the embedded architecture longer than the checkpoint in
-# ../shared/checkpoints/parp-ssl-small-h200 (2257 updates, 183 s on an H200), with the same recipe and audio, then
-# fine-tune it and the embedded encoder side by side on Mboshi with the default recipe (1200 updates, seed 0), so
-# the lower validation CER decides which becomes the embedded default (on the CPU, after the call).
+# One lent-GPU call for the results issue (about 9.5 min on one H100/H200), two jobs sharing the GPU under MPS:
+#   1. item 1: pretrain the embedded architecture longer than ../shared/checkpoints/parp-ssl-small-h200 (2257 updates,
+#      183 s on an H200) with the same recipe and audio; the downstream comparison that decides the embedded default
+#      runs afterwards on the 2-core CPU (the issue's machine), from the fp16 copy this call returns;
+#   2. item 3 (SWEEP=1): the Mboshi sweep with the chosen recipe and three seeds (docs/results/mboshi-gpu), WORKERS
+#      one-process sweep workers (three start on the IMP chains) until DEADLINE seconds after the start; finished
+#      cells' records and their 50 % masks come back, unfinished cells are dropped.
 #
-#   here:  python bench/gpu_audio.py encode     (Mboshi train + FSDD as Opus in .gpu/audio, ~30 MB; ~4 min on 2 idle
-#                                                cores; a trial on the CPU: --limit 40, then PT_STEPS=4 FT_STEPS=4
-#                                                BATCH_SECONDS=20 NO_WHEELS=1 PYTHON=.venv/bin/python)
+#   here:  python bench/gpu_audio.py encode     (Mboshi train + FSDD as Opus in .gpu/audio, ~30 MiB; ~4 min on 2 idle
+#                                                cores; a trial on the CPU: --limit 40, then PT_STEPS=4 PT_MINUTES=0.5
+#                                                BATCH_SECONDS=20 DEADLINE=120 WORKERS=4 NO_WHEELS=1
+#                                                PYTHON=.venv/bin/python)
 #          bash bench/make_gpu_carry.sh         (wheels in .whl; espeakng_loader is not needed by this call)
 #   there: bash bench/gpu_pretrain.sh           (carry [".whl", ".gpu/audio"], not all of .gpu:
 #                                                the tree itself is ~26 MB of the 64 MiB a call takes)
 #
-# Results under $OUT: pretrain-records.tar.gz (both runs' records, logs, loss curve) and model-fp16.safetensors plus
-# the new encoder's config (fp16 to pass the 16 MiB file limit; stored back as fp32, a round trip the card states).
-# Environment overrides (also for a trial on a CPU): PT_STEPS, PT_MINUTES, FT_STEPS, BATCH_SECONDS, NO_WHEELS.
+# Results under $OUT: model-fp16.safetensors plus the new encoder's config (fp16 to pass the 16 MiB file limit; stored
+# back as fp32, a round trip the card states), pretrain-records.tar.gz (the run's record, logs, loss curve) and, with
+# SWEEP=1, mboshi-gpu.tar.gz (the sweep's records and 50 % masks).
+# Environment overrides (also for a trial on a CPU): PT_STEPS, PT_MINUTES, LOADERS, BATCH_SECONDS, SWEEP, WORKERS,
+# DEADLINE, SWEEP_DIR (a folder with sweep.yaml and imp.yaml), NO_WHEELS.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-runs/gpu-pretrain/out}"
 W=runs/gpu-pretrain
 mkdir -p "$OUT" "$W"
-PT_STEPS="${PT_STEPS:-3600}"        # ~12 updates/s measured on an H200 at 320 s batches: ~5 min
-PT_MINUTES="${PT_MINUTES:-5.5}"     # a guard: the run ends as at max_steps if the GPU is slower
-FT_STEPS="${FT_STEPS:-1200}"
+PT_STEPS="${PT_STEPS:-4000}"        # ~12 updates/s on an H200 alone at 320 s batches; the sweep beside it slows it
+PT_MINUTES="${PT_MINUTES:-6.3}"     # a guard: the run ends as at max_steps if the GPU is slower
+LOADERS="${LOADERS:-8}"
 BATCH_SECONDS="${BATCH_SECONDS:-320}"
+SWEEP="${SWEEP:-1}"
+WORKERS="${WORKERS:-8}"
+DEADLINE="${DEADLINE:-510}"         # the sweep stops here (seconds from the start); packing takes ~20 s
+SWEEP_DIR="${SWEEP_DIR:-docs/results/mboshi-gpu}"
 PY="${PYTHON:-python3}"
 log() { echo "[gpu-pretrain ${SECONDS}s] $*" | tee -a "$W/session.log"; }
 
@@ -37,29 +47,33 @@ log "decoding the carried audio"
 "$PY" bench/gpu_audio.py decode > "$W/decode.log" 2>&1 || { log "decode failed"; tail -3 "$W/decode.log"; exit 1; }
 M=runs/gpu-audio/mboshi/manifest.tsv
 F=runs/gpu-audio/fsdd/manifest.tsv
+[[ "$SWEEP" == 1 ]] && start_mps
 
 log "pretraining: up to $PT_STEPS updates or $PT_MINUTES min"
-"$PY" -m parp pretrain --sources "$M" "$F" --output_dir "$W/pt" --objective best-rq --max_steps "$PT_STEPS" \
+timeout 480 "$PY" -m parp pretrain --sources "$M" "$F" --output_dir "$W/pt" --objective best-rq \
+    --max_steps "$PT_STEPS" \
     --max_minutes "$PT_MINUTES" --warmup_steps 200 --learning_rate 1e-3 --lr_schedule cosine \
     --max_batch_seconds "$BATCH_SECONDS" --eval_every 400 --save_every 800 --log_every 20 --max_valid_clips 100 \
-    --num_workers 6 --seed 0 --no_progress > "$W/pretrain.log" 2>&1
+    --num_workers "$LOADERS" --seed 0 --no_progress > "$W/pretrain.log" 2>&1 &
+pretrain=$!
+
+workers=()
+if [[ "$SWEEP" == 1 ]]; then
+    for i in $(seq "$WORKERS"); do
+        configs=("$SWEEP_DIR/sweep.yaml")
+        (( i <= 3 )) && configs=("$SWEEP_DIR/imp.yaml" "$SWEEP_DIR/sweep.yaml")
+        ( for c in "${configs[@]}"; do OMP_NUM_THREADS=1 "$PY" -m parp sweep --config "$c"; done ) \
+            > "$W/worker-$i.log" 2>&1 &
+        workers+=($!)
+        sleep 2
+    done
+    log "$WORKERS sweep workers started"
+fi
+
+wait "$pretrain"
 log "pretrain: exit $? ($(tail -n 1 "$W/pretrain.log"))"
-[[ -f "$W/pt/model/model.safetensors" ]] || { log "no pretrained model"; tar czf "$OUT/pretrain-records.tar.gz" "$W"/*.log; exit 1; }
-
-log "fine-tuning both encoders on Mboshi ($FT_STEPS updates, the default recipe, seed 0), side by side"
-pids=()
-for arm in embedded new; do
-    model=()
-    [[ $arm == new ]] && model=(--model "$W/pt/model")
-    "$PY" -m parp finetune "${model[@]}" --train_manifest "$M" --max_valid_utterances 150 --seed 0 \
-        --max_steps "$FT_STEPS" --eval_every 300 --save_every 0 --no_progress --output_dir "$W/ft-$arm" \
-        > "$W/ft-$arm.log" 2>&1 &
-    pids+=($!)
-done
-for p in "${pids[@]}"; do wait "$p"; done
-for arm in embedded new; do log "ft-$arm: $(grep -o '"cer": [0-9.]*' "$W/ft-$arm/run.json" 2>/dev/null | tail -n 1)"; done
-
-"$PY" - "$W/pt/model" "$OUT" <<'PY'
+if [[ -f "$W/pt/model/model.safetensors" ]]; then
+    "$PY" - "$W/pt/model" "$OUT" <<'PY'
 import shutil, sys
 from pathlib import Path
 from safetensors.torch import load_file, save_file
@@ -70,7 +84,33 @@ for name in ("config.json", "preprocessor_config.json"):
     if (src / name).is_file():
         shutil.copy(src / name, out / name)
 PY
+else
+    log "no pretrained model"
+fi
 find "$W" \( -name checkpoints -o -name model -o -name model-compact -o -name best \) -prune -o -type f \
     \( -name '*.json' -o -name '*.log' -o -name '*.png' -o -name '*.tsv' -o -name '*.md' \) -size -4M -print \
-    | grep -v gpu-audio | tar czf "$OUT/pretrain-records.tar.gz" -T -
+    | tar czf "$OUT/pretrain-records.tar.gz" -T -
+
+if [[ "$SWEEP" == 1 ]]; then
+    while (( SECONDS < DEADLINE )); do
+        alive=0
+        for p in "${workers[@]}"; do kill -0 "$p" 2>/dev/null && alive=$((alive + 1)); done
+        (( alive == 0 )) && break
+        sleep 5
+    done
+    RES=$("$PY" -c "from parp.experiments.grid import load_sweep_config as l
+print(l('$SWEEP_DIR/sweep.yaml').output_dir)")
+    finished=$(find "$RES" -name run.json -print0 2>/dev/null | xargs -0 grep -l '"completed"' 2>/dev/null | wc -l)
+    log "deadline: stopping the sweep ($finished cells finished)"
+    for p in "${workers[@]}"; do pkill -KILL -P "$p" 2>/dev/null; kill -KILL "$p" 2>/dev/null; done
+    pkill -KILL -f "parp sweep" 2>/dev/null
+    wait 2>/dev/null
+    sleep 1
+    timeout 30 "$PY" -m parp sweep --config "$SWEEP_DIR/sweep.yaml" --collect_only > "$W/collect.log" 2>&1
+    { find "$RES" \( -name checkpoints -o -name logs \) -prune -o -type f \
+          \( -name '*.json' -o -name '*.csv' -o -name '*.md' \) -size -2M -print
+      find "$RES" -path '*/s0.5/*' -name mask.safetensors -not -path '*/checkpoints/*'
+      ls "$W"/worker-*.log "$W"/collect.log "$W"/session.log; } > "$W/sweep.list"
+    tar czf "$OUT/mboshi-gpu.tar.gz" -T "$W/sweep.list" 2>/dev/null
+fi
 log "done: $(ls "$OUT" | tr '\n' ' ')"

@@ -73,16 +73,7 @@ for l in $LANGS; do
 done
 log "data: $(cat runs/synth-phones/*/train.tsv | wc -l) manifest lines"
 
-# Many small processes on one GPU run concurrently under MPS; without it they take turns. Used only if it works.
-if command -v nvidia-cuda-mps-control >/dev/null 2>&1; then
-    export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
-    mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
-    if nvidia-cuda-mps-control -d && timeout 60 "$PY" -c "import torch; assert torch.ones(4, device='cuda').sum() == 4"
-    then log "MPS on"
-    else echo quit | nvidia-cuda-mps-control 2>/dev/null; unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
-         log "MPS off (did not start)"
-    fi
-fi
+start_mps
 
 multi() {  # the multilingual run for the given seeds (scoring only, for seeds whose run finished)
     "$PY" - "$CFG" "$@" <<'PY'

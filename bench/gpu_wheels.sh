@@ -1,10 +1,23 @@
-# Sourced by the lent-GPU scripts (gpu_session.sh, gpu_pretrain.sh): `install_wheels [MORE.whl ...]` installs the
-# carried wheels of .whl/ (and any more given) into /tmp/site and puts it on PYTHONPATH; NO_WHEELS=1 skips it
-# (a trial on a machine that has the packages). Needs PY and a `log` function.
+# Sourced by the lent-GPU scripts (gpu_session.sh, gpu_pretrain.sh); needs PY and a `log` function.
+# `install_wheels [MORE.whl ...]` installs the carried wheels of .whl/ (and any more given) into /tmp/site and puts it
+# on PYTHONPATH; NO_WHEELS=1 skips it (a trial on a machine that has the packages).
 install_wheels() {
     [[ -n "${NO_WHEELS:-}" ]] && return 0
     ls .whl/*.whl >/dev/null 2>&1 || return 0
     "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
         .whl/*.whl "$@" || { log "wheels did not install"; return 1; }
     export PYTHONPATH=/tmp/site
+}
+
+# `start_mps`: many small processes on one GPU run concurrently under MPS; without it they take turns. Used only if
+# it starts and a CUDA call works under it; a no-op where there is no MPS daemon (a CPU trial).
+start_mps() {
+    command -v nvidia-cuda-mps-control >/dev/null 2>&1 || return 0
+    export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
+    mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
+    if nvidia-cuda-mps-control -d && timeout 60 "$PY" -c "import torch; assert torch.ones(4, device='cuda').sum() == 4"
+    then log "MPS on"
+    else echo quit | nvidia-cuda-mps-control 2>/dev/null; unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
+         log "MPS off (did not start)"
+    fi
 }
