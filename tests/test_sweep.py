@@ -229,6 +229,12 @@ def test_collect_only_reports_finished_cells_and_a_changed_schedule_is_refused(s
     run_sweep(_config(setup, out, methods=[], sparsities=[0.0], save_every=1, progress=True))
     assert _mtimes(out) == before
 
+    # records copied back without weights or masks (a GPU call's): collected, the mask named where export writes it
+    for weights in (out / "cells").rglob("*.safetensors"):
+        weights.unlink()
+    rows = run_sweep(_config(setup, out, methods=[], sparsities=[0.0], collect_only=True))
+    assert rows[0]["mask"].endswith("/model/mask.safetensors") and rows[0]["cer"] is not None
+
 
 def test_imp_chain_runs_one_trajectory_through_the_sweep_sparsities(setup, tmp_path):
     out = tmp_path / "sweep"

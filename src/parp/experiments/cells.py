@@ -208,13 +208,16 @@ def _size(path: Path) -> int | None:
 
 
 def final_mask_path(directory: Path) -> Path:
-    """The cell's final mask file: the one export wrote, else one read off the exported model's zeros."""
+    """The cell's final mask file: the one export wrote, else one read off the exported model's zeros; where the
+    weights are absent too (records copied back from a GPU call without them), where export writes the mask."""
     derived = directory / "final-mask.safetensors"
     if derived.is_file():
         return derived
     for candidate in sorted(directory.glob("*.safetensors")) + sorted((directory / "model").glob("*.safetensors")):
         if _is_mask_file(candidate, MASK_FORMAT):
             return candidate
+    if not (directory / "model" / "model.safetensors").is_file():
+        return directory / "model" / "mask.safetensors"
     return derive_mask_from_zeros(directory / "model", derived)
 
 
