@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 
 import pytest
 from helpers import synthetic_corpus, tiny_model_dir
@@ -374,3 +375,18 @@ def test_a_setting_newer_than_a_finished_cell_matches_it_at_its_default():
     assert differing_settings(old, changed) == {"model": ["ctc_head_init"]}
     assert differing_settings(changed, old) == {"model": ["ctc_head_init"]}
     assert differing_settings({"train": {}}, {"train": {"some_new_option": 1}}) == {"train": ["some_new_option"]}
+
+
+def test_a_finished_cell_of_another_encoder_is_refused(setup, tmp_path):
+    """`model: None` means whichever encoder this parp ships: a cell that fine-tuned an earlier one must not be
+    skipped as if comparable; the record's encoder identity (pretraining updates from the card) tells them apart."""
+    model = tmp_path / "encoder"
+    shutil.copytree(setup[2], model)
+    (model / "pretraining.json").write_text(json.dumps({"steps": 100}))
+    out = tmp_path / "sweep"
+    run_sweep(_config(setup, out, model=str(model), methods=[], sparsities=[0.0]))
+    record = json.loads(next(out.glob("cells/**/run.json")).read_text())
+    assert record["encoder"] == {"source": str(model), "pretraining_steps": 100}
+    (model / "pretraining.json").write_text(json.dumps({"steps": 200}))  # the same folder, pretrained longer
+    with pytest.raises(ConfigError, match="another encoder .*100 pretraining updates.*200 pretraining updates"):
+        run_sweep(_config(setup, out, model=str(model), methods=[], sparsities=[0.0]))

@@ -15,7 +15,7 @@ from ..data import DataArguments
 from ..errors import ConfigError
 from ..methods import PruneArguments
 from ..methods.base import METHOD_NAMES, differing_settings
-from ..models import ModelArguments
+from ..models import ModelArguments, encoder_identity
 from ..records import is_completed, jsonable, read_run
 from ..sparsity import validate_sparsity
 from ..training.loop import TrainConfig
@@ -146,14 +146,25 @@ def validate_sweep(config: SweepConfig) -> tuple[list[LanguageData], list[Cell]]
     return languages, cells + transfer_cells(config, languages)  # last: each waits for its source's OMP cell
 
 
+def _describe(encoder: dict) -> str:
+    steps = encoder.get("pretraining_steps")
+    return encoder.get("source", "?") + (f", {steps} pretraining updates" if steps is not None else "")
+
+
 def check_finished_cells(config: SweepConfig, languages: dict[str, LanguageData], cells: list[Cell],
                          output_dir: Path) -> None:
     """Refuse a sweep folder whose finished cells ran with other settings: skipping them would mix schedules."""
+    encoder = encoder_identity(config.model)
     for cell in cells:
         directory = cell.directory(output_dir)
         if not is_completed(directory):
             continue
-        recorded = read_run(directory).arguments
+        run = read_run(directory)
+        if run.data.get("encoder", encoder) != encoder:  # records of older parp lack it: judged by settings alone
+            raise ConfigError(f"{directory}: this finished cell fine-tuned another encoder "
+                              f"({_describe(run.data['encoder'])}; this sweep's is {_describe(encoder)}); "
+                              "give the sweep another output_dir")
+        recorded = run.arguments
         data, model, train, prune = cell_arguments(config, languages[cell.language], cell, output_dir)
         expected = jsonable({"data": data, "model": model, "train": train, "prune": prune})
         differing = differing_settings(recorded, expected, ("data", "model", "train", "prune"))

@@ -14,7 +14,7 @@ import torch
 
 from ..data import DataArguments
 from ..export import compression_report, save_compact_model, save_compressed, save_pruned_model, write_model_card
-from ..models import ModelArguments
+from ..models import ModelArguments, encoder_identity
 from ..records import RunRecord
 from ..sparsity import measure_sparsity
 from ..training.finetune import prepare_finetune, record_decode_failures
@@ -44,6 +44,7 @@ def run_prune(data_args: DataArguments, model_args: ModelArguments, config: Trai
     arguments = {"prune": args, "data": data_args, "model": model_args, "train": config}
     changes = prepare_output_dir(output_dir, config.overwrite_output_dir, "prune", arguments)
     record = RunRecord(output_dir / ("run.json" if rank == 0 else f"run.rank{rank}.json"), "prune", arguments)
+    record.set("encoder", encoder_identity(model_args.model))
     if changes:
         record.set("changed_on_resume", changes)
     setup = prepare_finetune(data_args, model_args, progress=config.progress)

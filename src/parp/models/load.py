@@ -6,6 +6,7 @@ data2vec-audio all load the same way, from a hub id (users with a network) or a 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -54,6 +55,20 @@ def resolve_model_source(name_or_path: str | os.PathLike | None) -> str:
     if _looks_like_local_path(name):
         raise ModelError(f"--model {name}: model folder does not exist")
     return name  # a hub id such as facebook/wav2vec2-xls-r-300m
+
+
+def encoder_identity(name_or_path: str | os.PathLike | None) -> dict:
+    """What a run record keeps to tell encoders apart: the folder or hub id ("embedded" for the default, whichever
+    encoder this parp ships) and, where the folder has a pretraining record (the embedded card's), its updates."""
+    source = resolve_model_source(name_or_path)
+    identity = {"source": "embedded" if name_or_path in (None, "") else source}
+    record = Path(source) / "pretraining.json"
+    if record.is_file():
+        try:
+            identity["pretraining_steps"] = json.loads(record.read_text(encoding="utf-8")).get("steps")
+        except (OSError, ValueError):  # an unreadable card is no reason to stop a run
+            pass
+    return identity
 
 
 def load_ctc_model(name_or_path: str | os.PathLike | None, vocab_size: int, pad_token_id: int = 0,

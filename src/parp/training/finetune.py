@@ -20,7 +20,7 @@ from ..data.dataset import SpeechDataset
 from ..data.text import TOKEN_UNITS, PhoneNormalizer, TextNormalizer, Vocabulary
 from ..errors import ConfigError
 from ..export.card import write_model_card
-from ..models import ModelArguments, load_ctc_model, resolve_model_source
+from ..models import ModelArguments, encoder_identity, load_ctc_model, resolve_model_source
 from ..records import RunRecord
 from .ctc import CTC_HEAD_INITS, CTCObjective, init_head_bias_to_prior
 from .loop import TrainConfig, TrainResult, train, validate_train_config
@@ -112,6 +112,7 @@ def run_finetune(data_args: DataArguments, model_args: ModelArguments, config: T
     changes = prepare_output_dir(output_dir, config.overwrite_output_dir, "finetune", arguments)
     rank = int(os.environ.get("RANK", "0"))  # under torchrun every process keeps its own record
     record = RunRecord(output_dir / ("run.json" if rank == 0 else f"run.rank{rank}.json"), "finetune", arguments)
+    record.set("encoder", encoder_identity(model_args.model))
     if changes:
         record.set("changed_on_resume", changes)
     setup = prepare_finetune(data_args, model_args, progress=config.progress)
