@@ -4,7 +4,7 @@
     python bench/gpu_audio.py decode            # there: .gpu/audio/ -> runs/gpu-audio/ as 16-bit WAV, 16 processes
 
 Each corpus keeps its manifest (every column, ``path`` renamed to the new file), so ``parp pretrain`` and
-``parp finetune`` read the copy exactly as they read ``../shared/data``. Opus at about 15 kbit/s keeps what speech
+``parp finetune`` read the copy exactly as they read ``../shared/data``. Opus at about 13 kbit/s keeps what speech
 recognition needs; the decoded WAV is not bit-identical to the source (a lossy round trip), which the GPU runs'
 notes must say.
 """
@@ -31,8 +31,8 @@ def _convert(job: tuple[str, str, str]) -> str:
     audio, rate = sf.read(source, dtype="float32", always_2d=True)
     audio = audio.mean(axis=1)
     if kind == "opus":  # libsndfile's Opus takes 8/12/16/24/48 kHz; both corpora are 16 or 8 kHz
-        # ~15.5 kbit/s on Mboshi: ~26 MiB, which with the tree (~26 MB) and wheels fits the 64 MiB a call carries
-        sf.write(target, audio, rate, format="OGG", subtype="OPUS", compression_level=0.97)
+        # ~13 kbit/s on Mboshi: 22.6 MiB, so that tree (25 MiB), wheels and audio pass the 64 MB a call carries
+        sf.write(target, audio, rate, format="OGG", subtype="OPUS", compression_level=0.98)
     else:
         sf.write(target, np.clip(audio, -1, 1), rate, subtype="PCM_16")
     return target

@@ -7,13 +7,13 @@
 #      one-process sweep workers (three start on the IMP chains) until DEADLINE seconds after the start; finished
 #      cells' records and their 50 % masks come back, unfinished cells are dropped.
 #
-#   here:  python bench/gpu_audio.py encode     (Mboshi train + FSDD as Opus in .gpu/audio, ~30 MiB; ~4 min on 2 idle
+#   here:  python bench/gpu_audio.py encode     (Mboshi train + FSDD as Opus in .gpu/audio, ~27 MiB; ~5 min on 2 idle
 #                                                cores; a trial on the CPU: --limit 40, then PT_STEPS=4 PT_MINUTES=0.5
 #                                                BATCH_SECONDS=20 DEADLINE=120 WORKERS=4 NO_WHEELS=1
 #                                                PYTHON=.venv/bin/python)
 #          bash bench/make_gpu_carry.sh         (wheels in .whl; espeakng_loader is not needed by this call)
 #   there: bash bench/gpu_pretrain.sh           (carry [".whl", ".gpu/audio"], not all of .gpu:
-#                                                the tree itself is ~26 MB of the 64 MiB a call takes)
+#                                                the tree is ~26 MB; the call refused 64.4 MB of all three)
 #
 # Results under $OUT: model-fp16.safetensors plus the new encoder's config (fp16 to pass the 16 MiB file limit; stored
 # back as fp32, a round trip the card states), pretrain-records.tar.gz (the run's record, logs, loss curve) and, with
@@ -92,19 +92,13 @@ find "$W" \( -name checkpoints -o -name model -o -name model-compact -o -name be
     | tar czf "$OUT/pretrain-records.tar.gz" -T -
 
 if [[ "$SWEEP" == 1 ]]; then
-    while (( SECONDS < DEADLINE )); do
-        alive=0
-        for p in "${workers[@]}"; do kill -0 "$p" 2>/dev/null && alive=$((alive + 1)); done
-        (( alive == 0 )) && break
-        sleep 5
-    done
+    wait_for "$DEADLINE" "${workers[@]}"
     RES=$("$PY" -c "from parp.experiments.grid import load_sweep_config as l
 print(l('$SWEEP_DIR/sweep.yaml').output_dir)")
     finished=$(find "$RES" -name run.json -print0 2>/dev/null | xargs -0 grep -l '"completed"' 2>/dev/null | wc -l)
     log "deadline: stopping the sweep ($finished cells finished)"
-    for p in "${workers[@]}"; do pkill -KILL -P "$p" 2>/dev/null; kill -KILL "$p" 2>/dev/null; done
+    stop_all "${workers[@]}"
     pkill -KILL -f "parp sweep" 2>/dev/null
-    wait 2>/dev/null
     sleep 1
     timeout 30 "$PY" -m parp sweep --config "$SWEEP_DIR/sweep.yaml" --collect_only > "$W/collect.log" 2>&1
     { find "$RES" \( -name checkpoints -o -name logs \) -prune -o -type f \

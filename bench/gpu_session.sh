@@ -95,17 +95,11 @@ for i in $(seq "$WORKERS"); do
     sleep 1
 done
 log "$WORKERS sweep workers and the multilingual worker started"
-while (( SECONDS < DEADLINE )); do
-    alive=0
-    for p in "${workers[@]}"; do kill -0 "$p" 2>/dev/null && alive=$((alive + 1)); done
-    (( alive == 0 )) && break
-    sleep 5
-done
+wait_for "$DEADLINE" "${workers[@]}"
 RES=$("$PY" -c "from parp.experiments.grid import load_sweep_config as l; print(l('$CFG').output_dir)")
 done_cells=$(find "$RES/cells" -name run.json 2>/dev/null | xargs grep -l '"completed"' 2>/dev/null | wc -l)
 log "deadline: stopping workers ($done_cells cells finished)"
-for p in "${workers[@]}"; do pkill -KILL -P "$p" 2>/dev/null; kill -KILL "$p" 2>/dev/null; done
-wait 2>/dev/null
+stop_all "${workers[@]}"
 
 finished=$("$PY" - "$RES" <<'PY'
 import sys

@@ -1,4 +1,4 @@
-# Sourced by the lent-GPU scripts (gpu_session.sh, gpu_pretrain.sh); needs PY and a `log` function.
+# Sourced by the lent-GPU scripts (gpu_session.sh, gpu_pretrain.sh): the helpers they share; needs PY and `log`.
 # `install_wheels [MORE.whl ...]` installs the carried wheels of .whl/ (and any more given) into /tmp/site and puts it
 # on PYTHONPATH; NO_WHEELS=1 skips it (a trial on a machine that has the packages).
 install_wheels() {
@@ -20,4 +20,23 @@ start_mps() {
     else echo quit | nvidia-cuda-mps-control 2>/dev/null; unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
          log "MPS off (did not start)"
     fi
+}
+
+# `wait_for DEADLINE PID...`: until every PID has exited or the calling script has run DEADLINE seconds.
+wait_for() {
+    local deadline=$1 alive p
+    shift
+    while (( SECONDS < deadline )); do
+        alive=0
+        for p in "$@"; do kill -0 "$p" 2>/dev/null && alive=$((alive + 1)); done
+        (( alive == 0 )) && return 0
+        sleep 5
+    done
+}
+
+# `stop_all PID...`: each PID and its children, at once (the cells they were running are dropped).
+stop_all() {
+    local p
+    for p in "$@"; do pkill -KILL -P "$p" 2>/dev/null; kill -KILL "$p" 2>/dev/null; done
+    wait 2>/dev/null
 }
