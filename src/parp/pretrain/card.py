@@ -224,7 +224,7 @@ It is a research toy, far smaller and less trained than XLS-R: use a real checkp
 
 ![loss curve](loss_curve.png)
 
-## Does pretraining help? Fine-tuning from this checkpoint vs from random initialisation
+## Downstream: fine-tuning from this checkpoint vs other initialisations (an earlier encoder, or random)
 
 {_downstream_section(downstream, downstream_command)}
 ## Reproduce this checkpoint
