@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from helpers import synthetic_corpus, tiny_model_dir
 
@@ -18,6 +19,7 @@ def test_flags_parse_and_default_off():
     assert not any((TrainConfig().torch_compile, TrainConfig().gradient_checkpointing, TrainConfig().tf32))
 
 
+@pytest.mark.filterwarnings("error::FutureWarning")  # the deprecated transformers name must not be used
 def test_gradient_checkpointing_and_tf32_train(tmp_path):
     setup = prepare_finetune(DataArguments(train_manifest=str(synthetic_corpus(tmp_path / "data", n=12)),
                                            valid_fraction=0.25),

@@ -20,5 +20,9 @@ def apply_speed_options(model: torch.nn.Module, config) -> str:
         if not getattr(model, "supports_gradient_checkpointing", False):
             raise ConfigError(f"--gradient-checkpointing: {type(model).__name__} does not support it")
         # recompute activations in the backward pass: less memory for long clips / large encoders
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        enable = getattr(model, "activation_checkpointing_enable", None)  # newer transformers; the old name warns
+        if enable is not None:
+            enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return "inductor" if config.torch_compile else "no"
