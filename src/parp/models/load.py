@@ -60,9 +60,10 @@ def resolve_model_source(name_or_path: str | os.PathLike | None) -> str:
 def encoder_identity(name_or_path: str | os.PathLike | None) -> dict:
     """What a run record keeps to tell encoders apart: the folder or hub id ("embedded" for the default, whichever
     encoder this parp ships) and, where the folder has a pretraining record (the embedded card's), its updates."""
-    source = resolve_model_source(name_or_path)
-    identity = {"source": "embedded" if name_or_path in (None, "") else source}
-    record = Path(source) / "pretraining.json"
+    embedded = name_or_path is None or str(name_or_path) == ""
+    source = str(default_model_path()) if embedded else str(name_or_path)  # unchecked: records of absent models too
+    identity = {"source": "embedded" if embedded else source}
+    record = Path(source).expanduser() / "pretraining.json"
     if record.is_file():
         try:
             identity["pretraining_steps"] = json.loads(record.read_text(encoding="utf-8")).get("steps")
