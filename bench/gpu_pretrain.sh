@@ -100,7 +100,9 @@ print(l('$SWEEP_DIR/sweep.yaml').output_dir)")
     stop_all "${workers[@]}"
     pkill -KILL -f "parp sweep" 2>/dev/null
     sleep 1
-    timeout 30 "$PY" -m parp sweep --config "$SWEEP_DIR/sweep.yaml" --collect_only > "$W/collect.log" 2>&1
+    collect="$SWEEP_DIR/collect.yaml"  # every cell of both configs (IMP's too); a trial folder may lack it
+    [[ -f "$collect" ]] || collect="$SWEEP_DIR/sweep.yaml"
+    timeout 30 "$PY" -m parp sweep --config "$collect" --collect_only > "$W/collect.log" 2>&1
     { find "$RES" \( -name checkpoints -o -name logs \) -prune -o -type f \
           \( -name '*.json' -o -name '*.csv' -o -name '*.md' \) -size -2M -print
       find "$RES" -path '*/s0.5/*' -name mask.safetensors -not -path '*/checkpoints/*'
