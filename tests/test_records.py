@@ -61,9 +61,9 @@ def old_sweep(tmp_path, monkeypatch):
 def _old_config() -> SweepConfig:
     """The settings make_fixture.py ran the fixture with."""
     return SweepConfig(output_dir="sweep", languages=["aa=corpus-aa/train.tsv", "bb=corpus-bb/train.tsv"],
-                       methods=["omp", "parp"], sparsities=[0.5], model="model", mask_time_prob=0.0, ctc_head_init="random", max_steps=2,
-                       learning_rate=5e-2, warmup_steps=0, eval_every=0, save_every=0, max_batch_seconds=4,
-                       valid_fraction=0.25, progress=False, prune_every=1)
+                       methods=["omp", "parp"], sparsities=[0.5], model="model", mask_time_prob=0.0,
+                       ctc_head_init="random", max_steps=2, learning_rate=5e-2, warmup_steps=0, eval_every=0,
+                       save_every=0, max_batch_seconds=4, valid_fraction=0.25, progress=False, prune_every=1)
 
 
 def _old_columns(rows, old):

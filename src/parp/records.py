@@ -198,6 +198,11 @@ class Run:
         return self.arguments.get(name) or {}
 
     @property
+    def encoder(self) -> dict[str, Any] | None:
+        """The encoder the run started from (``models.encoder_identity``); None in records of older parp."""
+        return self.data.get("encoder")
+
+    @property
     def metrics(self) -> dict[str, Any]:
         return self.data.get("metrics") or {}
 

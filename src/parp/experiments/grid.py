@@ -160,9 +160,9 @@ def check_finished_cells(config: SweepConfig, languages: dict[str, LanguageData]
         if not is_completed(directory):
             continue
         run = read_run(directory)
-        if run.data.get("encoder", encoder) != encoder:  # records of older parp lack it: judged by settings alone
+        if run.encoder not in (None, encoder):  # records of older parp lack it: judged by settings alone
             raise ConfigError(f"{directory}: this finished cell fine-tuned another encoder "
-                              f"({_describe(run.data['encoder'])}; this sweep's is {_describe(encoder)}); "
+                              f"({_describe(run.encoder)}; this sweep's is {_describe(encoder)}); "
                               "give the sweep another output_dir")
         recorded = run.arguments
         data, model, train, prune = cell_arguments(config, languages[cell.language], cell, output_dir)

@@ -7,19 +7,16 @@ target, export (dense HF folder with zeros baked in, mask, compressed checkpoint
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
 
 from ..data import DataArguments
 from ..export import compression_report, save_compact_model, save_compressed, save_pruned_model, write_model_card
-from ..models import ModelArguments, encoder_identity
-from ..records import RunRecord
+from ..models import ModelArguments
 from ..sparsity import measure_sparsity
-from ..training.finetune import prepare_finetune, record_decode_failures
+from ..training.finetune import open_run_record, prepare_finetune, record_decode_failures
 from ..training.loop import TrainConfig, validate_train_config
-from ..training.resume_check import prepare_output_dir
 from . import full, imp, mpi, omp, parp
 from .base import METHOD_NAMES, MethodContext, PruneArguments, validate_prune_arguments
 from .hooks import FixedMaskHook, PARPHook
@@ -40,13 +37,8 @@ def run_prune(data_args: DataArguments, model_args: ModelArguments, config: Trai
     validate_prune_arguments(args)
     validate_train_config(config)
     output_dir = Path(config.output_dir)
-    rank = int(os.environ.get("RANK", "0"))  # under torchrun: one record per process, exports from rank 0 only
     arguments = {"prune": args, "data": data_args, "model": model_args, "train": config}
-    changes = prepare_output_dir(output_dir, config.overwrite_output_dir, "prune", arguments)
-    record = RunRecord(output_dir / ("run.json" if rank == 0 else f"run.rank{rank}.json"), "prune", arguments)
-    record.set("encoder", encoder_identity(model_args.model))
-    if changes:
-        record.set("changed_on_resume", changes)
+    record, rank = open_run_record("prune", arguments, config, model_args)  # exports from rank 0 only
     setup = prepare_finetune(data_args, model_args, progress=config.progress)
     record.update("data", setup.data_summary)
     ctx = MethodContext(setup, config, args, record, extra_hooks)

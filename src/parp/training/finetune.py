@@ -104,17 +104,27 @@ class FinetuneResult:
     record_path: Path
 
 
+def open_run_record(command: str, arguments: dict, config: TrainConfig,
+                    model_args: ModelArguments) -> tuple[RunRecord, int]:
+    """The record of a ``parp finetune`` / ``parp prune`` run and this process's rank: a resumed folder's settings are
+    checked first, under torchrun every process keeps its own record, and the record names the encoder (a default
+    ``--model`` follows whichever encoder parp ships)."""
+    output_dir = Path(config.output_dir)
+    changes = prepare_output_dir(output_dir, config.overwrite_output_dir, command, arguments)
+    rank = int(os.environ.get("RANK", "0"))
+    record = RunRecord(output_dir / ("run.json" if rank == 0 else f"run.rank{rank}.json"), command, arguments)
+    record.set("encoder", encoder_identity(model_args.model))
+    if changes:
+        record.set("changed_on_resume", changes)
+    return record, rank
+
+
 def run_finetune(data_args: DataArguments, model_args: ModelArguments, config: TrainConfig) -> FinetuneResult:
     """``parp finetune``: full fine-tuning (the 0 % sparsity baseline)."""
     validate_train_config(config)
     output_dir = Path(config.output_dir)
     arguments = {"data": data_args, "model": model_args, "train": config}
-    changes = prepare_output_dir(output_dir, config.overwrite_output_dir, "finetune", arguments)
-    rank = int(os.environ.get("RANK", "0"))  # under torchrun every process keeps its own record
-    record = RunRecord(output_dir / ("run.json" if rank == 0 else f"run.rank{rank}.json"), "finetune", arguments)
-    record.set("encoder", encoder_identity(model_args.model))
-    if changes:
-        record.set("changed_on_resume", changes)
+    record, rank = open_run_record("finetune", arguments, config, model_args)
     setup = prepare_finetune(data_args, model_args, progress=config.progress)
     record.update("data", setup.data_summary)
     model = setup.new_model(config.seed)
