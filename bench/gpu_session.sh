@@ -37,6 +37,7 @@ PY="${PYTHON:-python3}"
 log() { echo "[gpu-session ${SECONDS}s] $*" | tee -a "$W/session.log"; }
 
 source bench/gpu_wheels.sh
+log "embedded encoder: $(grep -m1 -o '"steps": [0-9]*' src/parp/assets/parp-ssl-small/pretraining.json) pretraining updates"
 # shellcheck disable=SC2046
 install_wheels $(ls .gpu/synth-whl/*.whl 2>/dev/null) || exit 1
 export PYTHONPATH="$PWD/src:$PWD/.gpu/shim${PYTHONPATH:+:$PYTHONPATH}"
