@@ -102,14 +102,16 @@ done_cells=$(find "$RES/cells" -name run.json 2>/dev/null | xargs grep -l '"comp
 log "deadline: stopping workers ($done_cells cells finished)"
 stop_all "${workers[@]}"
 
-finished=$("$PY" - "$RES" <<'PY'
+finished=$("$PY" - "$CFG" <<'PY'
 import sys
 from pathlib import Path
 from parp.experiments.cells import Cell
-from parp.experiments.multilingual import METHOD, MULTILINGUAL
+from parp.experiments.grid import load_sweep_config
+from parp.experiments.multilingual import MULTILINGUAL, multilingual_method
 from parp.records import is_completed
-seeds = [s for s in (0, 1) if is_completed(Cell(MULTILINGUAL, METHOD, 0.5, s).directory(Path(sys.argv[1])))]
-print(" ".join(map(str, seeds)))
+config = load_sweep_config(sys.argv[1])
+cell = lambda s: Cell(MULTILINGUAL, multilingual_method(config), 0.5, s).directory(Path(config.output_dir))
+print(" ".join(str(s) for s in (0, 1) if is_completed(cell(s))))
 PY
 )
 if [[ -n "$finished" ]]; then timeout 120 bash -c "$(declare -f multi); PY=$PY CFG=$CFG; multi $finished" \

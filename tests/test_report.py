@@ -51,6 +51,22 @@ def sweep_dir(tmp_path):
     return tmp_path
 
 
+def test_multilingual_runs_of_two_budgets_sit_side_by_side(sweep_dir):
+    from parp.reports.report import build_report
+    from parp.results import read_results
+
+    rows = read_results(sweep_dir / "results.csv")
+    rows += [{**r, "method": "parp-multi-1000", "finetune_steps": 1000, "wer": r["wer"] - 0.1}
+             for r in rows if r["method"] == "parp-multi"]
+    write_results(sweep_dir, rows)
+    text = build_report(sweep_dir / "results.csv").read_text()
+    section = text[text.index("## One multilingual subnetwork"):]
+    assert "`parp-multi`: 100 updates, `parp-multi-1000`: 1000 updates" in section
+    assert "| WER own PARP | WER parp-multi | WER parp-multi-1000 |" in section
+    assert "| aa | 0.5 | 0.381 | 0.371 | 0.271 |" in section
+    assert "same fine-tuning schedule (but for the updates of `parp-multi-N`: N)." in text
+
+
 def test_report_has_every_plot_as_a_valid_png_and_states_the_claims(sweep_dir):
     from PIL import Image
 

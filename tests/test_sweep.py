@@ -136,6 +136,12 @@ def test_multilingual_parp_is_scored_per_language_and_compared_with_their_masks(
     per_language = [r for r in rows if r["method"] == "parp"]
     assert len(per_language) == 2 and len(union) - 1 == 12 + 9  # both training splits (valid_fraction 0.25)
     assert multi[0]["finetune_steps"] == 2
+    # a longer multilingual run (multilingual_steps) lives beside the first instead of being skipped as finished
+    rows = run_sweep(_config(setup, out, languages=[f"xx={manifest}", f"yy={other}"], methods=["parp"],
+                             multilingual=True, max_steps=2, multilingual_steps=3))
+    longer = [r for r in rows if r["method"] == "parp-multi-3"]
+    assert [r["cell"] for r in longer] == ["cells/multi/parp-multi-3/s0.5/seed0"] * 2
+    assert longer[0]["finetune_steps"] == 3 and [r for r in rows if r["method"] == "parp-multi"] == multi
 
 
 def test_multilingual_steps_set_only_the_multilingual_runs_updates(setup, tmp_path):

@@ -33,6 +33,13 @@ if TYPE_CHECKING:
 METHOD = "parp-multi"
 
 
+def multilingual_method(config: SweepConfig) -> str:
+    """``parp-multi``, or ``parp-multi-<updates>`` where ``multilingual_steps`` gives the run another budget than
+    the per-language cells: runs of both budgets then live side by side in one sweep folder and one report."""
+    steps = config.multilingual_steps
+    return METHOD if not steps or steps == config.max_steps else f"{METHOD}-{steps}"
+
+
 def write_manifest(path: Path, utterances) -> Path:
     """A TSV manifest with absolute audio paths (so it can live anywhere)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -71,10 +78,11 @@ def run_multilingual(config: SweepConfig, languages: list[LanguageData], output_
     Each cell is claimed like every sweep cell (``claimed.pid``): with two workers on one folder, one trains and
     scores it while the other waits for it instead of training it a second time."""
     data = build_multilingual_data(config, languages, output_dir / "multilingual-data")
+    method = multilingual_method(config)
     rows = []
     for sparsity in sorted({float(s) for s in config.sparsities if s > 0}):
         for seed in seeds_of(config):
-            cell = Cell(MULTILINGUAL, METHOD, sparsity, seed)
+            cell = Cell(MULTILINGUAL, method, sparsity, seed)
             directory = cell.directory(output_dir)
             metrics_paths = {lang.name: directory / "eval" / lang.name / "metrics.json" for lang in languages}
             announced = False
@@ -105,7 +113,10 @@ def run_multilingual(config: SweepConfig, languages: list[LanguageData], output_
                 print(f"[multilingual] {language.name} s={sparsity:g} seed={seed}: "
                       + " ".join(f"{k.upper()} {v:.3f}" for k, v in errors.items() if v is not None)
                       + (f", IoU with its own PARP mask {iou:.3f}" if iou is not None else ""), flush=True)
-    _write_atomic(output_dir / "multilingual-results.json", json.dumps(rows, indent=2))
+    results = output_dir / "multilingual-results.json"  # the rows of runs with another budget stay
+    kept = [r for r in json.loads(results.read_text(encoding="utf-8")) if r.get("method") != method] \
+        if results.is_file() else []
+    _write_atomic(results, json.dumps(kept + rows, indent=2))
     return rows
 
 

@@ -14,8 +14,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..results import read_results
-
-EXCLUDED_METHODS = ("none", "parp-multi")
+from .tables import is_multilingual
 
 
 def parse_extra_masks(items: list[str] | None) -> list[tuple[str, Path]]:
@@ -46,7 +45,7 @@ def extra_mask_rows(items: list[str] | None, base: Path, rows_here: list[dict[st
     finds them from its own folder."""
     languages = {r["language"] for r in rows_here}
     wanted = {(r["method"], r["sparsity_target"]) for r in rows_here
-              if not r.get("mask_from") and r["method"] not in EXCLUDED_METHODS}
+              if not r.get("mask_from") and r["method"] != "none" and not is_multilingual(r["method"])}
     rows = []
     for name, source in parse_extra_masks(items):
         folder = source if source.is_dir() else source.parent

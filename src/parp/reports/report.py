@@ -21,7 +21,8 @@ from .extra_masks import extra_mask_rows
 from .mask_layers import layer_iou_summary
 from .plots import _plt, iou_heatmap, layer_iou_figure, per_layer_figure, reprune_history_figure, transfer_heatmaps
 from .reprunes import reprune_histories
-from .tables import WER_SATURATED, Tables, _fmt, _fmt_spread, _layer_key, _mean, _order, _seed_caption, _spread, difference
+from .tables import WER_SATURATED, Tables, _fmt, _fmt_spread, _layer_key, _mean, _order, _seed_caption, _spread, difference, \
+    is_multilingual
 from .transfer import TRANSFER, TRANSFER_RANDOM, transfer_claim, transfer_grid, transfer_pairs
 
 @dataclass
@@ -70,7 +71,8 @@ class Report(Tables):
             f"{len(self.rows)} result rows; languages: {', '.join(self.languages)}; methods: "
             f"{', '.join(self.methods)}; seeds: {', '.join(map(str, self.seeds))}. Numbers are means over seeds; "
             f"{self.metric_label} are greedy CTC on each language's validation split. Every cell used the same "
-            "fine-tuning schedule.", f"{self.metric_label} are mean ± standard deviation across seeds where a cell "
+            "fine-tuning schedule" + (" (but for the updates of `parp-multi-N`: N)" if any(
+                m.startswith("parp-multi-") for m in self.methods) else "") + ".", f"{self.metric_label} are mean ± standard deviation across seeds where a cell "
             "has several.", ""]
         self.overlap = self.cross_language_iou() if pruned_methods else {}
         self.section_claims()
@@ -176,8 +178,9 @@ class Report(Tables):
         if any(r.get("reused_dense") for r in self.rows):
             self.lines += ["", "OMP/IMP cells marked `reused_dense` loaded the finished unpruned fine-tune instead of "
                                "repeating it; its steps and wall time are included in their cost above."]
-        if "parp-multi" in methods:
-            self.lines += ["", "`parp-multi` is one run over all languages; its cost is that of the whole run."]
+        if any(is_multilingual(m) for m in methods):
+            self.lines += ["", "`parp-multi` is one run over all languages (`parp-multi-N`: with N updates); its cost "
+                               "is that of the whole run."]
         self.lines.append("")
 
 
@@ -277,23 +280,29 @@ class Report(Tables):
             self.lines += [f"![{method} at {s:g}: language x language mask IoU]({name})", ""]
 
     def section_multilingual(self) -> None:
-        multi = self.cells(method="parp-multi")
-        if not multi:
+        runs = sorted((m for m in self.methods if is_multilingual(m)), key=lambda m: (self.mean("finetune_steps",
+                                                                                               method=m) or 0, m))
+        if not runs:
             return
+        steps = {m: self.mean("finetune_steps", method=m) for m in runs}
+        own_steps = self.mean("finetune_steps", method="parp")
         self.lines += ["## One multilingual subnetwork", "",
                        "PARP run once on the union of all languages, scored on each language's validation split, "
-                       "next to each language's own PARP model.", "",
-                       "| language | target | " + "".join(f"{m.upper()} multi | {m.upper()} own PARP | "
-                                                           for m in self.error_metrics)
-                       + "IoU with own PARP mask |", "|---|---|" + "---|---|" * len(self.error_metrics) + "---|"]
+                       f"next to each language's own PARP model ({_fmt(own_steps, 0)} updates on its own data). "
+                       + ", ".join(f"`{m}`: {_fmt(steps[m], 0)} updates" for m in runs) + ".", "",
+                       "| language | target | " + "".join(f"{e.upper()} own PARP | " + "".join(
+                           f"{e.upper()} {m} | " for m in runs) for e in self.error_metrics)
+                       + "".join(f"IoU {m} with own PARP mask | " for m in runs).rstrip(),
+                       "|---|---|" + "---|" * ((1 + len(runs)) * len(self.error_metrics) + len(runs))]
         for language in self.languages:
-            for s in self.sparsities("parp-multi", language):
+            for s in sorted({sp for m in runs for sp in self.sparsities(m, language)}):
                 where = dict(language=language, sparsity_target=s)
                 self.lines.append(
                     f"| {language} | {s:g} | "
-                    + "".join(f"{_fmt(self.mean(m, method='parp-multi', **where))} | "
-                              f"{_fmt(self.mean(m, method='parp', **where))} | " for m in self.error_metrics)
-                    + f"{_fmt(self.mean('iou_with_language_mask', method='parp-multi', **where))} |")
+                    + "".join(f"{_fmt(self.mean(e, method='parp', **where))} | " + "".join(
+                        f"{_fmt(self.mean(e, method=m, **where))} | " for m in runs) for e in self.error_metrics)
+                    + "".join(f"{_fmt(self.mean('iou_with_language_mask', method=m, **where))} | "
+                              for m in runs).rstrip())
         self.lines.append("")
 
     def section_layer_overlap(self) -> None:
@@ -327,7 +336,7 @@ class Report(Tables):
 
     def section_pretrained_overlap(self) -> None:
         rows = [r for r in self.rows + self.extra_rows
-                if r.get("iou_with_pretrained_mask") is not None and r["method"] not in ("none", "parp-multi")]
+                if r.get("iou_with_pretrained_mask") is not None and r["method"] != "none" and not is_multilingual(r["method"])]
         if not rows:
             return
         self.lines += ["## Overlap with the pretrained magnitude mask", "",

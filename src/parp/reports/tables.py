@@ -75,6 +75,12 @@ def _fmt(value, digits: int = 3) -> str:
     return str(value)
 
 
+def is_multilingual(method: str) -> bool:
+    """``parp-multi`` and ``parp-multi-<updates>`` (a multilingual run with its own budget): one run over all
+    languages, whose rows are not a language's own cells."""
+    return method == "parp-multi" or method.startswith("parp-multi-")
+
+
 def _order(methods) -> list[str]:
     return sorted(set(methods), key=lambda m: (METHOD_ORDER.index(m) if m in METHOD_ORDER else 99, m))
 
@@ -140,7 +146,7 @@ class Tables:
         """Mean (over languages and seeds) sparsity of each (encoder layer, tensor type) in the final masks."""
         result = {}
         for method in self.methods:
-            if method in ("none", "parp-multi"):
+            if method == "none" or is_multilingual(method):
                 continue
             for s in self.sparsities(method):
                 cells: dict[tuple[str, str], list[float]] = defaultdict(list)
@@ -160,7 +166,7 @@ class Tables:
         """Per (method, sparsity) present in several languages: the language x language IoU matrix (seed-mean)."""
         result = {}
         for method in self.methods:
-            if method in ("none", "parp-multi"):
+            if method == "none" or is_multilingual(method):
                 continue
             for s in self.sparsities(method):
                 languages = sorted({r["language"] for r in self.mask_cells(method=method, sparsity_target=s)})
