@@ -189,7 +189,7 @@ def test_phone_targets_are_reported_as_per(sweep_dir):
     assert read_results(sweep_dir / "results.csv")[0]["per"] == rows[0]["per"]  # the per column round-trips
     text = build_report(sweep_dir / "results.csv").read_text()
     assert "| language | method | target | achieved | PER | steps |" in text
-    assert "| language | target | PER multi | PER own PARP | IoU with own PARP mask |" in text
+    assert "| language | target | PER own PARP | PER parp-multi | IoU parp-multi with own PARP mask |" in text
     assert "PARP − OMP PER" in text and "WER" not in text and "CER" not in text
     assert "| aa | parp | 0.5 | 0.5000 | 0.381 ± 0.001 |" in text
 
