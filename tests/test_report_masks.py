@@ -15,7 +15,7 @@ from parp.models import tiny_ctc_model
 from parp.reports.mask_layers import layer_iou_summary
 from parp.reports.report import build_report
 from parp.reports.reprunes import reprune_histories
-from parp.reports.transfer import transfer_grid, transfer_pairs
+from parp.reports.transfer import transfer_grid, transfer_margins, transfer_pairs
 from parp.results import write_results
 from parp.sparsity import Mask, prunable_parameters
 
@@ -56,6 +56,10 @@ def test_transfer_table_states_each_pairs_difference_against_the_seed_spread(tmp
     assert grid[0][1] == pytest.approx(0.10) and grid[1][0] == pytest.approx(-0.045)
     _, _, random_grid, random_separable = transfer_grid(list(pairs.values()), 0.5, "random")
     assert random_grid[1][0] == pytest.approx(0.11) and random_separable[0][1] is False
+    margins = transfer_margins(list(pairs.values()), 0.5)  # aa gave +0.100 and received -0.045; bb the reverse
+    assert margins["aa"] == (pytest.approx(0.10), 1, pytest.approx(-0.045), 1)
+    assert margins["bb"] == (pytest.approx(-0.045), 1, pytest.approx(0.10), 1)
+    assert transfer_margins(list(pairs.values()), 0.7) == {}
 
     write_results(tmp_path, rows)
     text = build_report(tmp_path / "results.csv", tmp_path / "rep").read_text()
@@ -64,6 +68,7 @@ def test_transfer_table_states_each_pairs_difference_against_the_seed_spread(tmp
     assert "**(d) A mask found on one language transfers to another with no loss.** Holds partly" in text
     assert "1 worse and 1 better beyond the seed spread, 0 within it" in text
     assert "(mean +0.028; 1 of 2 lower, sign test over pairs p = 1)" in text
+    assert "| aa | +0.100 | 1 | -0.045 | 1 |" in text  # donors and receivers
     assert "| bb | transfer |" not in text  # transfer rows stay out of the per-language results table
     assert (tmp_path / "rep" / "transfer_s0.5.png").read_bytes().startswith(PNG_SIGNATURE)
 

@@ -21,9 +21,10 @@ from .extra_masks import extra_mask_rows
 from .mask_layers import layer_iou_summary
 from .plots import _plt, iou_heatmap, layer_iou_figure, per_layer_figure, reprune_history_figure, transfer_heatmaps
 from .reprunes import reprune_histories
-from .tables import WER_SATURATED, Tables, _fmt, _fmt_spread, _layer_key, _mean, _order, _seed_caption, _spread, difference, \
-    is_multilingual
-from .transfer import TRANSFER, TRANSFER_RANDOM, transfer_claim, transfer_grid, transfer_pairs
+from .tables import (WER_SATURATED, Tables, _fmt, _fmt_spread, _layer_key, _mean, _order, _seed_caption, _spread,
+                     difference, is_multilingual)
+from .transfer import (TRANSFER, TRANSFER_RANDOM, transfer_claim, transfer_grid, transfer_margins,
+                       transfer_pairs)
 
 @dataclass
 class ReportArguments:
@@ -72,7 +73,8 @@ class Report(Tables):
             f"{', '.join(self.methods)}; seeds: {', '.join(map(str, self.seeds))}. Numbers are means over seeds; "
             f"{self.metric_label} are greedy CTC on each language's validation split. Every cell used the same "
             "fine-tuning schedule" + (" (but for the updates of `parp-multi-N`: N)" if any(
-                m.startswith("parp-multi-") for m in self.methods) else "") + ".", f"{self.metric_label} are mean ± standard deviation across seeds where a cell "
+                m.startswith("parp-multi-") for m in self.methods) else "") + ".",
+            f"{self.metric_label} are mean ± standard deviation across seeds where a cell "
             "has several.", ""]
         self.overlap = self.cross_language_iou() if pruned_methods else {}
         self.section_claims()
@@ -380,7 +382,15 @@ class Report(Tables):
             name = self.save(transfer_heatmaps(panels, metric, f"{label}(B | start) − {label}(B | own start), "
                                                f"target sparsity {s:g}, mean over seeds (* beyond the seed spread)"),
                              f"transfer_s{s:g}.png")
-            self.lines += [f"![transfer matrix at {s:g}]({name})", ""]
+            self.lines += [f"![transfer matrix at {s:g}]({name})", "",
+                           f"Donors and receivers at {s:g}: per language, the mean of {label}(B | mask of A) − "
+                           f"{label}(B | own start) over the pairs where it gave its mask (row mean) and where it "
+                           "received one (column mean).", "",
+                           "| language | as A: mean | pairs | as B: mean | pairs |", "|---|---|---|---|---|"]
+            for language, (given, n_given, received, n_received) in transfer_margins(pairs, s).items():
+                signed = ["–" if v is None else f"{v:+.3f}" for v in (given, received)]
+                self.lines.append(f"| {language} | {signed[0]} | {n_given} | {signed[1]} | {n_received} |")
+            self.lines.append("")
         self.lines += [f"| A (mask from) | B | target | {label} own | mask A − own | random twin − own | "
                        "mask A − random twin | mask A vs own |", "|---|---|---|---|---|---|---|---|"]
         for p in pairs:

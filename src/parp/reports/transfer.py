@@ -66,6 +66,20 @@ def transfer_grid(pairs: list[TransferPair], sparsity: float, which: str = "tran
     return sources, targets, grid, separable
 
 
+def transfer_margins(pairs: list[TransferPair], sparsity: float, which: str = "transfer"
+                     ) -> dict[str, tuple[float | None, int, float | None, int]]:
+    """Per language: the mean difference ``which`` over the pairs where it gave the mask (as A) and over those where
+    it received one (as B), with their counts. Whether some languages are better donors or easier receivers."""
+    chosen = [(p.source, p.target, getattr(p, which)) for p in pairs if p.sparsity == sparsity]
+    chosen = [(a, b, d.diff) for a, b, d in chosen if d is not None]
+    result = {}
+    for language in sorted({a for a, _, _ in chosen} | {b for _, b, _ in chosen}):
+        given = [d for a, _, d in chosen if a == language]
+        received = [d for _, b, d in chosen if b == language]
+        result[language] = (_mean(given), len(given), _mean(received), len(received))
+    return result
+
+
 def _counts(points: list[Difference]) -> str:
     worse = sum(p.separable and p.diff > 0 for p in points)
     better = sum(p.separable and p.diff < 0 for p in points)
