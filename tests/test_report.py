@@ -57,14 +57,19 @@ def test_multilingual_runs_of_two_budgets_sit_side_by_side(sweep_dir):
 
     rows = read_results(sweep_dir / "results.csv")
     rows += [{**r, "method": "parp-multi-1000", "finetune_steps": 1000, "wer": r["wer"] - 0.1}
-             for r in rows if r["method"] == "parp-multi"]
+             for r in rows if r["method"] == "parp-multi" and r["seed"] == 0]  # one seed: judged by own's spread
     write_results(sweep_dir, rows)
     text = build_report(sweep_dir / "results.csv").read_text()
     section = text[text.index("## One multilingual subnetwork"):]
     assert "`parp-multi`: 100 updates, `parp-multi-1000`: 1000 updates" in section
     assert "| WER own PARP | WER parp-multi | WER parp-multi-1000 |" in section
-    assert "| aa | 0.5 | 0.381 | 0.371 | 0.271 |" in section
+    assert "| aa | 0.5 | 0.381 | 0.371 | 0.270 |" in section
     assert "same fine-tuning schedule (but for the updates of `parp-multi-N`: N)." in text
+    claim = text[text.index("- **(e) One multilingual subnetwork from one run serves every language.**"):]
+    assert "`parp-multi` (100 updates over all languages): Holds here, WER multi − own PARP in 2 languages: 0 worse " \
+           "and 2 better beyond the seed spread (mean -0.010" in claim
+    assert "`parp-multi-1000` (1000 updates over all languages): Holds here, WER multi − own PARP in 2 languages: 0 " \
+           "worse and 2 better" in claim
 
 
 def test_report_has_every_plot_as_a_valid_png_and_states_the_claims(sweep_dir):

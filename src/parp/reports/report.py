@@ -444,7 +444,9 @@ class Report(Tables):
                        f"- **(c) Similar pruned subnetworks across languages.** {self.claim_overlap()}",
                        *([f"- **(d) A mask found on one language transfers to another with no loss.** "
                           f"{transfer_claim(transfer_pairs(self.transfer_rows + self.rows, unit_metric), unit_metric)}"]
-                         if self.transfer_rows else []), "",
+                         if self.transfer_rows else []),
+                       *([f"- **(e) One multilingual subnetwork from one run serves every language.** {multi}"]
+                         if (multi := self.claim_multilingual()) else []), "",
                        f"These statements describe this sweep only ({len(self.seeds)} seed(s)). A claim is called "
                        "held or failed only where a difference exceeds the spread across seeds (the larger standard "
                        "deviation of the two sides); otherwise it is 'not separable'.", ""]

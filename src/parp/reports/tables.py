@@ -348,6 +348,37 @@ class Tables:
                 + ("the shared pretrained start accounts for most of the cross-language overlap" if explained else
                    "the languages share more than the pretrained start explains"))
 
+    def claim_multilingual(self) -> str | None:
+        """The verdict on "one multilingual subnetwork from one run serves every language": per multilingual run,
+        its error on each language minus that language's own PARP model's. A multilingual run usually has one seed:
+        then the own models' seed spread is the yardstick."""
+        metric, parts = self.claim_metric, []
+        runs = sorted((m for m in self.methods if is_multilingual(m)),
+                      key=lambda m: (self.mean("finetune_steps", method=m) or 0, m))
+        for method in runs:
+            points = []
+            for language in self.languages:
+                for s in self.sparsities(method, language):
+                    multi = [r.get(metric) for r in self.cells(method=method, language=language, sparsity_target=s)]
+                    own = [r.get(metric) for r in self.cells(method="parp", language=language, sparsity_target=s)]
+                    d = difference(multi, own)
+                    if d is not None and d.spread is None and len([v for v in own if v is not None]) > 1:
+                        d = Difference(d.diff, _std(own))
+                    if d is not None:
+                        points.append(d)
+            if points:
+                worse = sum(d.separable and d.diff > 0 for d in points)
+                better = sum(d.separable and d.diff < 0 for d in points)
+                parts.append(f"`{method}` ({_fmt(self.mean('finetune_steps', method=method), 0)} updates over all "
+                             f"languages): {self.verdict(points, lower_is_claimed=True)}, {metric.upper()} multi − own "
+                             f"PARP in {len(points)} languages: {worse} worse and {better} better beyond the seed "
+                             f"spread (mean {_mean(d.diff for d in points):+.3f}, "
+                             f"{min(d.diff for d in points):+.3f} to {max(d.diff for d in points):+.3f})")
+        if not parts:
+            return None
+        own_steps = self.mean("finetune_steps", method="parp")
+        return "; ".join(parts) + f". Each language's own PARP model: {_fmt(own_steps, 0)} updates."
+
     def claim_overlap(self) -> str:
         overlap = self.overlap
         if not overlap:
