@@ -282,8 +282,7 @@ class Report(Tables):
             self.lines += [f"![{method} at {s:g}: language x language mask IoU]({name})", ""]
 
     def section_multilingual(self) -> None:
-        runs = sorted((m for m in self.methods if is_multilingual(m)), key=lambda m: (self.mean("finetune_steps",
-                                                                                               method=m) or 0, m))
+        runs = self.multilingual_runs()
         if not runs:
             return
         steps = {m: self.mean("finetune_steps", method=m) for m in runs}
@@ -338,7 +337,8 @@ class Report(Tables):
 
     def section_pretrained_overlap(self) -> None:
         rows = [r for r in self.rows + self.extra_rows
-                if r.get("iou_with_pretrained_mask") is not None and r["method"] != "none" and not is_multilingual(r["method"])]
+                if r.get("iou_with_pretrained_mask") is not None and r["method"] != "none"
+                and not is_multilingual(r["method"])]
         if not rows:
             return
         self.lines += ["## Overlap with the pretrained magnitude mask", "",

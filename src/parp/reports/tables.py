@@ -348,14 +348,17 @@ class Tables:
                 + ("the shared pretrained start accounts for most of the cross-language overlap" if explained else
                    "the languages share more than the pretrained start explains"))
 
+    def multilingual_runs(self) -> list[str]:
+        """The multilingual methods present (``parp-multi``, ``parp-multi-<updates>``), fewest updates first."""
+        return sorted((m for m in self.methods if is_multilingual(m)),
+                      key=lambda m: (self.mean("finetune_steps", method=m) or 0, m))
+
     def claim_multilingual(self) -> str | None:
         """The verdict on "one multilingual subnetwork from one run serves every language": per multilingual run,
         its error on each language minus that language's own PARP model's. A multilingual run usually has one seed:
         then the own models' seed spread is the yardstick."""
         metric, parts = self.claim_metric, []
-        runs = sorted((m for m in self.methods if is_multilingual(m)),
-                      key=lambda m: (self.mean("finetune_steps", method=m) or 0, m))
-        for method in runs:
+        for method in self.multilingual_runs():
             points = []
             for language in self.languages:
                 for s in self.sparsities(method, language):
