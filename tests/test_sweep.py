@@ -121,7 +121,7 @@ def test_sweep_config_from_yaml_with_a_language_mapping(tmp_path):
     assert main(["sweep", "--config", str(path), "--output-dir", str(tmp_path / "out")]) == 2  # fi/train.tsv absent
 
 
-def test_multilingual_parp_is_scored_per_language_and_compared_with_their_masks(setup, tmp_path):
+def test_multilingual_parp_is_scored_per_language_and_compared_with_their_masks(setup, tmp_path, capsys):
     root, manifest, _ = setup
     other = synthetic_corpus(root / "corpus-b", n=12, seed=5)
     out = tmp_path / "sweep"
@@ -142,6 +142,10 @@ def test_multilingual_parp_is_scored_per_language_and_compared_with_their_masks(
     longer = [r for r in rows if r["method"] == "parp-multi-3"]
     assert [r["cell"] for r in longer] == ["cells/multi/parp-multi-3/s0.5/seed0"] * 2
     assert longer[0]["finetune_steps"] == 3 and [r for r in rows if r["method"] == "parp-multi"] == multi
+    capsys.readouterr()  # collecting counts the grid's cells, not the multilingual rows beside them
+    rows = run_sweep(_config(setup, out, languages=[f"xx={manifest}", f"yy={other}"], methods=["parp"],
+                             max_steps=2, collect_only=True))
+    assert len(rows) == 4 + 4 and "sweep: 4 of 4 cells finished" in capsys.readouterr().out
 
 
 def test_multilingual_steps_set_only_the_multilingual_runs_updates(setup, tmp_path):

@@ -143,7 +143,9 @@ def _collect_only(output_dir: Path, cells: list[Cell]) -> list[dict[str, Any]]:
     rows = collect_results(output_dir, cells)
     if output_dir.is_dir():
         write_results(output_dir, rows)
-    print(f"sweep: {len(rows)} of {len(cells)} cells finished; results in {output_dir / 'results.csv'} "
+    grid = {c.directory(output_dir).relative_to(output_dir).as_posix() for c in cells}
+    finished = sum(row.get("cell") in grid for row in rows)  # not the multilingual rows (one per language)
+    print(f"sweep: {finished} of {len(cells)} cells finished; results in {output_dir / 'results.csv'} "
           f"(collect only: nothing was run)", flush=True)
     return rows
 
