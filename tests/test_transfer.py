@@ -3,6 +3,7 @@ each, after their source's OMP cell, and their result rows name the source langu
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -166,3 +167,15 @@ def test_parp_hook_keeps_its_starting_mask_across_a_resume():
     restored = PARPHook(lambda m: Mask.magnitude({"w": weight}, 0.5), prune_every=1)
     restored.load_state_dict(hook.state_dict())
     assert restored.start == start and restored.mask == start
+
+
+def test_only_cells_selects_a_slice_of_the_grid_with_the_cells_it_continues():
+    three = ["xx=a.tsv", "yy=b.tsv", "zz=c.tsv"]
+    config = SweepConfig(languages=three, sparsities=[0.5], seeds=[0, 1], transfer=True,
+                         only_cells=["yy/transfer-from-xx/s0.5/seed1", "zz/parp/*/seed1"])
+    _, cells = validate_sweep(config)
+    # the transfer cell pulls in its source's OMP cell, which pulls in that language's dense cell; grid order kept
+    assert [c.label() for c in cells] == ["xx none s=0 seed=1", "xx omp s=0.5 seed=1", "zz parp s=0.5 seed=1",
+                                          "yy transfer from xx s=0.5 seed=1"]
+    with pytest.raises(ConfigError, match=r"--only_cells: 'yy/omp/s0.7/\*' matches no cell"):
+        validate_sweep(dataclasses.replace(config, only_cells=["yy/omp/s0.7/*"]))

@@ -6,6 +6,7 @@ grid's settings. The scheduling is ``sweep.py``; a cell's run arguments and resu
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from ..models import ModelArguments, encoder_identity
 from ..records import is_completed, jsonable, read_run
 from ..sparsity import validate_sparsity
 from ..training.loop import TrainConfig
-from .cells import MULTILINGUAL, Cell, LanguageData, cell_arguments, seeds_of
+from .cells import MULTILINGUAL, Cell, LanguageData, cell_arguments, prerequisite, seeds_of
 from .transfer import transfer_cells
 
 
@@ -82,6 +83,10 @@ class SweepConfig(TrainConfig):
                 "(method 'transfer-random'), at every pruned sparsity and seed; needs methods omp and parp."})
     transfer_sources: list[str] | None = field(default=None, metadata={
         "help": "Transfer only the masks of these languages (to every other language); default: all languages."})
+    only_cells: list[str] | None = field(default=None, metadata={
+        "help": "Run (and collect) only the grid's cells whose folder under cells/ matches one of these shell "
+                "patterns, e.g. 'ky/omp/s0.5/seed1' or 'nl/transfer-from-*/s0.5/seed1', plus the cells they "
+                "continue (dense cell, transfer source): a slice of a large grid for one machine, the rest elsewhere."})
     collect_only: bool = field(default=False, metadata={
         "help": "Run nothing: rebuild results.csv/json from the cells of this grid that have finished (to report "
                 "on a sweep that is still running or was cut short)."})
@@ -143,7 +148,31 @@ def validate_sweep(config: SweepConfig) -> tuple[list[LanguageData], list[Cell]]
         for seed in seeds_of(config):
             cells.append(Cell(language.name, "none", 0.0, seed))  # first: the reference, and OMP/IMP's dense phase
             cells += [Cell(language.name, m, s, seed) for m in methods for s in pruned]
-    return languages, cells + transfer_cells(config, languages)  # last: each waits for its source's OMP cell
+    cells += transfer_cells(config, languages)  # last: each waits for its source's OMP cell
+    return languages, select_cells(config, cells) if config.only_cells else cells
+
+
+def cell_name(cell: Cell) -> str:
+    """A cell's folder under ``cells/`` (``ky/omp/s0.5/seed1``): what ``only_cells`` patterns match."""
+    return cell.directory(Path(".")).relative_to("cells").as_posix()
+
+
+def select_cells(config: SweepConfig, cells: list[Cell]) -> list[Cell]:
+    """The cells matching ``only_cells`` and, recursively, the cells they continue, in grid order."""
+    chosen: set[Cell] = set()
+    for pattern in config.only_cells:
+        matched = [c for c in cells if fnmatch.fnmatchcase(cell_name(c), pattern)]
+        if not matched:
+            raise ConfigError(f"--only_cells: {pattern!r} matches no cell of the grid (cell folders look like "
+                              f"{cell_name(cells[-1])})")
+        chosen.update(matched)
+    todo = list(chosen)
+    while todo:
+        earlier = prerequisite(config, todo.pop())
+        if earlier is not None and earlier not in chosen:
+            chosen.add(earlier)
+            todo.append(earlier)
+    return [c for c in cells if c in chosen]
 
 
 def _describe(encoder: dict) -> str:
