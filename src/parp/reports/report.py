@@ -405,8 +405,9 @@ class Report(Tables):
         if not histories:
             if without:
                 self.lines += ["## How far PARP's masks move", "",
-                               f"{without} PARP cell(s) recorded no IoU with their starting mask (written by an "
-                               "older parp), so the adjustment's movement cannot be drawn.", ""]
+                               f"{without} PARP cell(s) have no IoU with their starting mask on disk (a record of an "
+                               "older parp, or a cell folder that is gone: a committed copy of its row), so the "
+                               "adjustment's movement cannot be drawn.", ""]
             return
         starts = {"parp": "own start", TRANSFER: "from A's OMP mask", TRANSFER_RANDOM: "from A's random twin"}
         keys = sorted(histories, key=lambda k: (k[1], _order([k[0]])))
@@ -426,8 +427,8 @@ class Report(Tables):
             self.lines.append(f"| {method} | {s:g} | {starts.get(method, method)} | {_mean(finals.values()):.3f} | "
                               f"{lowest} {finals[lowest]:.3f} |")
         if without:
-            self.lines += ["", f"{without} more cell(s) recorded no IoU with their start (older parp) and are left "
-                               "out."]
+            self.lines += ["", f"{without} more cell(s) have no IoU with their start on disk (an older parp's record, "
+                               "or a cell folder that is gone) and are left out."]
         self.lines.append("")
 
     # ------------------------------------------------------------------ claims
