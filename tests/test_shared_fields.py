@@ -105,7 +105,7 @@ def test_the_flags_are_those_of_before():
                      "max_train_utterances",
                      "max_valid_utterances", "valid_fraction", "text_column", "token_unit", "allow_unknown_chars",
                      "split_seed", "prune_every", "imp_rounds", "imp_chain", "scope", "reuse_dense", "multilingual",
-                     "multilingual_steps", "transfer", "transfer_sources", "collect_only"}
+                     "multilingual_steps", "transfer", "transfer_sources", "only_cells", "collect_only"}
     assert [f.name for f in dataclasses.fields(DemoArguments)] == [
         "model", "output_dir", "language", "utterances", "valid_fraction", "methods", "sparsities", "max_steps",
         "learning_rate", "warmup_steps", "max_batch_seconds", "prune_every", "seed", "quick", "progress"]
