@@ -3,20 +3,20 @@
 The seed-1 transfer cells of this folder start from OMP masks made again on the CPU (the H200's were lost with
 its runs/ folder); this prints, per donor language, PER of the dense and OMP cells on both machines, and the spread
 of the differences, to set beside the seed spread. Run from the repository root after the collect:
-    python docs/results/cross-language-phones-gpu/seed1-cpu/machines.py
+    .venv/bin/python docs/results/cross-language-phones-gpu/seed1-cpu/machines.py
 """
 
-import csv
 import statistics
+
+from parp.results import read_results
 
 GPU = "docs/results/cross-language-phones-gpu/records/results.csv"
 CPU = "runs/cross-language-phones-cpu/results.csv"
 
 
 def per(path: str) -> dict[tuple[str, str], float]:
-    with open(path, newline="", encoding="utf-8") as f:
-        return {(r["language"], r["method"]): float(r["per"]) for r in csv.DictReader(f)
-                if r["seed"] == "1" and r["method"] in ("none", "omp")}
+    return {(r["language"], r["method"]): r["per"] for r in read_results(path)
+            if r["seed"] == 1 and r["method"] in ("none", "omp")}
 
 
 gpu, cpu = per(GPU), per(CPU)
