@@ -14,7 +14,7 @@ from typing import Any
 from .errors import ConfigError
 
 RESULT_COLUMNS = [
-    "method", "language", "mask_from", "sparsity_target", "sparsity_achieved", "seed", "wer", "cer", "per", "finetune_steps",
+    "method", "language", "train_hours", "mask_from", "sparsity_target", "sparsity_achieved", "seed", "wer", "cer", "per", "finetune_steps",
     "finetunings", "wall_seconds", "phase_wall_seconds", "dense_bytes", "compressed_bytes", "reused_dense",
     "iou_with_language_mask", "iou_with_pretrained_mask", "mask", "cell",
 ]
@@ -46,7 +46,7 @@ def read_results(path: str | Path) -> list[dict[str, Any]]:
         return json.loads(path.read_text(encoding="utf-8"))
     with open(path, encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
-    numbers = {"sparsity_target", "sparsity_achieved", "wer", "cer", "per", "wall_seconds", "iou_with_language_mask",
+    numbers = {"train_hours", "sparsity_target", "sparsity_achieved", "wer", "cer", "per", "wall_seconds", "iou_with_language_mask",
                "iou_with_pretrained_mask"}
     integers = {"seed", "finetune_steps", "finetunings", "dense_bytes", "compressed_bytes"}
     parsed = []

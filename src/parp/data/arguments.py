@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import AudioError, ConfigError
+from .audio import audio_info
 from .manifest import Utterance, load_hf_corpus, read_manifest
-from .splits import split_train_valid
+from .splits import hours_subset, split_train_valid
 from .text import DEFAULT_DROP_CHARS
 
 
@@ -35,6 +36,10 @@ class DataArguments:
     split_seed: int = field(default=0, metadata={"help": "Seed of the held-out split (0 = the documented split)."})
     max_train_utterances: int | None = field(default=None, metadata={"help": "Seeded subset of the training set."})
     max_valid_utterances: int | None = field(default=None, metadata={"help": "Seeded subset of the validation set."})
+    train_hours: float | None = field(default=None, metadata={
+        "help": "Train on this many hours of the training set (e.g. 0.167 = 10 min, 1): a deterministic, "
+                "speaker-balanced subset, nested (10 min inside 1 h inside all), the same for every method and "
+                "seed, taken after the validation split (default: all)."})
     min_seconds: float = field(default=0.1, metadata={"help": "Drop shorter clips."})
     max_seconds: float = field(default=20.0, metadata={"help": "Drop longer clips."})
     lowercase: bool = field(default=True, metadata={"help": "Lowercase transcripts (diacritics are kept)."})
@@ -72,6 +77,22 @@ def load_utterances(args: DataArguments) -> tuple[list[Utterance], list[Utteranc
         raise ConfigError("no training data: give --train-manifest FILE.tsv or --hf-dataset NAME")
     if valid_utts is None:
         train_utts, valid_utts = split_train_valid(train_utts, args.valid_fraction, seed=args.split_seed)
+    if args.train_hours is not None:
+        usable = [u for u in train_utts if args.min_seconds <= _seconds(u) <= args.max_seconds]
+        train_utts = hours_subset(usable, args.train_hours, _seconds, seed=args.split_seed)
     train_utts = _subset(train_utts, args.max_train_utterances, args.split_seed)
     valid_utts = _subset(valid_utts, args.max_valid_utterances, args.split_seed)
     return train_utts, valid_utts, source
+
+
+def _seconds(utterance: Utterance) -> float:
+    """An utterance's duration: the manifest's, else the audio's (0 for a file that cannot be read: the dataset
+    skips and counts it later)."""
+    if utterance.duration is not None:
+        return float(utterance.duration)
+    if utterance.audio is not None:
+        return len(utterance.audio) / (utterance.sampling_rate or 16000)
+    try:
+        return audio_info(utterance.path).duration
+    except AudioError:  # unreadable audio is the dataset's to report
+        return 0.0

@@ -1,8 +1,10 @@
-"""Seeded, reproducible train/validation splits (the Mboshi corpus ships without a validation set)."""
+"""Seeded, reproducible train/validation splits (the Mboshi corpus ships without a validation set) and nested
+data-size subsets (the paper's 10 min / 1 h / 10 h settings)."""
 
 from __future__ import annotations
 
-from typing import Sequence
+import hashlib
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -53,3 +55,38 @@ def split_train_valid(
     train = [u for i, u in enumerate(utterances) if i not in valid_ids]
     valid = [u for i, u in enumerate(utterances) if i in valid_ids]
     return train, valid
+
+
+def hours_subset(utterances: Sequence[Utterance], hours: float, seconds: Callable[[Utterance], float],
+                 seed: int = 0) -> list[Utterance]:
+    """The first ``hours`` of audio of one fixed, speaker-balanced order of ``utterances`` (input order kept).
+
+    The order depends only on the utterances and ``seed``, never on the manifest's row order or on ``hours``, and a
+    subset is a prefix of it: 10 min is inside 1 h is inside all, for every method and training seed. Speakers take
+    turns by audio time (the one with the least so far comes next), so a multi-speaker corpus is not cut down to
+    whichever speaker a shuffle put first. ``seconds`` gives an utterance's duration.
+    """
+    if not hours > 0:
+        raise ConfigError(f"--train-hours must be a positive number of hours, got {hours!r}")
+    utterances = list(utterances)
+    rng = np.random.default_rng(seed)
+    canonical = sorted(range(len(utterances)), key=lambda i: (utterances[i].path, utterances[i].text))
+    queues: dict[str, list[int]] = {}
+    for i in (canonical[j] for j in rng.permutation(len(canonical))):
+        queues.setdefault(utterances[i].speaker or "", []).append(i)
+    heard = {speaker: 0.0 for speaker in queues}
+    budget, total, chosen = 3600.0 * hours, 0.0, set()
+    while total < budget and any(queues.values()):
+        speaker = min((s for s in queues if queues[s]), key=lambda s: (heard[s], s))
+        i = queues[speaker].pop(0)
+        length = seconds(utterances[i])
+        chosen.add(i)
+        heard[speaker] += length
+        total += length
+    return [u for i, u in enumerate(utterances) if i in chosen]
+
+
+def subset_fingerprint(utterances: Sequence[Utterance]) -> str:
+    """A short hash of which utterances a run trained on (order-free), recorded so runs can show they shared one."""
+    digest = hashlib.sha256("\n".join(sorted(u.path for u in utterances)).encode("utf-8")).hexdigest()
+    return digest[:16]

@@ -17,6 +17,7 @@ from safetensors import safe_open
 from transformers import AutoModelForCTC
 
 from ..config import shared_values
+from ..errors import ConfigError
 from ..data import DataArguments
 from ..methods import PruneArguments
 from ..models import ModelArguments
@@ -49,18 +50,46 @@ class Cell:
     sparsity: float
     seed: int
     mask_from: str | None = None  # transfer cells: the language whose mask this cell starts from
+    train_hours: float | None = None  # the nested data-size subset the cell trains on (None: all the data)
 
     def directory(self, output_dir: Path) -> Path:
         method = f"{self.method}-from-{self.mask_from}" if self.mask_from else self.method
-        return output_dir / "cells" / self.language / method / f"s{self.sparsity:g}" / f"seed{self.seed}"
+        size = () if self.train_hours is None else (f"h{self.train_hours:g}",)  # older sweeps' folders unchanged
+        return output_dir.joinpath("cells", self.language, *size, method, f"s{self.sparsity:g}", f"seed{self.seed}")
 
     def label(self) -> str:
         source = f" from {self.mask_from}" if self.mask_from else ""
-        return f"{self.language} {self.method}{source} s={self.sparsity:g} seed={self.seed}"
+        size = "" if self.train_hours is None else f" {self.train_hours:g}h"
+        return f"{self.language}{size} {self.method}{source} s={self.sparsity:g} seed={self.seed}"
+
+    def dense(self) -> Cell:
+        """The unpruned cell of the same language, data size and seed (OMP/IMP's first fine-tuning)."""
+        return Cell(self.language, "none", 0.0, self.seed, train_hours=self.train_hours)
 
 
 def seeds_of(config: SweepConfig) -> list[int]:
     return list(config.seeds) if config.seeds else [config.seed]
+
+
+def data_sizes(config: SweepConfig) -> list[float | None]:
+    """The sweep's data sizes in run order (smallest first, all of the data last); [None] when not given."""
+    if not config.train_hours:
+        return [None]
+    sizes = []
+    for value in config.train_hours:
+        if value is None or str(value).lower() in ("none", "null", "all"):
+            value = None
+        else:
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                raise ConfigError(f"--train_hours: {value!r} is not a number of hours (or none for all)") from None
+            if not value > 0:
+                raise ConfigError(f"--train_hours: {value!r} must be a positive number of hours")
+        if value in sizes:
+            raise ConfigError(f"--train_hours: {value} is given twice")
+        sizes.append(value)
+    return sorted(sizes, key=lambda h: float("inf") if h is None else h)
 
 
 def train_config_for(config: SweepConfig, directory: Path, seed: int) -> TrainConfig:
@@ -80,7 +109,7 @@ def cell_arguments(config: SweepConfig, language: LanguageData, cell: Cell, outp
     if config.imp_chain and cell.method == "imp":  # one more round per cell, from the previous cell if any
         prune = dataclasses.replace(prune, imp_rounds=1, dense_checkpoint=None if earlier else dense_checkpoint,
                                     imp_checkpoint=str(earlier.directory(output_dir)) if earlier else None)
-    return (data_arguments(config, language.train_manifest, language.valid_manifest),
+    return (data_arguments(config, language.train_manifest, language.valid_manifest, cell.train_hours),
             ModelArguments(**shared_values(config, ModelArguments)),
             train_config_for(config, cell.directory(output_dir), cell.seed), prune)
 
@@ -90,11 +119,12 @@ def previous_imp_cell(config: SweepConfig, cell: Cell) -> Cell | None:
     if not (config.imp_chain and cell.method == "imp"):
         return None
     lower = [float(s) for s in config.sparsities if 0 < s < cell.sparsity]
-    return Cell(cell.language, "imp", max(lower), cell.seed) if lower else None
+    return dataclasses.replace(cell, sparsity=max(lower)) if lower else None
 
 
-def data_arguments(config: SweepConfig, train_manifest: str, valid_manifest: str | None):
-    return DataArguments(train_manifest=train_manifest, valid_manifest=valid_manifest,
+def data_arguments(config: SweepConfig, train_manifest: str, valid_manifest: str | None,
+                   train_hours: float | None = None):
+    return DataArguments(train_manifest=train_manifest, valid_manifest=valid_manifest, train_hours=train_hours,
                          **shared_values(config, DataArguments))
 
 
@@ -109,7 +139,7 @@ def prune_arguments(config: SweepConfig, method: str, sparsity: float, dense_che
 
 def source_cell(cell: Cell) -> Cell:
     """The cell whose final mask a transfer cell starts from (or draws its random twin from)."""
-    return Cell(cell.mask_from, SOURCE_METHOD, cell.sparsity, cell.seed)
+    return Cell(cell.mask_from, SOURCE_METHOD, cell.sparsity, cell.seed, train_hours=cell.train_hours)
 
 
 def start_mask_path(cell: Cell, output_dir: Path) -> Path:
@@ -133,7 +163,7 @@ def prerequisite(config: SweepConfig, cell: Cell) -> Cell | None:
     if earlier is not None:
         return earlier
     if config.reuse_dense and cell.method in ("omp", "imp"):
-        return Cell(cell.language, "none", 0.0, cell.seed)
+        return cell.dense()
     return None
 
 
@@ -162,14 +192,16 @@ def collect_results(output_dir: Path, cells: list[Cell] | None = None) -> list[d
 
 
 def discover_cells(output_dir: Path) -> list[Cell]:
+    """The cells a sweep folder holds records of: ``LANG[/hHOURS]/METHOD/sS/seedN`` (``Cell.directory``)."""
+    root = Path(output_dir) / "cells"
     cells = []
-    for record in sorted((Path(output_dir) / "cells").glob("*/*/s*/seed*/run.json")):
-        seed_dir = record.parent
-        if seed_dir.parents[2].name == MULTILINGUAL:
+    for record in sorted(root.glob("*/*/s*/seed*/run.json")) + sorted(root.glob("*/h*/*/s*/seed*/run.json")):
+        language, *size, method, sparsity, seed = record.parent.relative_to(root).parts
+        if language == MULTILINGUAL:
             continue
-        method, _, source = seed_dir.parents[1].name.partition("-from-")
-        cells.append(Cell(seed_dir.parents[2].name, method, float(seed_dir.parent.name[1:]), int(seed_dir.name[4:]),
-                          source or None))
+        method, _, source = method.partition("-from-")
+        cells.append(Cell(language, method, float(sparsity[1:]), int(seed[4:]), source or None,
+                          float(size[0][1:]) if size else None))
     return cells
 
 
@@ -182,6 +214,7 @@ def cell_result(cell: Cell, output_dir: Path) -> dict[str, Any]:
     return {
         "method": cell.method,
         "language": cell.language,
+        "train_hours": cell.train_hours,
         "mask_from": cell.mask_from,
         "sparsity_target": cell.sparsity,
         "sparsity_achieved": metrics.get("sparsity_achieved"),

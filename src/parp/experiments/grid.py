@@ -20,7 +20,7 @@ from ..models import ModelArguments, encoder_identity
 from ..records import is_completed, jsonable, read_run
 from ..sparsity import validate_sparsity
 from ..training.loop import TrainConfig
-from .cells import MULTILINGUAL, Cell, LanguageData, cell_arguments, prerequisite, seeds_of
+from .cells import MULTILINGUAL, Cell, LanguageData, cell_arguments, data_sizes, prerequisite, seeds_of
 from .transfer import transfer_cells
 
 
@@ -43,6 +43,10 @@ class SweepConfig(TrainConfig):
         "help": "Target sparsities; 0 means the unpruned 'none' method (run once per language and seed)."})
     seeds: list[int] | None = field(default=None, metadata={
         "help": "Seeds (initialisation, data order, masking) to repeat every cell with (default: [seed])."})
+    train_hours: list[str] | None = field(default=None, metadata={
+        "help": "Data sizes: repeat the grid on nested subsets of each language's training set, e.g. 0.167 1 all "
+                "(10 min, 1 h, all of it; see --train-hours of parp finetune), smallest first; results.csv gets a "
+                "train_hours column. Default: all the data, as before.", CONFIG_TYPE_KEY: list})
     # the cells' data, model and pruning options: fields of DataArguments / ModelArguments / PruneArguments, whose
     # defaults they keep (cells.cell_arguments hands them back)
     model: str | None = shared(ModelArguments, "model")
@@ -143,12 +147,18 @@ def validate_sweep(config: SweepConfig) -> tuple[list[LanguageData], list[Cell]]
         raise ConfigError("multilingual: true needs at least two languages")
     pruned = sorted({float(s) for s in config.sparsities if s > 0})
     methods = [m for m in dict.fromkeys(config.methods) if m != "none"]
+    sizes = data_sizes(config)
+    if config.multilingual and len(sizes) > 1:
+        raise ConfigError(f"multilingual: true runs on one data size, got train_hours {config.train_hours}")
     cells = []
-    for language in languages:
-        for seed in seeds_of(config):
-            cells.append(Cell(language.name, "none", 0.0, seed))  # first: the reference, and OMP/IMP's dense phase
-            cells += [Cell(language.name, m, s, seed) for m in methods for s in pruned]
-    cells += transfer_cells(config, languages)  # last: each waits for its source's OMP cell
+    for hours in sizes:  # the smallest data size first: it converges fastest
+        for language in languages:
+            for seed in seeds_of(config):
+                dense = Cell(language.name, "none", 0.0, seed, train_hours=hours)
+                cells.append(dense)  # first: the reference, and OMP/IMP's dense phase
+                cells += [dataclasses.replace(dense, method=m, sparsity=s) for m in methods for s in pruned]
+    cells += [c for hours in sizes for c in transfer_cells(config, languages, hours)]  # last: each waits for its
+    # source's OMP cell
     return languages, select_cells(config, cells) if config.only_cells else cells
 
 

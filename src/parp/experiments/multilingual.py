@@ -22,8 +22,8 @@ from ..methods import run_prune
 from ..models import ModelArguments
 from ..records import is_completed
 from ..sparsity import Mask
-from .cells import (MULTILINGUAL, Cell, LanguageData, cell_result, data_arguments, prune_arguments, seeds_of,
-                    train_config_for)
+from .cells import (MULTILINGUAL, Cell, LanguageData, cell_result, data_arguments, data_sizes, prune_arguments,
+                    seeds_of, train_config_for)
 from .claims import claim_cell
 
 if TYPE_CHECKING:
@@ -63,7 +63,8 @@ def build_multilingual_data(config: SweepConfig, languages: list[LanguageData], 
     """Union train / valid manifests plus one validation manifest per language, from the cells' own splits."""
     train_all, valid_all, per_language = [], [], {}
     for language in languages:
-        train, valid, _ = load_utterances(data_arguments(config, language.train_manifest, language.valid_manifest))
+        train, valid, _ = load_utterances(data_arguments(config, language.train_manifest, language.valid_manifest,
+                                                         data_sizes(config)[0]))
         train_all += train
         valid_all += valid
         per_language[language.name] = str(write_manifest(folder / f"valid-{language.name}.tsv", valid))
@@ -79,10 +80,11 @@ def run_multilingual(config: SweepConfig, languages: list[LanguageData], output_
     scores it while the other waits for it instead of training it a second time."""
     data = build_multilingual_data(config, languages, output_dir / "multilingual-data")
     method = multilingual_method(config)
+    hours = data_sizes(config)[0]  # one data size (the grid refuses more)
     rows = []
     for sparsity in sorted({float(s) for s in config.sparsities if s > 0}):
         for seed in seeds_of(config):
-            cell = Cell(MULTILINGUAL, method, sparsity, seed)
+            cell = Cell(MULTILINGUAL, method, sparsity, seed, train_hours=hours)
             directory = cell.directory(output_dir)
             metrics_paths = {lang.name: directory / "eval" / lang.name / "metrics.json" for lang in languages}
             announced = False
@@ -103,7 +105,7 @@ def run_multilingual(config: SweepConfig, languages: list[LanguageData], output_
             multi_mask = Mask.load(output_dir / shared["mask"])
             for language in languages:
                 metrics = json.loads(metrics_paths[language.name].read_text(encoding="utf-8"))
-                own = Cell(language.name, "parp", sparsity, seed)
+                own = Cell(language.name, "parp", sparsity, seed, train_hours=hours)
                 iou = None
                 if is_completed(own.directory(output_dir)):
                     own_mask = Mask.load(output_dir / cell_result(own, output_dir)["mask"])

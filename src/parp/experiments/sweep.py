@@ -131,7 +131,7 @@ def run_cell(config: SweepConfig, language: LanguageData, cell: Cell, output_dir
     """Run (or resume, from its checkpoints) one cell; every launcher calls this. Returns run_prune's summary.
 
     OMP/IMP reuse the dense cell's fine-tuning when that cell has finished (the launchers run it first)."""
-    dense_dir = Cell(cell.language, "none", 0.0, cell.seed).directory(output_dir)
+    dense_dir = cell.dense().directory(output_dir)
     needs_dense = config.reuse_dense and cell.method in ("omp", "imp") and previous_imp_cell(config, cell) is None
     dense = str(dense_dir) if needs_dense and is_completed(dense_dir) else None
     if cell.mask_from:

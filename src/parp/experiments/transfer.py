@@ -34,8 +34,9 @@ if TYPE_CHECKING:
 TRANSFER_METHODS = (TRANSFER, TRANSFER_RANDOM)
 
 
-def transfer_cells(config: SweepConfig, languages: list[LanguageData]) -> list[Cell]:
-    """The transfer cells of the grid (none unless ``transfer: true``), checked against the grid they need."""
+def transfer_cells(config: SweepConfig, languages: list[LanguageData], train_hours: float | None = None) -> list[Cell]:
+    """The transfer cells of the grid at one data size (none unless ``transfer: true``), checked against the grid
+    they need; a mask moves between languages trained on the same amount of data."""
     if not config.transfer:
         if config.transfer_sources:
             raise ConfigError("transfer_sources needs transfer: true")
@@ -54,7 +55,7 @@ def transfer_cells(config: SweepConfig, languages: list[LanguageData]) -> list[C
     if unknown:
         raise ConfigError(f"transfer_sources: {', '.join(unknown)} not among the sweep's languages {names}")
     pruned = sorted({float(s) for s in config.sparsities if s > 0})
-    return [Cell(target, method, s, seed, mask_from=source)
+    return [Cell(target, method, s, seed, mask_from=source, train_hours=train_hours)
             for s in pruned for seed in seeds_of(config) for source in names if source in sources
             for target in names if target != source for method in TRANSFER_METHODS]
 

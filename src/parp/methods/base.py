@@ -187,7 +187,8 @@ class MethodContext:
             phase.update(steps=result.steps - result.resumed_from_step, total_steps=result.steps,
                          resumed_from_step=result.resumed_from_step, final=result.final_metrics,
                          mask_upkeep_seconds=round(upkeep, 3), train_seconds=result.train_seconds,
-                         processes=PartialState().num_processes)
+                         processes=PartialState().num_processes, best_step=result.best_step,
+                         stopped_early=result.stopped_early, validation_curve=result.validation_curve)
             if result.earlier_wall_seconds:
                 phase["earlier_wall_seconds"] = result.earlier_wall_seconds
                 self.elsewhere_wall_seconds += result.earlier_wall_seconds

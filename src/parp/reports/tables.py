@@ -86,12 +86,26 @@ def _order(methods) -> list[str]:
 
 
 
+def by_data_size(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Methods are compared within one data size: in a sweep over ``train_hours`` each (language, size) is reported
+    as a language of its own, ``mboshi 0.167h`` ... ``mboshi all``; rows of a sweep without sizes are unchanged."""
+    if all(r.get("train_hours") is None for r in rows):
+        return list(rows)
+
+    def sized(name: str | None, hours: float | None) -> str | None:
+        return None if name is None else f"{name} {'all' if hours is None else f'{hours:g}h'}"
+
+    return [{**r, "language": sized(r["language"], r.get("train_hours")),
+             "mask_from": sized(r.get("mask_from"), r.get("train_hours"))} for r in rows]
+
+
 class Tables:
     """Result rows (one per cell and seed) with the aggregations and verdicts a report states."""
 
     def __init__(self, rows: list[dict[str, Any]], base: Path, extra_rows: list[dict[str, Any]] = ()):
         if not rows:
             raise ConfigError("the results file has no rows: no sweep cell has finished yet")
+        rows = by_data_size(rows)
         # transfer cells (a mask from another language) have their own section; every other table is per language
         self.transfer_rows = [r for r in rows if r.get("mask_from")]
         self.rows = [r for r in rows if not r.get("mask_from")] or rows

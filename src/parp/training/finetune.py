@@ -17,6 +17,7 @@ from accelerate.utils import set_seed
 
 from ..data.arguments import DataArguments, load_utterances
 from ..data.dataset import SpeechDataset
+from ..data.splits import subset_fingerprint
 from ..data.text import TOKEN_UNITS, PhoneNormalizer, TextNormalizer, Vocabulary
 from ..errors import ConfigError
 from ..export.card import write_model_card
@@ -79,6 +80,8 @@ def prepare_finetune(data_args: DataArguments, model_args: ModelArguments, progr
         "source": source,
         "train_utterances": len(train_set), "valid_utterances": len(valid_set),
         "train_hours": round(sum(train_set.durations) / 3600, 4),
+        "train_hours_requested": data_args.train_hours,  # None: all of it
+        "train_subset": subset_fingerprint(train_utts),  # equal in two runs = they trained on the same utterances
         "valid_hours": round(sum(valid_set.durations) / 3600, 4),
         "skipped": len(train_set.skipped) + len(valid_set.skipped),
         "skipped_files": [f"{p}: {r}" for p, r in (train_set.skipped + valid_set.skipped)][:50],
@@ -133,7 +136,8 @@ def run_finetune(data_args: DataArguments, model_args: ModelArguments, config: T
         phase.update(steps=result.steps - result.resumed_from_step, total_steps=result.steps,
                      resumed_from_step=result.resumed_from_step,
                      audio_seconds_per_second=round(result.audio_seconds_per_second, 2),
-                     processes=PartialState().num_processes)
+                     processes=PartialState().num_processes, best_step=result.best_step,
+                     stopped_early=result.stopped_early)
         if result.earlier_wall_seconds:
             phase["earlier_wall_seconds"] = result.earlier_wall_seconds
     record.update("metrics", {"final": result.final_metrics, "best": result.best_metrics,

@@ -76,6 +76,12 @@ class TrainConfig:
         "help": "Train only the output head for the first N updates (0 = never; PARP's fair default)."})
     mixed_precision: str = field(default="auto", metadata={"help": "auto | no | fp16 | bf16 (auto: bf16 on GPU)."})
     eval_every: int = field(default=250, metadata={"help": "Validate every N updates (0 = only at the end)."})
+    early_stopping_patience: int = field(default=0, metadata={
+        "help": "Train to convergence: stop after N validations in a row that do not improve the best validation "
+                "metric by more than --early-stopping-min-delta, and export and score the best model (a pruned "
+                "run is validated at its target sparsity); max_steps stays the LR schedule's length. 0 = off."})
+    early_stopping_min_delta: float = field(default=0.0, metadata={
+        "help": "Smallest decrease of the validation metric (e.g. CER) that counts as an improvement."})
     save_every: int = field(default=250, metadata={"help": "Write a resumable checkpoint every N updates (0 = never)."})
     log_every: int = field(default=10, metadata={"help": "Record the training loss every N updates."})
     seed: int = field(default=0, metadata={"help": "Seed for initialisation, data order and masking."})
@@ -110,9 +116,15 @@ def validate_train_config(config: TrainConfig) -> None:
             raise bad(name, "must be at least 1", getattr(config, name))
     if not finite(config.max_minutes) or config.max_minutes < 0:
         raise bad("max_minutes", "must be >= 0", config.max_minutes)
-    for name in ("warmup_steps", "eval_every", "save_every", "freeze_transformer_steps", "num_workers"):
+    for name in ("warmup_steps", "eval_every", "save_every", "freeze_transformer_steps", "num_workers",
+                 "early_stopping_patience"):
         if getattr(config, name) < 0:
             raise bad(name, "must be >= 0", getattr(config, name))
+    if config.early_stopping_patience and not config.eval_every:
+        raise bad("early_stopping_patience", "needs validation during training (--eval-every > 0)",
+                  config.early_stopping_patience)
+    if not finite(config.early_stopping_min_delta) or config.early_stopping_min_delta < 0:
+        raise bad("early_stopping_min_delta", "must be >= 0", config.early_stopping_min_delta)
     if config.log_every < 1:
         raise bad("log_every", "must be at least 1", config.log_every)
     if not finite(config.max_batch_seconds) or config.max_batch_seconds <= 0:
@@ -164,6 +176,12 @@ class TrainResult:
     model_dir: str
     best_dir: str | None
     earlier_wall_seconds: float = 0.0  # spent by killed earlier processes up to the checkpoint this run resumed
+    stopped_early: bool = False  # early stopping ended it before max_steps (with it on, model_dir is the best model)
+
+    @property
+    def validation_curve(self) -> list[dict[str, Any]]:
+        """The validation entries of the history: the learning curve a convergence rule reads."""
+        return [h for h in self.history if any(k.startswith("valid_") for k in h)]
 
     @property
     def audio_seconds_per_second(self) -> float:
@@ -364,7 +382,8 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
     state = LoopState(model=accelerator.unwrap_model(model), accelerator=accelerator, config=config,
                       optimizer=optimizer)
     progress_state: dict[str, Any] = {"batches_in_epoch": 0, "best_value": None, "best_step": 0, "best_metrics": {},
-                                      "train_seconds": 0.0, "train_audio_seconds": 0.0}
+                                      "train_seconds": 0.0, "train_audio_seconds": 0.0,
+                                      "evals_without_improvement": 0}
     earlier_wall = 0.0
     resumed_from = 0
     checkpoint = _latest_checkpoint(output_dir) if config.resume else None
@@ -373,7 +392,7 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
         refuse_changed({"train": saved.get("config", {})}, {"train": asdict(config)}, f"checkpoint {checkpoint}")
         load_training_state(checkpoint, accelerator, *resumable)
         state.step, state.epoch, state.history = saved["step"], saved["epoch"], saved["history"]
-        progress_state.update({k: saved[k] for k in progress_state})
+        progress_state.update({k: saved.get(k, v) for k, v in progress_state.items()})  # older: fewer keys
         earlier_wall = saved.get("wall_seconds", 0.0)
         hook_tensors = load_file(str(checkpoint / "hooks.safetensors")) if (checkpoint / "hooks.safetensors").exists() else {}
         _restore_hook_state(hooks, hook_tensors, saved.get("hooks", {}))
@@ -396,13 +415,20 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
 
     def maybe_save_best(metrics: dict[str, float]) -> None:
         value = metrics.get(objective.metric_for_best)
-        if value is None or not math.isfinite(value):
+        best = progress_state["best_value"]
+        if value is None or not math.isfinite(value) or (
+                best is not None and value >= best - config.early_stopping_min_delta):
+            progress_state["evals_without_improvement"] += 1
             return
-        if progress_state["best_value"] is None or value < progress_state["best_value"]:
-            progress_state.update(best_value=value, best_step=state.step, best_metrics=dict(metrics))
-            if accelerator.is_main_process:
-                objective.export(state.model, output_dir / "best")
-            accelerator.wait_for_everyone()
+        progress_state.update(best_value=value, best_step=state.step, best_metrics=dict(metrics),
+                              evals_without_improvement=0)
+        if accelerator.is_main_process:
+            objective.export(state.model, output_dir / "best")
+        accelerator.wait_for_everyone()
+
+    def converged() -> bool:
+        patience = config.early_stopping_patience
+        return bool(patience) and progress_state["evals_without_improvement"] >= patience
 
     def out_of_time() -> bool:
         return bool(config.max_minutes) and time.time() - started >= 60 * config.max_minutes
@@ -472,7 +498,7 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
                 _save_checkpoint(accelerator, output_dir, state, progress_state, hooks,
                                  earlier_wall + time.time() - started, resumable)
             step_started = time.time()
-            if state.step >= config.max_steps or out_of_time():
+            if state.step >= config.max_steps or out_of_time() or converged():
                 finished_epoch = False
                 break
         if finished_epoch:
@@ -481,8 +507,18 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
         if out_of_time():
             accelerator.print(f"parp: --max-minutes {config.max_minutes} reached at step {state.step}")
             break
+        if converged():
+            accelerator.print(f"parp: early stopping at step {state.step}: {config.early_stopping_patience} "
+                              f"validations without improvement; the best, step {progress_state['best_step']} "
+                              f"({objective.metric_for_best} {progress_state['best_value']:.4f}), is exported")
+            break
     bar.close()
     flush_audio()
+
+    stopped_early = converged() and state.step < config.max_steps
+    if config.early_stopping_patience and progress_state["best_value"] is not None:
+        accelerator.wait_for_everyone()
+        restore_weights(state.model, output_dir / "best")  # the run's result is its best validated model
 
     for hook in hooks:
         hook.on_train_end(state)
@@ -504,4 +540,16 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
         train_audio_seconds=round(progress_state["train_audio_seconds"], 3), resumed_from_step=resumed_from,
         final_metrics=final_metrics, best_metrics=progress_state["best_metrics"],
         best_step=progress_state["best_step"], history=state.history, model_dir=str(output_dir / "model"),
-        best_dir=str(best_dir) if best_dir.exists() else None, earlier_wall_seconds=round(earlier_wall, 3))
+        best_dir=str(best_dir) if best_dir.exists() else None, earlier_wall_seconds=round(earlier_wall, 3),
+        stopped_early=stopped_early)
+
+
+def restore_weights(model: torch.nn.Module, directory: Path) -> None:
+    """Load the weights an objective exported to ``directory`` (one or sharded safetensors files) into ``model``."""
+    files = sorted(directory.glob("model*.safetensors"))
+    if not files:
+        raise ConfigError(f"{directory}: no exported weights (model.safetensors) to restore the best model from")
+    weights: dict[str, torch.Tensor] = {}
+    for file in files:
+        weights.update(load_file(str(file)))
+    model.load_state_dict(weights, strict=True)
