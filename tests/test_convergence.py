@@ -244,6 +244,7 @@ def test_a_sweep_over_data_sizes_keeps_each_size_apart_and_reports_it(tmp_path):
     from parp.experiments.cells import Cell
     from parp.experiments.grid import SweepConfig, validate_sweep
     from parp.experiments.sweep import run_sweep
+    from parp.reports.report import build_report
     from parp.reports.tables import Tables
     from parp.results import read_results
 
@@ -263,6 +264,9 @@ def test_a_sweep_over_data_sizes_keeps_each_size_apart_and_reports_it(tmp_path):
     whole = load_run(Cell("xx", "omp", 0.5, 0).directory(tmp_path / "sweep")).data["data"]
     assert small["train_hours_requested"] == 0.01 and small["train_utterances"] < whole["train_utterances"]
     assert by[("omp", 0.01)]["reused_dense"] and by[("omp", 0.01)]["cell"].startswith("cells/xx/h0.01/omp/")
-    assert Tables(rows, tmp_path).languages == ["xx 0.01h", "xx all"]  # compared within one size
+    assert Tables(rows, tmp_path).languages == ["xx-0.01h", "xx-all"]  # compared within one size
+    report = build_report(tmp_path / "sweep" / "results.csv")
+    assert "vs sparsity per data size](error_vs_sparsity_by_size_xx.png)" in report.read_text()
+    assert (report.parent / "error_vs_sparsity_by_size_xx.png").stat().st_size > 0
     with pytest.raises(ConfigError, match="train_hours"):
         validate_sweep(SweepConfig(languages=[f"xx={manifest}"], train_hours=["0"]))

@@ -127,33 +127,61 @@ class Report(Tables):
             fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.8), squeeze=False)
             seed_counts: set[int] = set()
             for ax, metric in zip(axes[0], metrics):
-                reference = self.mean(metric, language=language, method="none")
-                if reference is not None:
-                    ax.axhline(reference, color="black", linestyle="--", linewidth=1, label="unpruned (none)")
-                for method in self.methods:
-                    if method == "none":
-                        continue
-                    xs = self.sparsities(method, language)
-                    if not xs:
-                        continue
-                    values = [[r[metric] for r in self.cells(language=language, method=method, sparsity_target=s)]
-                              for s in xs]
-                    seed_counts.update(len(v) for v in values)
-                    spread = _spread(values)
-                    if spread is None:
-                        ax.plot(xs, [_mean(v) for v in values], marker="o", label=method)
-                    else:
-                        ax.errorbar(xs, [_mean(v) for v in values], yerr=spread, marker="o", capsize=3, label=method)
-                ax.set_xlabel("sparsity (fraction of prunable weights removed)")
-                ax.set_ylabel(metric.upper())
+                seed_counts |= self._error_panel(ax, language, metric)
                 ax.set_title(f"{language}: {metric.upper()} vs sparsity")
-                ax.grid(alpha=0.3)
-                ax.legend(fontsize=8)
             caption = _seed_caption(seed_counts)
             fig.suptitle(textwrap.fill(f"{language}: {caption}", 60 * len(metrics)), fontsize=9)
             name = self.save(fig, f"error_vs_sparsity_{language}.png")
             self.lines += [f"![{language}: {self.metric_label} vs sparsity]({name})", "",
                            f"*{language}: {self.metric_label} vs sparsity; {caption}.*", ""]
+        self._data_size_plots()
+
+    def _error_panel(self, ax, language: str, metric: str) -> set[int]:
+        """One language's error against sparsity, a line per method (mean ± std over seeds), the unpruned model
+        dashed; returns the seed counts drawn."""
+        seed_counts: set[int] = set()
+        reference = self.mean(metric, language=language, method="none")
+        if reference is not None:
+            ax.axhline(reference, color="black", linestyle="--", linewidth=1, label="unpruned (none)")
+        for method in self.methods:
+            xs = self.sparsities(method, language) if method != "none" else []
+            if not xs:
+                continue
+            values = [[r[metric] for r in self.cells(language=language, method=method, sparsity_target=s)]
+                      for s in xs]
+            seed_counts.update(len(v) for v in values)
+            spread = _spread(values)
+            if spread is None:
+                ax.plot(xs, [_mean(v) for v in values], marker="o", label=method)
+            else:
+                ax.errorbar(xs, [_mean(v) for v in values], yerr=spread, marker="o", capsize=3, label=method)
+        ax.set_xlabel("sparsity (fraction of prunable weights removed)")
+        ax.set_ylabel(metric.upper())
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        return seed_counts
+
+    def _data_size_plots(self) -> None:
+        """The paper's figure for a sweep over data sizes: error vs sparsity, one panel per size of a language."""
+        sizes: dict[str, dict[float | None, str]] = {}
+        for r in self.rows:
+            if "base_language" in r:
+                sizes.setdefault(r["base_language"], {})[r.get("train_hours")] = r["language"]
+        for base, labels in sorted(sizes.items()):
+            if len(labels) < 2:
+                continue
+            order = sorted(labels, key=lambda h: float("inf") if h is None else h)
+            fig, axes = _plt().subplots(1, len(order), figsize=(4.5 * len(order), 3.8), squeeze=False)
+            seed_counts: set[int] = set()
+            for ax, hours in zip(axes[0], order):
+                seed_counts |= self._error_panel(ax, labels[hours], self.claim_metric)
+                ax.set_title(f"{base}: {'all the data' if hours is None else f'{hours:g} h'}")
+            caption = _seed_caption(seed_counts)
+            fig.suptitle(textwrap.fill(f"{base}, by amount of training data: {caption}", 60 * len(order)), fontsize=9)
+            name = self.save(fig, f"error_vs_sparsity_by_size_{base}.png")
+            self.lines += [f"![{base}: {self.claim_metric.upper()} vs sparsity per data size]({name})", "",
+                           f"*{base}: {self.claim_metric.upper()} vs sparsity, one panel per amount of training "
+                           f"data; {caption}.*", ""]
 
 
     def section_cost(self) -> None:
@@ -453,7 +481,7 @@ class Report(Tables):
                        "deviation of the two sides); otherwise it is 'not separable'.", ""]
 
 
-CELL_KEY = ("language", "method", "mask_from", "sparsity_target", "seed", "finetune_steps")
+CELL_KEY = ("language", "train_hours", "method", "mask_from", "sparsity_target", "seed", "finetune_steps")
 
 
 def merged_results(sources: str | Path | list) -> tuple[list[dict[str, Any]], Path]:

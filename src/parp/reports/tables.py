@@ -88,14 +88,14 @@ def _order(methods) -> list[str]:
 
 def by_data_size(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Methods are compared within one data size: in a sweep over ``train_hours`` each (language, size) is reported
-    as a language of its own, ``mboshi 0.167h`` ... ``mboshi all``; rows of a sweep without sizes are unchanged."""
+    as a language of its own, ``mboshi-0.167h`` ... ``mboshi-all``; rows of a sweep without sizes are unchanged."""
     if all(r.get("train_hours") is None for r in rows):
         return list(rows)
 
     def sized(name: str | None, hours: float | None) -> str | None:
-        return None if name is None else f"{name} {'all' if hours is None else f'{hours:g}h'}"
+        return None if name is None else f"{name}-{'all' if hours is None else f'{hours:g}h'}"
 
-    return [{**r, "language": sized(r["language"], r.get("train_hours")),
+    return [{**r, "base_language": r["language"], "language": sized(r["language"], r.get("train_hours")),
              "mask_from": sized(r.get("mask_from"), r.get("train_hours"))} for r in rows]
 
 
