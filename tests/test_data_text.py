@@ -87,19 +87,21 @@ def test_combining_marks_form_one_unit_and_stray_or_doubled_marks_are_dropped():
     # the same mark twice is one (Yoruba prompt "ì̀yàwó"); a mark on no letter marks nothing
     assert normalize("ì\u0300yàwó oló\u0301rin") == "ìyàwó olórin"
     assert normalize("a \u0301b") == "a b"
+    # other scripts' signs stay their own units: a Devanagari consonant + vowel sign is not one unit
+    assert Vocabulary.build(["किताब"]).units("किताब") == list("किताब")
     assert normalize(normalize("ì\u0300yàwó ‘k’imyaka’")) == normalize("ì\u0300yàwó ‘k’imyaka’")
 
 
-def test_vocabularies_saved_before_grapheme_units_keep_code_points(tmp_path):
-    vocabulary = Vocabulary.build(["ilẹ̀"], TextNormalizer(graphemes=False))
+def test_vocabularies_saved_before_letter_units_keep_code_points(tmp_path):
+    vocabulary = Vocabulary.build(["ilẹ̀"], TextNormalizer(letter_units=False))
     assert "\u0300" in vocabulary.tokens
     vocabulary.save(tmp_path)
     settings_file = tmp_path / "parp_text.json"
     settings = json.loads(settings_file.read_text(encoding="utf-8"))
-    del settings["graphemes"]  # as written by parp before grapheme units
+    del settings["letter_units"]  # as written by parp before letter units
     settings_file.write_text(json.dumps(settings), encoding="utf-8")
     loaded = Vocabulary.load(tmp_path)
-    assert loaded.normalizer.graphemes is False and loaded.encode("ilẹ̀") == vocabulary.encode("ilẹ̀")
+    assert loaded.normalizer.letter_units is False and loaded.encode("ilẹ̀") == vocabulary.encode("ilẹ̀")
 
 
 def test_ipa_phone_unit_cuts_ipa_into_phones(tmp_path):

@@ -2,8 +2,8 @@
 
 Low-resource orthographies carry meaning in diacritics and tone marks (Mboshi "ώ" vs "ω"), so the
 normaliser only composes (NFC), lowercases and strips punctuation; it never strips accents or scripts. A
-character unit is one letter as a reader sees it (a Unicode grapheme cluster: Yoruba "ẹ̀" is one unit like "è",
-although NFC has no single code point for it). Apostrophes that touch a letter are letters (Kinyarwanda
+character unit is one letter with its diacritics (Yoruba "ẹ̀" is one unit like "è", although NFC has no single
+code point for it). Apostrophes that touch a letter are letters (Kinyarwanda
 "k'imyaka", Quechua "p'acha", Breton "c'h", Mboshi "l'"); quotes are not. The decisions per language are in
 docs/data.md.
 Phone transcripts (``token_unit="phone"``: space-separated IPA phones, as ``parp synth --transcripts phones``
@@ -45,7 +45,10 @@ _DASH_PUNCTUATION = "—–―"
 #: A sign between these is inside a word: letters, their combining marks, digits.
 _WORD_CHAR = regex.compile(r"[\p{L}\p{M}\p{N}]")
 _IN_WORD_SIGNS = regex.compile("[" + regex.escape(_APOSTROPHES + _RIGHT_QUOTE + _LEFT_QUOTES) + "-]")
-_GRAPHEME = regex.compile(r"\X")
+#: A letter unit: a character with the diacritics that follow it from the Combining Diacritical Marks blocks (the
+#: accents, tone marks and dots of Latin, Greek, Cyrillic and IPA letters). Other scripts' signs (Devanagari or
+#: Thai vowel signs, Arabic harakat) stay units of their own, as before: grouping them would make syllables units.
+_LETTER = regex.compile(r"\P{M}[\u0300-\u036F\u1AB0-\u1AFF\u1DC0-\u1DFF\u20D0-\u20FF\uFE20-\uFE2F]*|.", regex.DOTALL)
 #: A combining mark with no letter to sit on (after a space or punctuation) marks nothing: dropped.
 _ORPHAN_MARKS = regex.compile(r"(?<![\p{L}\p{M}\p{N}])\p{M}+")
 #: The same mark twice on one letter is a double key press (Yoruba prompts: "ó" + U+0301): counted once.
@@ -64,16 +67,16 @@ TOKEN_UNITS = ("char", "phone", "ipa-phone")
 class TextNormalizer:
     """NFC, optional lowercasing, punctuation removal, whitespace collapse; keeps diacritics and scripts.
 
-    ``graphemes``: a character unit is a grapheme cluster (base letter + combining marks) rather than a code
-    point; vocabularies saved before it existed load with it off, so their tokens keep meaning the same.
+    ``letter_units``: a character unit is a letter with its combining diacritics rather than a code point;
+    vocabularies saved before it existed load with it off, so their tokens keep meaning the same.
     """
 
     def __init__(self, lowercase: bool = True, drop_chars: str = DEFAULT_DROP_CHARS, keep_apostrophe: bool = True,
-                 graphemes: bool = True):
+                 letter_units: bool = True):
         self.lowercase = lowercase
         self.drop_chars = drop_chars
         self.keep_apostrophe = keep_apostrophe
-        self.graphemes = graphemes
+        self.letter_units = letter_units
         # Punctuation becomes a space ("oui,non" -> "oui non"); apostrophes and hyphens are decided in context.
         self._table = {ord(ch): " " for ch in drop_chars + _DASH_PUNCTUATION}
 
@@ -99,15 +102,15 @@ class TextNormalizer:
 
     def split(self, normalized: str) -> list[str]:
         """Normalised text as character units (a space stays " ")."""
-        return _GRAPHEME.findall(normalized) if self.graphemes else list(normalized)
+        return _LETTER.findall(normalized) if self.letter_units else list(normalized)
 
     def to_dict(self) -> dict:
         return {"lowercase": self.lowercase, "drop_chars": self.drop_chars, "keep_apostrophe": self.keep_apostrophe,
-                "graphemes": self.graphemes}
+                "letter_units": self.letter_units}
 
     def __repr__(self) -> str:
         return (f"TextNormalizer(lowercase={self.lowercase}, drop_chars={self.drop_chars!r}, "
-                f"keep_apostrophe={self.keep_apostrophe}, graphemes={self.graphemes})")
+                f"keep_apostrophe={self.keep_apostrophe}, letter_units={self.letter_units})")
 
 
 class PhoneNormalizer:
@@ -368,6 +371,6 @@ class Vocabulary:
             if unit == "phone":
                 normalizer = IpaPhoneNormalizer() if settings.get("segmenter") == "ipatok" else PhoneNormalizer()
             else:
-                settings.setdefault("graphemes", False)  # saved before grapheme units: code points, as trained
+                settings.setdefault("letter_units", False)  # saved before letter units: code points, as trained
                 normalizer = TextNormalizer(**settings)
         return cls(tokens, normalizer, unit)
