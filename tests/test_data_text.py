@@ -2,6 +2,7 @@
 
 import json
 import re
+import sys
 
 import pytest
 
@@ -126,3 +127,12 @@ def test_unknown_token_unit_is_one_line_config_error():
 
     with pytest.raises(ConfigError, match=re.escape("--token-unit must be char | phone | ipa-phone, got 'ipa'")):
         make_normalizer("ipa")
+
+
+def test_ipa_phones_without_ipatok_say_how_to_install(monkeypatch):
+    from parp.data.text import make_normalizer
+    from parp.errors import ConfigError
+
+    monkeypatch.setitem(sys.modules, "ipatok", None)  # as if not installed
+    with pytest.raises(ConfigError, match=re.escape("pip install 'parp[ipa]'")):
+        make_normalizer("ipa-phone")

@@ -139,7 +139,8 @@ class IpaPhoneNormalizer:
         try:
             from ipatok import tokenise  # lazy: only IPA corpora need it
         except ImportError:
-            raise ConfigError("--token-unit ipa-phone needs ipatok: pip install 'parp[ipa]'") from None
+            raise ConfigError("IPA phones (--token-unit ipa-phone, or a model trained with it) need ipatok: "
+                              "pip install 'parp[ipa]'") from None
         self._tokenise = tokenise
 
     def __call__(self, text: str) -> str:
