@@ -88,3 +88,10 @@ def test_full_manifest_vocabulary_has_letters_only(manifests, language):
         assert normalizer(normalizer(text)) == normalizer(text)
     if unit == "char":
         assert all(len(token) == 1 or unicodedata.category(token[1])[0] == "M" for token in units)
+
+
+def test_tusom_phones_keep_every_symbol(manifests):
+    normalizer, _ = _normalizer("tus")
+    for utterance in manifests["tus"]:
+        phones = normalizer(utterance.text)
+        assert phones.replace(" ", "") == unicodedata.normalize("NFC", utterance.text).replace(" ", "")
