@@ -26,3 +26,9 @@ def mboshi_dir() -> Path:
 @pytest.fixture(scope="session")
 def fsdd_dir() -> Path:
     return _shared("fsdd")
+
+
+@pytest.fixture(scope="session")
+def language_dir():
+    """``language_dir("yo")``: one language's folder of ../shared/data (skipped or failed like the others)."""
+    return _shared

@@ -47,9 +47,10 @@ class DataArguments:
     allow_unknown_chars: bool = field(default=False, metadata={
         "help": "Map validation characters missing from the training vocabulary to [UNK] instead of failing."})
     token_unit: str | None = field(default=None, metadata={
-        "help": "CTC output units: char (default: characters of the transcript) | phone (space-separated phones, "
+        "help": "CTC output units: char (default: letters of the transcript) | phone (space-separated phones, "
                 "e.g. --text_column phones of parp synth --transcripts phones; scored as PER; --lowercase and "
-                "--drop_chars do not apply)."})
+                "--drop_chars do not apply) | ipa-phone (IPA written without spaces between phones, e.g. East "
+                "Tusom, cut into phones by ipatok: pip install 'parp[ipa]'; scored as PER). See docs/data.md."})
 
 
 def _subset(utterances: list[Utterance], limit: int | None, seed: int) -> list[Utterance]:

@@ -1,10 +1,15 @@
 """Transcript normalisation and the CTC vocabulary shared by training, evaluation and export.
 
 Low-resource orthographies carry meaning in diacritics and tone marks (Mboshi "ώ" vs "ω"), so the
-normaliser only composes (NFC), lowercases and strips punctuation; it never strips accents or scripts.
+normaliser only composes (NFC), lowercases and strips punctuation; it never strips accents or scripts. A
+character unit is one letter with its diacritics (Yoruba "ẹ̀" is one unit like "è", although NFC has no single
+code point for it). Apostrophes that touch a letter are letters (Kinyarwanda
+"k'imyaka", Quechua "p'acha", Breton "c'h", Mboshi "l'"); quotes are not. The decisions per language are in
+docs/data.md.
 Phone transcripts (``token_unit="phone"``: space-separated IPA phones, as ``parp synth --transcripts phones``
 writes them) are whole-token units instead of characters, and their normaliser only composes and collapses
-spaces: case, ``.``, ``:`` and apostrophes are phonetic symbols there.
+spaces: case, ``.``, ``:`` and apostrophes are phonetic symbols there. IPA text without spaces between phones
+(East Tusom) is cut into phones by ``ipatok`` first (``token_unit="ipa-phone"``, :class:`IpaPhoneNormalizer`).
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from parp.errors import TextError
+import regex
+
+from parp.errors import ConfigError, TextError
 
 logger = logging.getLogger(__name__)
 
@@ -26,45 +33,84 @@ logger = logging.getLogger(__name__)
 #: delimiter or a special token.
 DEFAULT_DROP_CHARS = ',.?!;:"«»()[]{}<>“”„‟‹›…¿¡|/\\*#~_=+@^'
 
-#: Typographic apostrophes unified to "'" so one orthographic sign is one vocabulary entry.
-_APOSTROPHES = "’‘ʼ`´"
-#: Long dashes are punctuation and become spaces; the hyphen stays because it joins words ("Montre-moi").
+#: Signs written for an apostrophe; touching a letter (before or after it) they become the one letter "'"
+#: (Mboshi writes elision word-finally, "l' ekyem"; Breton word-initially, "ma 'z eus").
+_APOSTROPHES = "'ʼ`´"
+#: The typographic apostrophe is also the closing single quote: a letter only between two letters ("n’ibibazo").
+_RIGHT_QUOTE = "’"
+#: Opening single quotes are never apostrophes.
+_LEFT_QUOTES = "‘‛"
+#: Long dashes are punctuation and become spaces; the hyphen stays where it joins words ("Montre-moi", "23-28").
 _DASH_PUNCTUATION = "—–―"
+#: A sign between these is inside a word: letters, their combining marks, digits.
+_WORD_CHAR = regex.compile(r"[\p{L}\p{M}\p{N}]")
+_IN_WORD_SIGNS = regex.compile("[" + regex.escape(_APOSTROPHES + _RIGHT_QUOTE + _LEFT_QUOTES) + "-]")
+#: A letter unit: a character with the diacritics that follow it from the Combining Diacritical Marks blocks (the
+#: accents, tone marks and dots of Latin, Greek, Cyrillic and IPA letters). Other scripts' signs (Devanagari or
+#: Thai vowel signs, Arabic harakat) stay units of their own, as before: grouping them would make syllables units.
+_LETTER = regex.compile(r"\P{M}[\u0300-\u036F\u1AB0-\u1AFF\u1DC0-\u1DFF\u20D0-\u20FF\uFE20-\uFE2F]*|.", regex.DOTALL)
+#: A combining mark with no letter to sit on (after a space or punctuation) marks nothing: dropped.
+_ORPHAN_MARKS = regex.compile(r"(?<![\p{L}\p{M}\p{N}])\p{M}+")
+#: The same mark twice on one letter is a double key press (Yoruba prompts: "ó" + U+0301): counted once.
+_REPEATED_MARK = regex.compile(r"(\p{M})\1+")
 
 PAD_TOKEN = "[PAD]"
 UNK_TOKEN = "[UNK]"
 WORD_DELIMITER = "|"
 TEXT_SETTINGS_FILE = "parp_text.json"
-TOKEN_UNITS = ("char", "phone")
+#: Units a vocabulary is made of.
+VOCABULARY_UNITS = ("char", "phone")
+#: Values of ``--token-unit``: ``ipa-phone`` is a phone vocabulary over IPA text cut into phones by ipatok.
+TOKEN_UNITS = ("char", "phone", "ipa-phone")
 
 
 class TextNormalizer:
-    """NFC, optional lowercasing, punctuation removal, whitespace collapse; keeps diacritics and scripts."""
+    """NFC, optional lowercasing, punctuation removal, whitespace collapse; keeps diacritics and scripts.
 
-    def __init__(self, lowercase: bool = True, drop_chars: str = DEFAULT_DROP_CHARS, keep_apostrophe: bool = True):
+    ``letter_units``: a character unit is a letter with its combining diacritics rather than a code point;
+    vocabularies saved before it existed load with it off, so their tokens keep meaning the same.
+    """
+
+    def __init__(self, lowercase: bool = True, drop_chars: str = DEFAULT_DROP_CHARS, keep_apostrophe: bool = True,
+                 letter_units: bool = True):
         self.lowercase = lowercase
         self.drop_chars = drop_chars
         self.keep_apostrophe = keep_apostrophe
-        # Punctuation becomes a space ("oui,non" -> "oui non"); a dropped apostrophe joins ("don't" -> "dont").
-        table = {ord(ch): " " for ch in drop_chars + _DASH_PUNCTUATION}
-        for ch in _APOSTROPHES:
-            table[ord(ch)] = "'" if keep_apostrophe else None
-        if not keep_apostrophe:
-            table[ord("'")] = None
-        self._table = table
+        self.letter_units = letter_units
+        # Punctuation becomes a space ("oui,non" -> "oui non"); apostrophes and hyphens are decided in context.
+        self._table = {ord(ch): " " for ch in drop_chars + _DASH_PUNCTUATION}
+
+    def _in_word_sign(self, match: regex.Match) -> str:
+        """An apostrophe or hyphen: a letter where it touches the word it belongs to, else a space."""
+        sign, text, i = match.group(), match.string, match.start()
+        before = i > 0 and _WORD_CHAR.match(text[i - 1]) is not None
+        after = i + 1 < len(text) and _WORD_CHAR.match(text[i + 1]) is not None
+        if sign == "-":
+            return "-" if before and after else " "
+        if sign in _LEFT_QUOTES or (sign == _RIGHT_QUOTE and not (before and after)) or not (before or after):
+            return " "  # a quotation mark
+        return "'" if self.keep_apostrophe else ""  # a dropped apostrophe joins ("don't" -> "dont")
 
     def __call__(self, text: str) -> str:
-        text = unicodedata.normalize("NFC", text)
         if self.lowercase:
             text = text.lower()
         text = text.translate(self._table)
+        # marks are compared decomposed (NFD), then composed again: NFC is the form every unit is kept in
+        text = _REPEATED_MARK.sub(r"\1", _ORPHAN_MARKS.sub(" ", unicodedata.normalize("NFD", text)))
+        text = _IN_WORD_SIGNS.sub(self._in_word_sign, unicodedata.normalize("NFC", text))
         return " ".join(text.split())
 
+    def split(self, normalized: str) -> list[str]:
+        """Normalised text as character units (a space stays " ")."""
+        return _LETTER.findall(normalized) if self.letter_units else list(normalized)
+
     def to_dict(self) -> dict:
-        return {"lowercase": self.lowercase, "drop_chars": self.drop_chars, "keep_apostrophe": self.keep_apostrophe}
+        return {"lowercase": self.lowercase, "drop_chars": self.drop_chars, "keep_apostrophe": self.keep_apostrophe,
+                "letter_units": self.letter_units}
 
     def __repr__(self) -> str:
-        return f"TextNormalizer(lowercase={self.lowercase}, drop_chars={self.drop_chars!r}, keep_apostrophe={self.keep_apostrophe})"
+        return (f"TextNormalizer(lowercase={self.lowercase}, drop_chars={self.drop_chars!r}, "
+                f"keep_apostrophe={self.keep_apostrophe}, letter_units={self.letter_units})")
 
 
 class PhoneNormalizer:
@@ -78,6 +124,45 @@ class PhoneNormalizer:
 
     def __repr__(self) -> str:
         return "PhoneNormalizer()"
+
+
+class IpaPhoneNormalizer:
+    """IPA text cut into space-separated phones by ipatok: a phone is a base symbol with its diacritics, tone
+    marks, length mark and tie bar (``t͡ɕʰ``, ``ɯ̃̀``, ``aː``), as eSpeak's phones keep theirs; word spaces go, as in
+    ``parp synth``'s phone transcripts. Idempotent, so an already cut transcript is left as it is.
+
+    ipatok (``pip install 'parp[ipa]'``) rather than own code: it knows which IPA symbols are letters,
+    diacritics and tones.
+    """
+
+    def __init__(self):
+        try:
+            from ipatok import tokenise  # lazy: only IPA corpora need it
+        except ImportError:
+            raise ConfigError("IPA phones (--token-unit ipa-phone, or a model trained with it) need ipatok: "
+                              "pip install 'parp[ipa]'") from None
+        self._tokenise = tokenise
+
+    def __call__(self, text: str) -> str:
+        phones = self._tokenise(unicodedata.normalize("NFC", text), tones=True, unknown=True)
+        return " ".join(unicodedata.normalize("NFC", phone) for phone in phones)
+
+    def to_dict(self) -> dict:
+        return {"token_unit": "phone", "segmenter": "ipatok"}
+
+    def __repr__(self) -> str:
+        return "IpaPhoneNormalizer()"
+
+
+def make_normalizer(token_unit: str, lowercase: bool = True, drop_chars: str = DEFAULT_DROP_CHARS):
+    """The normaliser of a ``--token-unit`` value and the unit of its vocabulary (``char`` or ``phone``)."""
+    if token_unit not in TOKEN_UNITS:
+        raise ConfigError(f"--token-unit must be {' | '.join(TOKEN_UNITS)}, got {token_unit!r}")
+    if token_unit == "ipa-phone":
+        return IpaPhoneNormalizer(), "phone"
+    if token_unit == "phone":
+        return PhoneNormalizer(), "phone"
+    return TextNormalizer(lowercase=lowercase, drop_chars=drop_chars), "char"
 
 
 def _describe(unit: str) -> str:
@@ -94,8 +179,8 @@ class Vocabulary:
     """
 
     def __init__(self, tokens: Sequence[str], normalizer=None, unit: str = "char"):
-        if unit not in TOKEN_UNITS:
-            raise TextError(f"token unit must be {' or '.join(TOKEN_UNITS)}, got {unit!r}")
+        if unit not in VOCABULARY_UNITS:
+            raise TextError(f"token unit must be {' or '.join(VOCABULARY_UNITS)}, got {unit!r}")
         if list(tokens[:2]) != [PAD_TOKEN, UNK_TOKEN]:
             raise TextError(f"vocabulary must start with {PAD_TOKEN}, {UNK_TOKEN}; got {list(tokens[:2])}")
         if len(set(tokens)) != len(tokens):
@@ -124,7 +209,10 @@ class Vocabulary:
     def units(self, text: str) -> list[str]:
         """The normalised text as vocabulary units: characters (a space stays " "), or space-separated phones."""
         normalized = self.normalizer(text)
-        return normalized.split() if self.unit == "phone" else list(normalized)
+        if self.unit == "phone":
+            return normalized.split()
+        split = getattr(self.normalizer, "split", None)  # a custom normaliser without one: code points
+        return split(normalized) if split else list(normalized)
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -281,5 +369,9 @@ class Vocabulary:
         if settings_file.is_file():
             settings = json.loads(settings_file.read_text(encoding="utf-8"))
             unit = settings.pop("token_unit", "char")
-            normalizer = PhoneNormalizer() if unit == "phone" else TextNormalizer(**settings)
+            if unit == "phone":
+                normalizer = IpaPhoneNormalizer() if settings.get("segmenter") == "ipatok" else PhoneNormalizer()
+            else:
+                settings.setdefault("letter_units", False)  # saved before letter units: code points, as trained
+                normalizer = TextNormalizer(**settings)
         return cls(tokens, normalizer, unit)

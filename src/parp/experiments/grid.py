@@ -60,7 +60,8 @@ class SweepConfig(TrainConfig):
     text_column: str | None = shared(DataArguments, "text_column", help=(
         "Transcript column of every manifest (default 'text'; 'phones' for parp synth --transcripts phones)."))
     token_unit: str | None = shared(DataArguments, "token_unit", help=(
-        "CTC output units in every cell: char (default) | phone (space-separated phones, scored as PER)."))
+        "CTC output units in every cell: char (default) | phone (space-separated phones, scored as PER) | "
+        "ipa-phone (IPA text cut into phones by ipatok, scored as PER)."))
     allow_unknown_chars: bool = shared(DataArguments, "allow_unknown_chars", help=(
         "Validation characters/phones missing from a cell's training vocabulary count as errors ([UNK]) "
         "instead of stopping the cell (rare phones of a tonal language can occur only in validation)."))

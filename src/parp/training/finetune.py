@@ -18,7 +18,7 @@ from accelerate.utils import set_seed
 from ..data.arguments import DataArguments, load_utterances
 from ..data.dataset import SpeechDataset
 from ..data.splits import subset_fingerprint
-from ..data.text import TOKEN_UNITS, PhoneNormalizer, TextNormalizer, Vocabulary
+from ..data.text import Vocabulary, make_normalizer
 from ..errors import ConfigError
 from ..export.card import write_model_card
 from ..models import ModelArguments, encoder_identity, load_ctc_model, resolve_model_source
@@ -57,15 +57,12 @@ class FinetuneSetup:
 def prepare_finetune(data_args: DataArguments, model_args: ModelArguments, progress: bool = True) -> FinetuneSetup:
     if not math.isfinite(data_args.valid_fraction) or not 0 < data_args.valid_fraction < 1:
         raise ConfigError(f"--valid-fraction must be between 0 and 1, got {data_args.valid_fraction}")
-    unit = data_args.token_unit or "char"  # None keeps runs recorded before the option comparable
-    if unit not in TOKEN_UNITS:
-        raise ConfigError(f"--token-unit must be {' or '.join(TOKEN_UNITS)}, got {data_args.token_unit!r}")
+    # None keeps runs recorded before the option comparable; a bad value or a missing ipatok fails before the data
+    normalizer, unit = make_normalizer(data_args.token_unit or "char", data_args.lowercase, data_args.drop_chars)
     if model_args.ctc_head_init not in CTC_HEAD_INITS:
         raise ConfigError(f"--ctc-head-init must be {' or '.join(CTC_HEAD_INITS)}, got {model_args.ctc_head_init!r}")
     resolve_model_source(model_args.model)  # a missing model folder fails before minutes of data checks
     train_utts, valid_utts, source = load_utterances(data_args)
-    normalizer = (PhoneNormalizer() if unit == "phone"
-                  else TextNormalizer(lowercase=data_args.lowercase, drop_chars=data_args.drop_chars))
     vocabulary = Vocabulary.build((u.text for u in train_utts), normalizer=normalizer, unit=unit)
     train_set = SpeechDataset(train_utts, vocabulary, min_seconds=data_args.min_seconds,
                               max_seconds=data_args.max_seconds, source=f"{source} (training)").validate(progress)
