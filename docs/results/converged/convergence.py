@@ -1,8 +1,10 @@
-"""Issue 27, point 3: the convergence rule, measured. Reads the probe runs of ``probe.sh`` (unpruned Mboshi at each
-data size, two seeds, a long schedule that stops itself after 8 validations without a lower CER) and writes
+"""Issue 27, point 3: the convergence rule, measured. Reads the probe runs of ``probe.sh`` (the unpruned model per
+language and data size, two seeds, a long schedule that stops itself after 8 validations without a lower CER) and
+writes
 
-- ``convergence.png``: validation CER against updates, one panel per data size, one line per seed, N(d) marked;
-- ``convergence.json``: per data size and seed the best step and CER, where the run stopped, and N(d).
+- ``convergence.png``: validation CER against updates, one panel per language and data size, one line per seed,
+  N(d) marked;
+- ``convergence.json``: per language, data size and seed the best step and CER, where the run stopped, and N(d).
 
 The rule: N(d) is the latest best step over the seeds, rounded up to a validation; every seed then trained
 ``patience`` more validations without improving, the evidence that more updates do not help.
@@ -26,11 +28,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 from parp.records import read_run  # noqa: E402
 
 
-def probes(folder: Path) -> dict[float, dict[int, dict]]:
-    """hours -> seed -> {curve, best_step, best, stopped_at, finished} from each probe's record (or checkpoint)."""
-    result: dict[float, dict[int, dict]] = {}
-    for run_dir in sorted(folder.glob("mboshi-h*-seed*")):
-        hours, seed = re.fullmatch(r"mboshi-h([\d.]+)-seed(\d+)", run_dir.name).groups()
+def probes(folder: Path) -> dict[tuple[str, float], dict[int, dict]]:
+    """(language, hours) -> seed -> {curve, best_step, best_cer, last_step, finished} from each probe's record (or,
+    while it runs, its last checkpoint)."""
+    result: dict[tuple[str, float], dict[int, dict]] = {}
+    for run_dir in sorted(folder.glob("*-h*-seed*")):
+        language, hours, seed = re.fullmatch(r"(.+)-h([\d.]+)-seed(\d+)", run_dir.name).groups()
         run = read_run(run_dir)
         history, finished = (run.data.get("history") or [], run.completed) if run else ([], False)
         if not finished:  # still running: its last checkpoint holds the curve so far
@@ -40,7 +43,7 @@ def probes(folder: Path) -> dict[float, dict[int, dict]]:
         if not curve:
             continue
         best_step, best = min(curve, key=lambda point: (point[1], point[0]))
-        result.setdefault(float(hours), {})[int(seed)] = {
+        result.setdefault((language, float(hours)), {})[int(seed)] = {
             "curve": curve, "best_step": best_step, "best_cer": best, "last_step": curve[-1][0], "finished": finished}
     return result
 
@@ -50,10 +53,10 @@ def main(probe_dir: str, out_dir: str, eval_every: int = 100) -> None:
     out = Path(out_dir)
     summary = {}
     fig, axes = plt.subplots(1, len(data), figsize=(5 * len(data), 3.6), squeeze=False)
-    for ax, (hours, seeds) in zip(axes[0], sorted(data.items())):
+    for ax, ((language, hours), seeds) in zip(axes[0], sorted(data.items())):
         done = all(s["finished"] for s in seeds.values())
         n_d = eval_every * math.ceil(max(s["best_step"] for s in seeds.values()) / eval_every)
-        summary[f"{hours:g}"] = {"seeds": {seed: {k: v for k, v in s.items() if k != "curve"}
+        summary[f"{language} {hours:g}h"] = {"seeds": {seed: {k: v for k, v in s.items() if k != "curve"}
                                            for seed, s in seeds.items()},
                                  "n_updates": n_d if done else None, "all_seeds_stopped": done}
         for seed, s in sorted(seeds.items()):
@@ -61,7 +64,7 @@ def main(probe_dir: str, out_dir: str, eval_every: int = 100) -> None:
             ax.plot(steps, cers, label=f"seed {seed} (best {s['best_cer']:.3f} at {s['best_step']})")
         if done:
             ax.axvline(n_d, color="grey", linestyle="--", label=f"N(d) = {n_d}")
-        ax.set_title(f"Mboshi, {hours:g} h of training audio" + ("" if done else " (still running)"))
+        ax.set_title(f"{language}, {hours:g} h of training audio" + ("" if done else " (still running)"))
         ax.set_xlabel("updates")
         ax.set_ylabel("validation CER (200 utterances)")
         ax.grid(alpha=0.3)
