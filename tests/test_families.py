@@ -1,0 +1,141 @@
+"""Every CTC family transformers registers for AutoModelForCTC, on a tiny random config of each (built offline).
+
+The PARP scope of each family is checked against the documented per-layer count (README's family table); every
+scope gives exact sparsity; neuron removal (--scope ffn) computes the same logits; the CLI's families run
+fine-tune, PARP 50 %, evaluate, transcribe and both exports; the others are refused in one line naming the family.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from helpers import synthetic_corpus, tiny_model_dir
+from transformers import AutoModelForCTC
+from transformers.models.auto.modeling_auto import MODEL_FOR_CTC_MAPPING_NAMES
+
+from parp.errors import ModelError
+from parp.export import load_compressed
+from parp.export.compact import compact_ffn_
+from parp.models import ARCHITECTURES, FAMILIES, load_ctc_model, tiny_ctc_model
+from parp.sparsity import Mask, prunable_parameters
+from parp.sparsity.structured import ffn_mask, ffn_parameters
+
+LAYERS = 2
+# per encoder layer: (attention projections, feed-forward linears) of the PARP scope, as in the README's table
+DOCUMENTED = {
+    "wav2vec2": (4, 2), "hubert": (4, 2), "wavlm": (4, 2), "data2vec-audio": (4, 2), "unispeech": (4, 2),
+    "unispeech-sat": (4, 2), "sew": (4, 2), "sew-d": (4, 2), "omniasr_ctc": (4, 2),
+    "wav2vec2-conformer": (5, 4), "parakeet_ctc": (5, 4),  # + the relative-position projection; two FFN blocks
+    "wav2vec2-bert": (4, 4), "lasr_ctc": (4, 4), "granite_speech5_ctc": (4, 4),
+}
+NEVER = ("lm_head", "ctc_head", "feature", "pos_conv", "subsampl", "conv_module", ".conv.", "norm", "gru_rel",
+         "upsample", "input_linear", "encoder.out")
+
+
+def _inputs(model, seed=0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    if model.main_input_name == "input_values":  # OmniASR: (batch, 1, samples)
+        shape = (2, 1, 4000) if model.config.model_type == "omniasr_ctc" else (2, 4000)
+        return {"input_values": torch.randn(*shape, generator=g)}
+    if hasattr(model.config, "feature_projection_input_dim"):  # w2v-BERT: stacked filter banks
+        width = model.config.feature_projection_input_dim
+    else:  # Granite stacks 4 frames of mel bins into one input vector
+        width = model.config.encoder_config.num_mel_bins * (4 if "granite" in model.config.model_type else 1)
+    return {"input_features": torch.randn(2, 40, width, generator=g)}
+
+
+@torch.no_grad()
+def _logits(model, inputs) -> torch.Tensor:
+    return model.eval()(**inputs).logits
+
+
+def test_every_registered_ctc_family_is_known():
+    assert set(FAMILIES) == set(MODEL_FOR_CTC_MAPPING_NAMES)
+    assert set(DOCUMENTED) == set(FAMILIES)
+
+
+@pytest.mark.parametrize("arch", sorted(FAMILIES))
+def test_scope_is_the_documented_parameters_and_every_scope_is_exact(arch):
+    model = tiny_ctc_model(arch, vocab_size=12)
+    params = prunable_parameters(model)
+    attention, ffn = DOCUMENTED[arch]
+    assert len(params) == LAYERS * (attention + ffn)
+    assert all(n.endswith(".weight") and p.dim() == 2 for n, p in params.items())
+    assert not [n for n in params if any(s in n for s in NEVER)]
+    for scope in ("global", "layer"):
+        mask = Mask.magnitude(params, 0.5, scope=scope)
+        assert mask.num_pruned() == round(0.5 * mask.numel()) if scope == "global" else mask.sparsity() == 0.5
+    assert Mask.n_m(params, 2, 4).sparsity() == 0.5
+
+
+@pytest.mark.parametrize("arch", sorted(FAMILIES))
+def test_ffn_neuron_removal_keeps_the_logits_and_reloads_in_plain_transformers(arch, tmp_path):
+    model = tiny_ctc_model(arch, vocab_size=12)
+    params = ffn_parameters(model)
+    assert len([n for n in params if n.endswith(".weight")]) == LAYERS * DOCUMENTED[arch][1]
+    mask = ffn_mask(params, 0.5)
+    mask.apply_(model)
+    inputs = _inputs(model)
+    expected = _logits(model, inputs)
+    compact = compact_ffn_(copy.deepcopy(model), mask)
+    assert sum(p.numel() for p in compact.parameters()) < sum(p.numel() for p in model.parameters())
+    compact.save_pretrained(tmp_path)
+    reloaded = AutoModelForCTC.from_pretrained(tmp_path)
+    torch.testing.assert_close(_logits(reloaded, inputs), expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", sorted(a for a in FAMILIES if FAMILIES[a].refused))
+def test_cli_refuses_other_families_in_one_line_naming_them(arch, tmp_path):
+    tiny_ctc_model(arch, vocab_size=12).save_pretrained(tmp_path)
+    with pytest.raises(ModelError, match=f"model family '{arch}'") as info:
+        load_ctc_model(str(tmp_path), vocab_size=8)
+    assert "\n" not in str(info.value) and "PruningCallback" in str(info.value)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return synthetic_corpus(tmp_path_factory.mktemp("corpus"), n=10)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_cli_family_finetunes_prunes_evaluates_transcribes_and_exports(arch, corpus, tmp_path):
+    from parp.data import DataArguments
+    from parp.evaluation.evaluate import EvaluateArguments, run_evaluate, transcribe
+    from parp.methods import PruneArguments, run_prune
+    from parp.models import ModelArguments
+    from parp.training.finetune import run_finetune
+    from parp.training.loop import TrainConfig
+
+    extra = dict(squeeze_factor=1) if arch.startswith("sew") else {}
+    model_dir = tiny_model_dir(tmp_path / "encoder", arch, **extra)
+    data, model_args = DataArguments(train_manifest=str(corpus), valid_fraction=0.2), ModelArguments(model=str(model_dir))
+
+    def train(name, steps):
+        return TrainConfig(output_dir=str(tmp_path / name), max_steps=steps, learning_rate=5e-3, warmup_steps=0,
+                           eval_every=0, save_every=0, max_batch_seconds=4, progress=False, lr_schedule="constant")
+
+    finetuned = run_finetune(data, model_args, train("finetune", 2))
+    assert finetuned.train.steps == 2
+    assert AutoModelForCTC.from_pretrained(finetuned.train.model_dir).config.model_type == arch
+    summary = run_prune(data, model_args, train("parp", 2), PruneArguments(method="parp", sparsity=0.5, prune_every=1))
+    assert summary["sparsity_achieved"] == 0.5
+
+    exported = AutoModelForCTC.from_pretrained(tmp_path / "parp" / "model")  # plain transformers
+    params = prunable_parameters(exported)
+    zeros = sum(int((p == 0).sum()) for p in params.values())
+    assert zeros == sum(p.numel() for p in params.values()) // 2
+    assert len(params) == LAYERS * sum(DOCUMENTED[arch])
+    inputs = _inputs(exported)
+    fresh = AutoModelForCTC.from_pretrained(tmp_path / "parp" / "model")
+    torch.nn.init.normal_(fresh.lm_head.weight)
+    load_compressed(tmp_path / "parp" / "model.sparse.safetensors", fresh)
+    torch.testing.assert_close(_logits(fresh, inputs), _logits(exported, inputs), rtol=0, atol=0)
+
+    metrics = run_evaluate(EvaluateArguments(model=str(tmp_path / "parp" / "model"), manifest=str(corpus),
+                                             output_dir=str(tmp_path / "eval"), progress=False, device="cpu"))
+    assert 0 <= metrics["cer"] and (tmp_path / "eval" / "metrics.json").is_file()
+    wav = next((corpus.parent / "audio").glob("*.wav"))
+    assert len(transcribe(str(tmp_path / "parp" / "model"), [str(wav)], device="cpu")) == 1
