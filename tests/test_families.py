@@ -99,28 +99,32 @@ def corpus(tmp_path_factory):
     return synthetic_corpus(tmp_path_factory.mktemp("corpus"), n=10)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("arch", ARCHITECTURES)
-def test_cli_family_finetunes_prunes_evaluates_transcribes_and_exports(arch, corpus, tmp_path):
+def _cli_inputs(corpus, tmp_path, arch):
     from parp.data import DataArguments
-    from parp.evaluation.evaluate import EvaluateArguments, run_evaluate, transcribe
-    from parp.methods import PruneArguments, run_prune
     from parp.models import ModelArguments
-    from parp.training.finetune import run_finetune
+
+    model_dir = tiny_model_dir(tmp_path / "encoder", arch)
+    return DataArguments(train_manifest=str(corpus), valid_fraction=0.2), ModelArguments(model=str(model_dir))
+
+
+def train(tmp_path, name, steps):
     from parp.training.loop import TrainConfig
 
-    extra = dict(squeeze_factor=1) if arch.startswith("sew") else {}
-    model_dir = tiny_model_dir(tmp_path / "encoder", arch, **extra)
-    data, model_args = DataArguments(train_manifest=str(corpus), valid_fraction=0.2), ModelArguments(model=str(model_dir))
+    return TrainConfig(output_dir=str(tmp_path / name), max_steps=steps, learning_rate=5e-3, warmup_steps=0,
+                       eval_every=0, save_every=0, max_batch_seconds=4, progress=False, lr_schedule="constant")
 
-    def train(name, steps):
-        return TrainConfig(output_dir=str(tmp_path / name), max_steps=steps, learning_rate=5e-3, warmup_steps=0,
-                           eval_every=0, save_every=0, max_batch_seconds=4, progress=False, lr_schedule="constant")
 
-    finetuned = run_finetune(data, model_args, train("finetune", 2))
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_cli_family_finetunes_prunes_evaluates_transcribes_and_exports(arch, corpus, tmp_path):
+    from parp.evaluation.evaluate import EvaluateArguments, run_evaluate, transcribe
+    from parp.methods import PruneArguments, run_prune
+    from parp.training.finetune import run_finetune
+
+    data, model_args = _cli_inputs(corpus, tmp_path, arch)
+    finetuned = run_finetune(data, model_args, train(tmp_path, "finetune", 2))
     assert finetuned.train.steps == 2
     assert AutoModelForCTC.from_pretrained(finetuned.train.model_dir).config.model_type == arch
-    summary = run_prune(data, model_args, train("parp", 2), PruneArguments(method="parp", sparsity=0.5, prune_every=1))
+    summary = run_prune(data, model_args, train(tmp_path, "parp", 2), PruneArguments(method="parp", sparsity=0.5, prune_every=1))
     assert summary["sparsity_achieved"] == 0.5
 
     exported = AutoModelForCTC.from_pretrained(tmp_path / "parp" / "model")  # plain transformers
@@ -139,3 +143,18 @@ def test_cli_family_finetunes_prunes_evaluates_transcribes_and_exports(arch, cor
     assert 0 <= metrics["cer"] and (tmp_path / "eval" / "metrics.json").is_file()
     wav = next((corpus.parent / "audio").glob("*.wav"))
     assert len(transcribe(str(tmp_path / "parp" / "model"), [str(wav)], device="cpu")) == 1
+
+
+@pytest.mark.parametrize("arch", ["wav2vec2-conformer", "sew-d"])
+def test_cli_ffn_scope_on_two_block_and_bert_style_layers(arch, corpus, tmp_path):
+    from parp.methods import PruneArguments, run_prune
+
+    data, model_args = _cli_inputs(corpus, tmp_path, arch)
+    summary = run_prune(data, model_args, train(tmp_path, "ffn", 2),
+                        PruneArguments(method="parp", sparsity=0.5, prune_every=1, scope="ffn"))
+    assert summary["sparsity_achieved"] == 0.5
+    masked = AutoModelForCTC.from_pretrained(tmp_path / "ffn" / "model")
+    compact = AutoModelForCTC.from_pretrained(summary["compact_model"])
+    assert compact.config.intermediate_size == masked.config.intermediate_size // 2
+    inputs = _inputs(masked)
+    torch.testing.assert_close(_logits(compact, inputs), _logits(masked, inputs), rtol=1e-4, atol=1e-5)
