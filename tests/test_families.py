@@ -158,3 +158,36 @@ def test_cli_ffn_scope_on_two_block_and_bert_style_layers(arch, corpus, tmp_path
     assert compact.config.intermediate_size == masked.config.intermediate_size // 2
     inputs = _inputs(masked)
     torch.testing.assert_close(_logits(compact, inputs), _logits(masked, inputs), rtol=1e-4, atol=1e-5)
+
+
+def test_data_path_follows_the_models_own_feature_extractor(corpus, tmp_path):
+    """A model whose extractor says 8 kHz without normalisation is fed 8 kHz raw samples, exports that setting, and
+    evaluate / transcribe read it back; a filter-bank extractor is refused in one line."""
+    import transformers
+
+    from parp.evaluation.evaluate import EvaluateArguments, run_evaluate, transcribe
+    from parp.methods import PruneArguments, run_prune
+    from parp.models import audio_input
+    from parp.training.finetune import prepare_finetune
+
+    data, model_args = _cli_inputs(corpus, tmp_path, "wav2vec2")
+    assert audio_input(model_args.model).sampling_rate == 16000  # no extractor saved: the defaults
+    transformers.Wav2Vec2FeatureExtractor(sampling_rate=8000, do_normalize=False).save_pretrained(model_args.model)
+    setup = prepare_finetune(data, model_args, progress=False)
+    item = setup.train_set[0]
+    seconds = setup.train_set.durations[0]
+    assert len(item["input_values"]) == pytest.approx(8000 * seconds, abs=2)
+    assert float(item["input_values"].std()) < 0.5  # the corpus' noise has std 0.1: not normalised to 1
+    summary = run_prune(data, model_args, train(tmp_path, "parp", 1), PruneArguments(method="parp", sparsity=0.5))
+    saved = transformers.AutoFeatureExtractor.from_pretrained(summary["model"])  # plain transformers reads it
+    assert (saved.sampling_rate, saved.do_normalize) == (8000, False)
+    assert audio_input(summary["model"]).to_dict() == {"sampling_rate": 8000, "do_normalize": False}
+    run_evaluate(EvaluateArguments(model=summary["model"], manifest=str(corpus), output_dir=str(tmp_path / "eval"),
+                                   progress=False, device="cpu"))
+    wav = next((corpus.parent / "audio").glob("*.wav"))
+    assert len(transcribe(summary["model"], [str(wav)], device="cpu")) == 1
+
+    transformers.SeamlessM4TFeatureExtractor().save_pretrained(model_args.model)
+    with pytest.raises(ModelError, match="input_features, not raw waveforms") as info:
+        prepare_finetune(data, model_args, progress=False)
+    assert "\n" not in str(info.value)
