@@ -85,9 +85,9 @@ def main(argv=None) -> Seq2SeqTrainer:
     model = AutoModelForSpeechSeq2Seq.from_pretrained(model_args.model_name_or_path)
     pruning = PruningCallback(prune_args.parp_method, sparsity=prune_args.parp_sparsity,  # PARP
                               prune_every=prune_args.parp_prune_every, targets=prune_args.parp_targets)
+    train_dataset = SpeechDataset(data_args.train_manifest, data_args.max_train_samples, feature_extractor, tokenizer)
     trainer = Seq2SeqTrainer(
-        model=model, args=training_args,
-        train_dataset=SpeechDataset(data_args.train_manifest, data_args.max_train_samples, feature_extractor, tokenizer),
+        model=model, args=training_args, train_dataset=train_dataset,
         data_collator=DataCollatorSpeechSeq2SeqWithPadding(feature_extractor, tokenizer,
                                                            model.config.decoder_start_token_id),
         processing_class=feature_extractor, callbacks=[pruning])  # PARP: callbacks=[pruning]

@@ -124,7 +124,8 @@ def test_cli_family_finetunes_prunes_evaluates_transcribes_and_exports(arch, cor
     finetuned = run_finetune(data, model_args, train(tmp_path, "finetune", 2))
     assert finetuned.train.steps == 2
     assert AutoModelForCTC.from_pretrained(finetuned.train.model_dir).config.model_type == arch
-    summary = run_prune(data, model_args, train(tmp_path, "parp", 2), PruneArguments(method="parp", sparsity=0.5, prune_every=1))
+    summary = run_prune(data, model_args, train(tmp_path, "parp", 2),
+                        PruneArguments(method="parp", sparsity=0.5, prune_every=1))
     assert summary["sparsity_achieved"] == 0.5
 
     exported = AutoModelForCTC.from_pretrained(tmp_path / "parp" / "model")  # plain transformers
@@ -191,3 +192,31 @@ def test_data_path_follows_the_models_own_feature_extractor(corpus, tmp_path):
     with pytest.raises(ModelError, match="input_features, not raw waveforms") as info:
         prepare_finetune(data, model_args, progress=False)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("method, scope", [("omp", "global"), ("imp", "layer"), ("mpi", "2:4"), ("random", "ffn")])
+def test_every_method_and_scope_on_a_conformer(method, scope, corpus, tmp_path):
+    """Methods are family-agnostic recipes; the scope is what depends on the family: a conformer (two FFN blocks, a
+    relative-position projection, a convolution module that stays dense) gets exact sparsity in each."""
+    from parp.methods import PruneArguments, run_prune
+
+    data, model_args = _cli_inputs(corpus, tmp_path, "wav2vec2-conformer")
+    summary = run_prune(data, model_args, train(tmp_path, method, 1),
+                        PruneArguments(method=method, sparsity=0.5, scope=scope, imp_rounds=2))
+    assert summary["sparsity_achieved"] == 0.5
+    mask = Mask.load(tmp_path / method / "model" / "mask.safetensors")
+    assert not [n for n in mask if "conv_module" in n]
+    assert len([n for n in mask if n.endswith(".weight")]) == LAYERS * (sum(DOCUMENTED["wav2vec2-conformer"])
+                                                                         if scope != "ffn" else 4)
+
+
+def test_parp_command_refuses_a_filter_bank_family_in_one_line(corpus, tmp_path, capsys):
+    from parp.cli import main
+
+    tiny_ctc_model("parakeet_ctc", vocab_size=12).save_pretrained(tmp_path / "parakeet")
+    capsys.readouterr()  # the save's progress bar
+    code = main(["finetune", "--train-manifest", str(corpus), "--model", str(tmp_path / "parakeet"),
+                 "--output-dir", str(tmp_path / "out"), "--max-steps", "1", "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and len(err.splitlines()) == 1 and err.startswith("parp: error: "), err
+    assert "'parakeet_ctc'" in err and "input_features" in err

@@ -63,7 +63,8 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in (
                                          conv_kernel_size=3))),
     Family("omniasr_ctc", "input_values",
            "takes waveforms shaped (batch, 1, samples) with a padding_mask and has a ctc_head and no "
-           "_get_feat_extract_output_lengths: not the wav2vec2-style interface parp's CTC loop and decoder read; use parp.integrations.transformers.PruningCallback in a transformers Trainer script",
+           "_get_feat_extract_output_lengths: not the wav2vec2-style interface parp's CTC loop and decoder read; "
+           "use parp.integrations.transformers.PruningCallback in a transformers Trainer script",
            tiny=dict(audio_config=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                                        intermediate_size=64, conv_dim=(16, 16, 16), conv_stride=(5, 4, 4),
                                        conv_kernel=(10, 4, 4), num_conv_pos_embeddings=16,
