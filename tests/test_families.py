@@ -86,6 +86,23 @@ def test_ffn_neuron_removal_keeps_the_logits_and_reloads_in_plain_transformers(a
     torch.testing.assert_close(_logits(reloaded, inputs), expected, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("arch", sorted(FAMILIES))
+def test_parp_50_export_reloads_in_plain_transformers_with_the_same_logits(arch, tmp_path):
+    from parp.export import save_compressed, save_pruned_model
+
+    model = tiny_ctc_model(arch, vocab_size=12)
+    mask = Mask.magnitude(prunable_parameters(model), 0.5)
+    out = save_pruned_model(model, mask, tmp_path / "model")
+    inputs = _inputs(model)
+    reloaded = AutoModelForCTC.from_pretrained(out)
+    torch.testing.assert_close(_logits(reloaded, inputs), _logits(model, inputs), rtol=0, atol=0)
+    fresh = tiny_ctc_model(arch, vocab_size=12, seed=5)
+    load_compressed(save_compressed(model, mask, tmp_path / "model.sparse.safetensors"), fresh)
+    torch.testing.assert_close(_logits(fresh, inputs), _logits(model, inputs), rtol=0, atol=0)
+    params = prunable_parameters(reloaded)
+    assert sum(int((p == 0).sum()) for p in params.values()) == mask.num_pruned() == mask.numel() // 2
+
+
 @pytest.mark.parametrize("arch", sorted(a for a in FAMILIES if FAMILIES[a].refused))
 def test_cli_refuses_other_families_in_one_line_naming_them(arch, tmp_path):
     tiny_ctc_model(arch, vocab_size=12).save_pretrained(tmp_path)

@@ -34,7 +34,7 @@ from torch import nn
 from parp.errors import MaskError
 
 FEATURE_ENCODER = re.compile(r"feature_extractor\.conv_layers\.\d+\.conv\.weight$")
-FEATURE_PROJECTION = re.compile(r"feature_projection\.projection\.weight$")
+FEATURE_PROJECTION = re.compile(r"feature_projection(\.projection)?\.weight$")  # SEW / SEW-D: a bare Linear
 # wav2vec2/HuBERT/WavLM use weight-norm (original1 is the direction v: zeros there are zeros in w);
 # data2vec-audio has plain convs.
 POS_CONV = re.compile(r"pos_conv_embed\.(conv\.(weight|parametrizations\.weight\.original1|weight_v)"
