@@ -3,10 +3,11 @@
 The blocks are the feed-forward pairs :func:`parp.sparsity.targets.layer_linears` finds in every CTC family (one per
 layer; two in a conformer layer; ``intermediate_dense``/``output_dense``, ``linear1``/``linear2``, SEW-D's
 ``intermediate.dense``/``output.dense``); a neuron mask names its blocks in its metadata (``BLOCKS_KEY``).
-Neuron ``j`` of a block is row ``j`` of fc1 with its bias ``b1[j]`` and column ``j`` of fc2. Its score is ``||(fc1[j, :], b1[j])||_2 * ||fc2[:, j]||_2``: the Frobenius norm of
-the rank-one path the neuron adds (fc2 column times fc1 row), so a neuron is unimportant when either side is
-small. Each layer loses exactly ``round(sparsity * intermediate_size)`` neurons, lowest scores first (ties: the
-lower index goes first), so every layer keeps the same width and the pruned model can be exported as a plain
+Neuron ``j`` of a block is row ``j`` of fc1 with its bias ``b1[j]`` and column ``j`` of fc2. Its score is
+``||(fc1[j, :], b1[j])||_2 * ||fc2[:, j]||_2``: the Frobenius norm of the rank-one path the neuron adds (fc2
+column times fc1 row), so a neuron is unimportant when either side is small. Each block loses exactly
+``round(sparsity * intermediate_size)`` neurons, lowest scores first (ties: the lower index goes first), so every
+block keeps the same width and the pruned model can be exported as a plain
 Hugging Face model with a smaller ``intermediate_size`` (``parp.export.compact``).
 
 The result is an ordinary :class:`Mask` over the fc1 weight, fc1 bias and fc2 weight of every layer whose
