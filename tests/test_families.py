@@ -18,7 +18,7 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_CTC_MAPPING_NAMES
 from parp.errors import ModelError
 from parp.export import load_compressed
 from parp.export.compact import compact_ffn_
-from parp.models import ARCHITECTURES, FAMILIES, load_ctc_model, tiny_ctc_model
+from parp.models import ARCHITECTURES, FAMILIES, load_ctc_model, load_finetuned_model, tiny_ctc_model
 from parp.sparsity import Mask, prunable_parameters
 from parp.sparsity.structured import ffn_mask, ffn_parameters
 
@@ -107,8 +107,10 @@ def test_parp_50_export_reloads_in_plain_transformers_with_the_same_logits(arch,
 def test_cli_refuses_other_families_in_one_line_naming_them(arch, tmp_path):
     tiny_ctc_model(arch, vocab_size=12).save_pretrained(tmp_path)
     with pytest.raises(ModelError, match=f"model family '{arch}'") as info:
-        load_ctc_model(str(tmp_path), vocab_size=8)
+        load_ctc_model(str(tmp_path), vocab_size=8)  # finetune, prune
     assert "\n" not in str(info.value) and "PruningCallback" in str(info.value)
+    with pytest.raises(ModelError, match=f"model family '{arch}'"):
+        load_finetuned_model(str(tmp_path))  # evaluate, transcribe
 
 
 @pytest.fixture(scope="module")
