@@ -114,6 +114,20 @@ def test_resume_from_a_trainer_checkpoint_equals_an_uninterrupted_run(tmp_path):
     assert _exact(resumed.model, resumed_callback) == 0.5
 
 
+def test_epoch_checkpoints_are_saved_at_the_target_sparsity(tmp_path):
+    """With save_strategy "epoch" Trainer decides to save at epoch end, 1 step after PARP's last re-prune at 3."""
+    callback = PruningCallback("parp", sparsity=0.5, prune_every=3)
+    args = _args(tmp_path, steps=-1, num_train_epochs=1)
+    args.save_strategy = "epoch"
+    trainer = Trainer(model=tiny_ctc_model("wav2vec2", vocab_size=12, seed=1), args=args, train_dataset=RandomCTC(),
+                      callbacks=[callback])
+    trainer.train()
+    assert trainer.state.global_step == 4
+    weights = load_file(tmp_path / "checkpoint-4" / "model.safetensors")
+    mask = Mask.load(tmp_path / "checkpoint-4" / MASK_FILE)
+    assert mask.sparsity() == 0.5 and sum(int((weights[n] == 0).sum()) for n in mask) == mask.num_pruned()
+
+
 @pytest.mark.parametrize("method", ["mpi", "random", "fixed"])
 def test_fixed_masks_never_move(method, tmp_path):
     model = tiny_ctc_model("wav2vec2", vocab_size=12, seed=1)

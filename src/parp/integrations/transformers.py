@@ -108,8 +108,15 @@ class PruningCallback(TrainerCallback):
     def on_step_end(self, args, state, control, model=None, **kwargs):
         loop = self._loop_state(model, state)
         self.hook.on_step_end(loop)
+        self._before_save_or_evaluate(loop, control)
+
+    def on_epoch_end(self, args, state, control, model=None, **kwargs):  # save / eval strategy "epoch"
+        self._before_save_or_evaluate(self._loop_state(model, state), control)
+
+    def _before_save_or_evaluate(self, loop: LoopState, control) -> None:
+        """Trainer's flow callback (first in the list) has just decided; never evaluate or save below the target."""
         if isinstance(self.hook, PARPHook) and (control.should_save or control.should_evaluate):
-            self.hook.on_before_evaluate(loop)  # never evaluate or save below the target sparsity
+            self.hook.on_before_evaluate(loop)
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
         self.hook.on_train_end(self._loop_state(model, state))
