@@ -37,7 +37,7 @@ def test_public_names():
 def test_docs_api_mask_examples_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     blocks = _blocks()
-    assert len(blocks) == 2
+    assert len(blocks) == 3
     exec(compile(blocks[0], str(DOC), "exec"), {})
     assert (tmp_path / "bert-mask.safetensors").exists()
 
@@ -48,6 +48,12 @@ def test_docs_api_pipeline_example_runs(tmp_path, monkeypatch):
     exec(compile(_blocks()[1], str(DOC), "exec"), {})
     assert (tmp_path / "runs" / "parp50" / "model" / "model.safetensors").exists()
     assert (tmp_path / "runs" / "dense" / "run.json").exists()
+
+
+def test_docs_api_trainer_callback_example_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    exec(compile(_blocks()[2], str(DOC), "exec"), {})
+    assert (tmp_path / "runs" / "trainer-omp" / "checkpoint-4" / "parp_mask.safetensors").exists()
 
 
 class Tiny(nn.Module):

@@ -18,7 +18,7 @@ FLOORS = [
     {"errors", "config", "records", "results"},
     {"data", "sparsity", "models", "synth"},
     {"evaluation", "training", "inference", "export"},
-    {"methods", "pretrain"},
+    {"methods", "pretrain", "integrations"},
     {"reports"},
     {"experiments"},
     {"parp", "api", "cli", "commands", "__main__"},

@@ -75,8 +75,10 @@ class SpeechDataset:
         allow_unknown: bool = False,
         source: str = "transcripts",
         cache_audio: bool = True,
+        normalize: bool = True,
     ):
         self.vocabulary = vocabulary
+        self.normalize = normalize  # the model's feature extractor's do_normalize
         self.sampling_rate = sampling_rate
         self.normalizer = normalizer or vocabulary.normalizer
         self.min_seconds = min_seconds
@@ -186,4 +188,5 @@ class SpeechDataset:
                 logger.warning("skipping %s: %s", self.utterances[i].path, exc.reason)
         if i in self.failed:
             return {"index": i, "path": str(self.utterances[i].path), "failed": self.failed[i]}
-        return {"input_values": normalize_waveform(samples), "labels": list(self.labels[i]), "index": i}
+        values = normalize_waveform(samples) if self.normalize else samples.astype(np.float32)
+        return {"input_values": values, "labels": list(self.labels[i]), "index": i}

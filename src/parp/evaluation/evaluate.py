@@ -20,7 +20,7 @@ from ..data.manifest import read_manifest
 from ..data.text import Vocabulary
 from ..errors import AudioError, ConfigError, ModelError
 from ..inference import fast_form
-from ..models import load_finetuned_model, resolve_model_source
+from ..models import audio_input, load_finetuned_model, resolve_model_source
 from ..records import RunRecord
 from .decode import BeamSearchDecoder, greedy_decode
 from .inference import DEVICE_HELP, PRECISION_HELP, batch_seconds, resolve_device, resolve_precision
@@ -94,8 +94,10 @@ def run_evaluate(args: EvaluateArguments) -> dict:
     utterances = read_manifest(args.manifest, args.audio_column, args.text_column)
     if args.max_utterances:
         utterances = utterances[: args.max_utterances]
-    dataset = SpeechDataset(utterances, vocabulary, allow_unknown=args.allow_unknown_chars, min_seconds=0.0,
-                            source=args.manifest).validate(args.progress)
+    audio = audio_input(args.model)  # the sampling rate and normalisation the model was trained with
+    dataset = SpeechDataset(utterances, vocabulary, audio.sampling_rate, allow_unknown=args.allow_unknown_chars,
+                            min_seconds=0.0, source=args.manifest, normalize=audio.do_normalize
+                            ).validate(args.progress)
     sampler = LengthGroupedBatchSampler(dataset.durations, batch_seconds(model, args.max_batch_seconds),
                                         shuffle=False)
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=CTCCollator(vocabulary.pad_id))
@@ -143,13 +145,16 @@ def transcribe(model_dir: str, files: Sequence[str], device: str = "auto", preci
     model, vocabulary = load_model_and_vocabulary(model_dir, where, dtype)
     results: list[str | None] = [None] * len(files)
     audio, slots = [], []
+    front = audio_input(model_dir)  # the sampling rate and normalisation the model was trained with
     for i, path in enumerate(files):
         try:
-            audio.append(normalize_waveform(load_audio(path, 16000)))
+            samples = load_audio(path, front.sampling_rate)
+            audio.append(normalize_waveform(samples) if front.do_normalize else samples)
             slots.append(i)
         except AudioError as exc:
             results[i] = f"<error: {exc.reason}>"
-    sampler = LengthGroupedBatchSampler([len(a) / 16000 for a in audio], batch_seconds(model, max_batch_seconds),
+    sampler = LengthGroupedBatchSampler([len(a) / front.sampling_rate for a in audio],
+                                        batch_seconds(model, max_batch_seconds),
                                         shuffle=False)
     collate = CTCCollator(vocabulary.pad_id)
     batches = (collate([{"input_values": audio[j], "labels": [], "index": j} for j in batch_indices])

@@ -5,7 +5,9 @@ config has one ``intermediate_size`` for all layers. The result computes the sam
 (a pruned neuron has fc1 row, bias and fc2 column all zero, so it adds exactly nothing) and loads with
 ``AutoModelForCTC.from_pretrained`` alone.
 
-Attention heads are not removed: wav2vec2, HuBERT, WavLM and data2vec-audio in transformers have no
+Every family whose feed-forward blocks read one ``intermediate_size`` works, conformers' two blocks per layer
+included (both lose the same number of neurons). Attention heads are not removed: wav2vec2, HuBERT, WavLM and
+data2vec-audio in transformers have no
 ``prune_heads`` support (no ``_prune_heads``, no ``pruned_heads`` in their configs), so a folder with fewer
 heads in some layers would not load in plain transformers.
 """
@@ -22,7 +24,8 @@ from transformers.pytorch_utils import prune_linear_layer
 
 from parp.errors import MaskError
 from parp.sparsity.mask import Mask
-from parp.sparsity.structured import kept_neurons
+from parp.sparsity.targets import layer_linears
+from parp.sparsity.structured import kept_neurons, mask_ffn_blocks
 
 
 def _shrink(layer: nn.Linear, index: torch.Tensor, dim: int) -> nn.Linear:
@@ -40,17 +43,34 @@ def compact_ffn_(model: nn.Module, mask: Mask) -> nn.Module:
     if len(widths) != 1:
         raise MaskError(f"layers keep different numbers of neurons ({sorted(widths)}): one intermediate_size "
                         "cannot describe them")
-    layers = [m for n, m in model.named_modules() if n.endswith("feed_forward") and hasattr(m, "intermediate_dense")]
-    if len(layers) != len(kept):
-        raise MaskError(f"the mask covers {len(kept)} feed-forward blocks but the model has {len(layers)}")
+    blocks = {block.prefix: block for block in mask_ffn_blocks(mask)}
+    in_model = len(layer_linears(model)["ffn"]) // 2
+    if in_model != len(kept):
+        raise MaskError(f"the mask covers {len(kept)} feed-forward blocks but the model has {in_model}")
     mask.check_compatible(model)
-    modules = dict(model.named_modules())
+    linears = dict(model.named_modules())
+    if any(linears.get(n) is None for b in blocks.values() for n in (b.fc1_module, b.fc2_module)):
+        raise MaskError("the mask names feed-forward linears the model does not have")
     for prefix, index in kept.items():
-        block = modules[prefix]
-        block.intermediate_dense = _shrink(block.intermediate_dense, index, dim=0)
-        block.output_dense = _shrink(block.output_dense, index, dim=1)
-    model.config.intermediate_size = widths.pop()
+        block = blocks[prefix]
+        _replace(model, block.fc1_module, _shrink(linears[block.fc1_module], index, dim=0))
+        _replace(model, block.fc2_module, _shrink(linears[block.fc2_module], index, dim=1))
+    _set_intermediate_size(model.config, widths.pop())
     return model
+
+
+def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
+    parent, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, child, new)
+
+
+def _set_intermediate_size(config, width: int) -> None:
+    """Composite configs (Parakeet, LASR, Granite, OmniASR) keep the encoder's width in a sub-config."""
+    for sub in ("encoder_config", "audio_config"):
+        if hasattr(getattr(config, sub, None), "intermediate_size"):
+            setattr(getattr(config, sub), "intermediate_size", width)
+            return
+    config.intermediate_size = width
 
 
 def save_compact_model(model: nn.Module, mask: Mask, out_dir) -> Path:

@@ -53,10 +53,10 @@ def run_prune(data_args: DataArguments, model_args: ModelArguments, config: Trai
         sizes = {}
         if rank == 0:  # every rank holds the same weights and mask; two writers would race on the same files
             save_pruned_model(model, mask, model_dir)
-            setup.vocabulary.save(model_dir)
+            setup.objective.save_processor(model_dir)
         if rank == 0 and args.scope == "ffn":  # the fast form: pruned neurons removed, a plain smaller HF model
             compact_dir = save_compact_model(model, mask, output_dir / "model-compact")
-            setup.vocabulary.save(compact_dir)
+            setup.objective.save_processor(compact_dir)
             phase.update(compact_model=str(compact_dir), intermediate_size=_config_value(compact_dir))
         if rank == 0 and args.compressed_checkpoint:
             compressed = save_compressed(model, mask, output_dir / "model.sparse.safetensors")

@@ -18,8 +18,8 @@ from accelerate import PartialState
 
 from ..errors import ConfigError, MaskError
 from ..records import Phase, Run, RunRecord, read_run
-from ..sparsity import Mask, prunable_parameters, validate_sparsity
-from ..sparsity.structured import ffn_mask, ffn_parameters, random_ffn_mask
+from ..sparsity import Mask, validate_sparsity
+from ..sparsity.scopes import parse_n_m, random_scope_mask, scope_mask, scope_parameters
 from ..sparsity.validation import validate_n_m
 from ..training.finetune import FinetuneSetup, with_output_dir
 from ..training.hooks import TrainingHook
@@ -61,7 +61,7 @@ def validate_prune_arguments(args: PruneArguments) -> None:
     if args.method not in METHOD_NAMES:
         raise ConfigError(f"--method must be one of {', '.join(METHOD_NAMES)}, got {args.method!r}")
     validate_sparsity(args.sparsity, "--sparsity")
-    if args.scope not in ("global", "layer", "ffn") and not _parse_n_m(args.scope):
+    if args.scope not in ("global", "layer", "ffn") and not parse_n_m(args.scope):
         raise ConfigError(f"--scope must be global, layer, ffn or N:M such as 2:4, got {args.scope!r}")
     if args.scope == "ffn":
         extra = [flag for flag, on in (("--include-bias", args.include_bias),
@@ -71,9 +71,9 @@ def validate_prune_arguments(args: PruneArguments) -> None:
         if extra:
             raise ConfigError(f"--scope ffn prunes whole feed-forward neurons (their fc1 bias included); "
                               f"{extra[0]} applies to the weight scopes only")
-    if _parse_n_m(args.scope):
+    if parse_n_m(args.scope):
         try:
-            validate_n_m(*_parse_n_m(args.scope))
+            validate_n_m(*parse_n_m(args.scope))
         except MaskError as exc:
             raise ConfigError(f"--scope {args.scope}: {exc}") from None
     if args.prune_every < 0:
@@ -106,13 +106,6 @@ def _check_imp_start(source: Path, target: float) -> None:
                           f"higher --sparsity, got {target:g}")
 
 
-def _parse_n_m(scope: str) -> tuple[int, int] | None:
-    parts = scope.split(":")
-    if len(parts) == 2 and all(p.isdigit() for p in parts):
-        return int(parts[0]), int(parts[1])
-    return None
-
-
 class MethodContext:
     """Runs fine-tuning phases for a method and records their cost."""
 
@@ -130,32 +123,22 @@ class MethodContext:
 
     def targets(self, model: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
         a = self.args
-        if a.scope == "ffn":
-            return ffn_parameters(model)
-        return prunable_parameters(model, include_bias=a.include_bias,
-                                   include_feature_projection=a.prune_feature_projection,
-                                   include_feature_encoder=a.prune_feature_encoder, include_pos_conv=a.prune_pos_conv)
+        return scope_parameters(model, a.scope, include_bias=a.include_bias,
+                                include_feature_projection=a.prune_feature_projection,
+                                include_feature_encoder=a.prune_feature_encoder, include_pos_conv=a.prune_pos_conv)
 
     def magnitude_mask(self, model: torch.nn.Module, sparsity: float | None = None) -> Mask:
         """Mask at ``sparsity`` (default: the target) from the model's current weights, with the chosen scope."""
         sparsity = self.args.sparsity if sparsity is None else sparsity
-        n_m = _parse_n_m(self.args.scope)
-        with torch.no_grad():
-            if self.args.scope == "ffn":
-                return ffn_mask(self.targets(model), sparsity)
-            if n_m:
-                return Mask.n_m(self.targets(model), *n_m)
-            return Mask.magnitude(self.targets(model), sparsity, scope=self.args.scope)
+        return scope_mask(self.targets(model), sparsity, self.args.scope)
 
     def random_mask(self, model: torch.nn.Module) -> Mask:
         """The random baseline at the target: random weights per tensor, or random neurons with ``--scope ffn``."""
-        if self.args.scope == "ffn":
-            return random_ffn_mask(self.targets(model), self.args.sparsity, seed=self.config.seed)
-        return Mask.random(self.targets(model), self.args.sparsity, seed=self.config.seed)
+        return random_scope_mask(self.targets(model), self.args.sparsity, self.args.scope, seed=self.config.seed)
 
     def check_scope(self) -> None:
         """An N:M scope that does not divide the model's layers fails here, not after the first fine-tuning."""
-        n_m = _parse_n_m(self.args.scope)
+        n_m = parse_n_m(self.args.scope)
         if n_m:
             try:
                 with torch.no_grad():

@@ -1,8 +1,11 @@
 """Models: SSL speech encoders loaded as CTC models, tiny test configs, and the embedded default checkpoint."""
 
 from .arguments import ModelArguments
-from .load import (ARCHITECTURES, ASSETS, default_model_path, encoder_identity, load_ctc_model, load_finetuned_model,
-                   resolve_model_source, tiny_config, tiny_ctc_model)
+from .features import AudioInput, audio_input, write_audio_input
+from .families import ARCHITECTURES, FAMILIES, check_cli_family, tiny_config, tiny_ctc_model
+from .load import (ASSETS, default_model_path, encoder_identity, load_ctc_model, load_finetuned_model,
+                   resolve_model_source)
 
-__all__ = ["ARCHITECTURES", "ASSETS", "ModelArguments", "default_model_path", "encoder_identity", "load_ctc_model",
-           "load_finetuned_model", "resolve_model_source", "tiny_config", "tiny_ctc_model"]
+__all__ = ["ARCHITECTURES", "ASSETS", "AudioInput", "FAMILIES", "ModelArguments", "audio_input", "check_cli_family",
+           "default_model_path", "encoder_identity", "load_ctc_model", "load_finetuned_model", "resolve_model_source",
+           "tiny_config", "tiny_ctc_model", "write_audio_input"]

@@ -1,7 +1,8 @@
 """Load any Hugging Face SSL speech encoder as a CTC model with a fresh head sized to our vocabulary.
 
-We rely on transformers' own classes (``AutoModelForCTC``): wav2vec 2.0 / XLS-R, HuBERT, WavLM and
-data2vec-audio all load the same way, from a hub id (users with a network) or a local folder.
+We rely on transformers' own classes (``AutoModelForCTC``): every family of ``parp.models.families.ARCHITECTURES``
+(wav2vec 2.0 / XLS-R, HuBERT, WavLM, data2vec-audio, UniSpeech(-SAT), SEW(-D), wav2vec2-conformer) loads the same
+way, from a hub id (users with a network) or a local folder; the other CTC families are refused in one line.
 """
 
 from __future__ import annotations
@@ -11,12 +12,11 @@ import logging
 import os
 from pathlib import Path
 
-import torch
-import transformers
 from safetensors import SafetensorError
 from transformers import AutoConfig, AutoModelForCTC, PreTrainedModel
 
 from ..errors import ModelError
+from .families import check_cli_family
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 # tensor of another shape), besides a missing file (OSError) or a bad config (ValueError, KeyError)
 _LOAD_ERRORS = (OSError, ValueError, KeyError, RuntimeError, SafetensorError)
 
-ARCHITECTURES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio")
 
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -84,6 +83,7 @@ def load_ctc_model(name_or_path: str | os.PathLike | None, vocab_size: int, pad_
     overrides.update(config_overrides)
     try:
         config = AutoConfig.from_pretrained(source, **overrides)
+        check_cli_family(config, f"--model {name_or_path}")
         # Some checkpoints store a CTC head of another vocabulary: let the head be re-initialised.
         model = AutoModelForCTC.from_pretrained(source, config=config, ignore_mismatched_sizes=True)
     except _LOAD_ERRORS as exc:
@@ -97,6 +97,7 @@ def load_finetuned_model(path: str | os.PathLike) -> PreTrainedModel:
     """Load a model fine-tuned by parp (or anyone) for inference, keeping its CTC head."""
     source = resolve_model_source(path)
     try:
+        check_cli_family(AutoConfig.from_pretrained(source), str(path))
         model = AutoModelForCTC.from_pretrained(source)
     except _LOAD_ERRORS as exc:
         raise ModelError(f"{path}: cannot load a CTC model from it ({_first_line(exc)})") from exc
@@ -106,35 +107,3 @@ def load_finetuned_model(path: str | os.PathLike) -> PreTrainedModel:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-def tiny_config(arch: str = "wav2vec2", vocab_size: int = 32, **overrides) -> transformers.PretrainedConfig:
-    """A very small config of each supported architecture, for tests and smoke runs (no network)."""
-    common = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                  conv_dim=(16, 16, 16), conv_stride=(5, 4, 4), conv_kernel=(10, 4, 4),
-                  num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4, vocab_size=vocab_size,
-                  pad_token_id=0, ctc_loss_reduction="mean", ctc_zero_infinity=True,
-                  mask_time_prob=0.0, layerdrop=0.0, hidden_dropout=0.0, attention_dropout=0.0,
-                  activation_dropout=0.0, feat_proj_dropout=0.0, final_dropout=0.0)
-    common.update(overrides)
-    classes = {
-        "wav2vec2": transformers.Wav2Vec2Config,
-        "hubert": transformers.HubertConfig,
-        "wavlm": transformers.WavLMConfig,
-        "data2vec-audio": transformers.Data2VecAudioConfig,
-    }
-    if arch not in classes:
-        raise ModelError(f"unknown architecture {arch!r}; choose one of {', '.join(classes)}")
-    if arch == "wavlm":
-        common.setdefault("num_buckets", 32)
-        common.setdefault("max_bucket_distance", 100)
-    if arch == "data2vec-audio":
-        common["num_conv_pos_embeddings"] = 5  # data2vec-audio uses a stack of small positional convs
-        common.pop("num_conv_pos_embedding_groups")
-        common["num_conv_pos_embedding_groups"] = 4
-    return classes[arch](**common)
-
-
-def tiny_ctc_model(arch: str = "wav2vec2", vocab_size: int = 32, seed: int = 0, **overrides) -> PreTrainedModel:
-    torch.manual_seed(seed)
-    return AutoModelForCTC.from_config(tiny_config(arch, vocab_size, **overrides))

@@ -1,10 +1,13 @@
-"""Structured scope ``ffn``: prune whole feed-forward neurons, the same number in every encoder layer.
+"""Structured scope ``ffn``: prune whole feed-forward neurons, the same number in every feed-forward block.
 
-Neuron ``j`` of a layer is row ``j`` of ``intermediate_dense`` (fc1) with its bias ``b1[j]`` and column ``j``
-of ``output_dense`` (fc2). Its score is ``||(fc1[j, :], b1[j])||_2 * ||fc2[:, j]||_2``: the Frobenius norm of
-the rank-one path the neuron adds (fc2 column times fc1 row), so a neuron is unimportant when either side is
-small. Each layer loses exactly ``round(sparsity * intermediate_size)`` neurons, lowest scores first (ties: the
-lower index goes first), so every layer keeps the same width and the pruned model can be exported as a plain
+The blocks are the feed-forward pairs :func:`parp.sparsity.targets.layer_linears` finds in every CTC family (one per
+layer; two in a conformer layer; ``intermediate_dense``/``output_dense``, ``linear1``/``linear2``, SEW-D's
+``intermediate.dense``/``output.dense``); a neuron mask names its blocks in its metadata (``BLOCKS_KEY``).
+Neuron ``j`` of a block is row ``j`` of fc1 with its bias ``b1[j]`` and column ``j`` of fc2. Its score is
+``||(fc1[j, :], b1[j])||_2 * ||fc2[:, j]||_2``: the Frobenius norm of the rank-one path the neuron adds (fc2
+column times fc1 row), so a neuron is unimportant when either side is small. Each block loses exactly
+``round(sparsity * intermediate_size)`` neurons, lowest scores first (ties: the lower index goes first), so every
+block keeps the same width and the pruned model can be exported as a plain
 Hugging Face model with a smaller ``intermediate_size`` (``parp.export.compact``).
 
 The result is an ordinary :class:`Mask` over the fc1 weight, fc1 bias and fc2 weight of every layer whose
@@ -30,16 +33,19 @@ from dataclasses import dataclass
 from typing import Mapping
 
 import torch
+from torch import nn
 
 from parp.errors import MaskError
 from parp.sparsity.mask import Mask
-from parp.sparsity.targets import resolve_parameters
+from parp.sparsity.targets import layer_linears, resolve_parameters
 from parp.sparsity.validation import validate_sparsity
 
+# the wav2vec2-style names: how a mask file without the blocks in its metadata (older parp) names its FFN blocks
 FFN_PARAMETER = re.compile(
     r"^(?P<block>(.*\.)?encoder\.layers\.\d+\.feed_forward)\.(?P<linear>intermediate_dense|output_dense)"
     r"\.(?P<kind>weight|bias)$"
 )
+BLOCKS_KEY = "ffn_blocks"  # Mask.metadata: [[fc1 weight, fc1 bias or None, fc2 weight], ...]
 
 
 @dataclass(frozen=True)
@@ -55,31 +61,75 @@ class FFNBlock:
     def names(self) -> list[str]:
         return [n for n in (self.fc1_weight, self.fc1_bias, self.fc2_weight) if n is not None]
 
+    @property
+    def fc1_module(self) -> str:
+        return self.fc1_weight.rsplit(".", 1)[0]
 
-def ffn_blocks(names) -> list[FFNBlock]:
-    """The feed-forward blocks found among parameter ``names``, in order of appearance."""
-    found: dict[str, dict[str, str]] = {}
-    for name in names:
-        m = FFN_PARAMETER.match(name)
-        if m and not (m["linear"] == "output_dense" and m["kind"] == "bias"):  # fc2's bias has no neuron axis
-            found.setdefault(m["block"], {})[f"{m['linear']}.{m['kind']}"] = name
-    blocks = []
-    for prefix, parts in found.items():
-        if "intermediate_dense.weight" not in parts or "output_dense.weight" not in parts:
-            raise MaskError(f"feed-forward block {prefix!r} lacks fc1 or fc2 weights: cannot prune its neurons")
-        blocks.append(FFNBlock(prefix, parts["intermediate_dense.weight"], parts.get("intermediate_dense.bias"),
-                               parts["output_dense.weight"]))
+    @property
+    def fc2_module(self) -> str:
+        return self.fc2_weight.rsplit(".", 1)[0]
+
+
+def _block(fc1_weight: str, fc1_bias: str | None, fc2_weight: str) -> FFNBlock:
+    """A block named by the longest module path its two linears share (``...feed_forward``, ``...ffn1``, a layer)."""
+    a, b = fc1_weight.split("."), fc2_weight.split(".")
+    common = []
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        common.append(x)
+    return FFNBlock(".".join(common), fc1_weight, fc1_bias, fc2_weight)
+
+
+def ffn_blocks(params: Mapping[str, torch.Tensor]) -> list[FFNBlock]:
+    """The feed-forward blocks of ``params``, a dict of FFN parameters only (:func:`ffn_parameters`) in model order:
+    each fc1 weight ``[k, width]`` (then its bias ``[k]``, if any) followed by its fc2 weight ``[width, k]``."""
+    blocks, fc1, bias = [], None, None
+    for name, tensor in params.items():
+        shape = tuple(tensor.shape)
+        if fc1 is not None and len(shape) == 1 and bias is None and shape == fc1[1][:1] and name.endswith(".bias"):
+            bias = name
+        elif fc1 is not None and len(shape) == 2 and shape == fc1[1][::-1]:
+            blocks.append(_block(fc1[0], bias, name))
+            fc1, bias = None, None
+        elif len(shape) == 2:
+            fc1, bias = (name, shape), None
     return blocks
 
 
+def mask_ffn_blocks(mask: Mask) -> list[FFNBlock]:
+    """The blocks a neuron mask covers: from its metadata (written by :func:`ffn_mask`), else the wav2vec2 names."""
+    if BLOCKS_KEY in mask.metadata:
+        return [_block(*names) for names in mask.metadata[BLOCKS_KEY] if all(n in mask.masks for n in names if n)]
+    found: dict[str, dict[str, str]] = {}
+    for name in mask.masks:
+        m = FFN_PARAMETER.match(name)
+        if m and not (m["linear"] == "output_dense" and m["kind"] == "bias"):  # fc2's bias has no neuron axis
+            found.setdefault(m["block"], {})[f"{m['linear']}.{m['kind']}"] = name
+    return [FFNBlock(prefix, parts["intermediate_dense.weight"], parts.get("intermediate_dense.bias"),
+                     parts["output_dense.weight"])
+            for prefix, parts in found.items() if {"intermediate_dense.weight", "output_dense.weight"} <= set(parts)]
+
+
 def ffn_parameters(model_or_params) -> dict[str, torch.Tensor]:
-    """fc1 weight, fc1 bias and fc2 weight of every encoder layer: the targets of ``--scope ffn``."""
-    params = resolve_parameters(model_or_params)
-    blocks = ffn_blocks(params)
-    if not blocks:
-        raise MaskError("--scope ffn found no encoder.layers.N.feed_forward.{intermediate,output}_dense in the model")
-    wanted = {n for b in blocks for n in b.names}
-    return {n: p for n, p in params.items() if n in wanted}
+    """fc1 weight, fc1 bias and fc2 weight of every feed-forward block of every encoder layer (both blocks of a
+    conformer layer), found as in :func:`parp.sparsity.targets.layer_linears`: the targets of ``--scope ffn``."""
+    if not isinstance(model_or_params, nn.Module):  # a dict of parameters: the wav2vec2 names
+        params = resolve_parameters(model_or_params)
+        wanted = {n for b in mask_ffn_blocks(Mask.ones(params)) for n in b.names}
+        if not wanted:
+            raise MaskError("--scope ffn found no encoder.layers.N.feed_forward.{intermediate,output}_dense")
+        return {n: p for n, p in params.items() if n in wanted}
+    linears = layer_linears(model_or_params)["ffn"]
+    if not linears:
+        raise MaskError(f"--scope ffn found no feed-forward pair (nn.Linear width -> k -> width) in the layers of "
+                        f"{type(model_or_params).__name__}")
+    wanted = set()
+    for index, (name, module) in enumerate(linears):
+        wanted.add(f"{name}.weight")
+        if index % 2 == 0 and module.bias is not None:  # fc1's bias is part of the neuron; fc2's is not
+            wanted.add(f"{name}.bias")
+    return {n: p for n, p in model_or_params.named_parameters() if n in wanted}
 
 
 def neuron_scores(params: Mapping[str, torch.Tensor], block: FFNBlock) -> torch.Tensor:
@@ -122,7 +172,11 @@ def ffn_mask(params: Mapping[str, torch.Tensor], sparsity: float) -> Mask:
         keep = torch.ones(norms.numel(), dtype=torch.bool, device=norms.device)
         keep[torch.sort(norms, stable=True).indices[:k]] = False
         masks.update(_neuron_mask(params, block, keep))
-    return Mask(masks)
+    return Mask(masks, {BLOCKS_KEY: _blocks_metadata(params)})
+
+
+def _blocks_metadata(params) -> list[list[str | None]]:
+    return [[b.fc1_weight, b.fc1_bias, b.fc2_weight] for b in ffn_blocks(params)]
 
 
 def random_ffn_mask(params: Mapping[str, torch.Tensor], sparsity: float, seed: int = 0) -> Mask:
@@ -135,17 +189,17 @@ def random_ffn_mask(params: Mapping[str, torch.Tensor], sparsity: float, seed: i
         keep = torch.ones(width, dtype=torch.bool)
         keep[torch.randperm(width, generator=gen)[:_num_neurons_to_prune(sparsity, width, block.prefix)]] = False
         masks.update(_neuron_mask(params, block, keep))
-    return Mask(masks)
+    return Mask(masks, {BLOCKS_KEY: _blocks_metadata(params)})
 
 
 def silencing_part(mask: Mask) -> Mask:
     """The fc1 side (weight rows and bias) of a neuron mask: what PARP zeroes while neurons may grow back."""
-    fc2 = {b.fc2_weight for b in ffn_blocks(mask.masks)}
+    fc2 = {b.fc2_weight for b in mask_ffn_blocks(mask)}
     return Mask({n: k for n, k in mask.masks.items() if n not in fc2}, mask.metadata, mask.source)
 
 
 def _no_blocks():
-    raise MaskError("no feed-forward blocks (encoder.layers.N.feed_forward.*_dense) among the parameters to prune")
+    raise MaskError("no feed-forward blocks (fc1 [k, width] then fc2 [width, k]) among the parameters to prune")
 
 
 def kept_neurons(mask: Mask) -> dict[str, torch.Tensor] | None:
@@ -154,7 +208,7 @@ def kept_neurons(mask: Mask) -> dict[str, torch.Tensor] | None:
     Whole means: fc1 row, fc1 bias entry and fc2 column all pruned or all kept, and nothing else in the mask
     pruned. A mask over other parameters that keeps them entirely still qualifies.
     """
-    blocks = ffn_blocks(mask.masks)
+    blocks = mask_ffn_blocks(mask)
     covered = {n for b in blocks for n in b.names}
     if not blocks or any(not bool(k.all()) for n, k in mask.masks.items() if n not in covered):
         return None

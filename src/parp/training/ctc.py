@@ -13,6 +13,7 @@ from ..data.dataset import SpeechDataset, encoder_frames
 from ..data.text import Vocabulary
 from ..evaluation.metrics import METRICS
 from ..evaluation.predict import predict, score
+from ..models.features import AudioInput, write_audio_input
 
 CTC_HEAD_INITS = ("random", "prior")
 
@@ -39,10 +40,11 @@ class CTCObjective:
     metric_for_best = "cer"  # "per" on an instance with a phone vocabulary
 
     def __init__(self, vocabulary: Vocabulary, sampling_rate: int = 16000,
-                 decoder: Callable[[torch.Tensor, list[int]], list[str]] | None = None):
+                 decoder: Callable[[torch.Tensor, list[int]], list[str]] | None = None, normalize: bool = True):
         self.vocabulary = vocabulary
         self.metric_for_best = METRICS[vocabulary.unit][0]
         self.sampling_rate = sampling_rate
+        self.normalize = normalize
         self.collate = CTCCollator(pad_token_id=vocabulary.pad_id)
         self.decoder = decoder
         self.decode_failures: dict[str, str] = {}  # path -> reason, for files that failed mid-run
@@ -84,4 +86,9 @@ class CTCObjective:
     def export(self, model: torch.nn.Module, directory: Path) -> None:
         directory = Path(directory)
         model.save_pretrained(str(directory), safe_serialization=True)
+        self.save_processor(directory)
+
+    def save_processor(self, directory: Path) -> None:
+        """Vocabulary and processor files, with the model's own sampling rate and normalisation."""
         self.vocabulary.save(directory, sampling_rate=self.sampling_rate)
+        write_audio_input(directory, AudioInput(self.sampling_rate, self.normalize))

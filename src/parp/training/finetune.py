@@ -21,7 +21,7 @@ from ..data.splits import subset_fingerprint
 from ..data.text import Vocabulary, make_normalizer
 from ..errors import ConfigError
 from ..export.card import write_model_card
-from ..models import ModelArguments, encoder_identity, load_ctc_model, resolve_model_source
+from ..models import ModelArguments, audio_input, encoder_identity, load_ctc_model, resolve_model_source
 from ..records import RunRecord
 from .ctc import CTC_HEAD_INITS, CTCObjective, init_head_bias_to_prior
 from .loop import TrainConfig, TrainResult, train, validate_train_config
@@ -62,11 +62,14 @@ def prepare_finetune(data_args: DataArguments, model_args: ModelArguments, progr
     if model_args.ctc_head_init not in CTC_HEAD_INITS:
         raise ConfigError(f"--ctc-head-init must be {' or '.join(CTC_HEAD_INITS)}, got {model_args.ctc_head_init!r}")
     resolve_model_source(model_args.model)  # a missing model folder fails before minutes of data checks
+    audio = audio_input(model_args.model)  # the model's own sampling rate and normalisation
     train_utts, valid_utts, source = load_utterances(data_args)
     vocabulary = Vocabulary.build((u.text for u in train_utts), normalizer=normalizer, unit=unit)
-    train_set = SpeechDataset(train_utts, vocabulary, min_seconds=data_args.min_seconds,
+    train_set = SpeechDataset(train_utts, vocabulary, audio.sampling_rate, min_seconds=data_args.min_seconds,
+                              normalize=audio.do_normalize,
                               max_seconds=data_args.max_seconds, source=f"{source} (training)").validate(progress)
-    valid_set = SpeechDataset(valid_utts, vocabulary, min_seconds=data_args.min_seconds,
+    valid_set = SpeechDataset(valid_utts, vocabulary, audio.sampling_rate, min_seconds=data_args.min_seconds,
+                              normalize=audio.do_normalize,
                               max_seconds=data_args.max_seconds, allow_unknown=data_args.allow_unknown_chars,
                               source=f"{data_args.valid_manifest or source} (validation)").validate(progress)
     for name, dataset in (("training", train_set), ("validation", valid_set)):
@@ -85,7 +88,9 @@ def prepare_finetune(data_args: DataArguments, model_args: ModelArguments, progr
         "vocabulary_size": len(vocabulary),
         "token_unit": unit,
     }
-    return FinetuneSetup(model_args, vocabulary, train_set, valid_set, CTCObjective(vocabulary), summary)
+    summary["audio_input"] = audio.to_dict()
+    objective = CTCObjective(vocabulary, audio.sampling_rate, normalize=audio.do_normalize)
+    return FinetuneSetup(model_args, vocabulary, train_set, valid_set, objective, summary)
 
 
 def record_decode_failures(record: RunRecord, setup: FinetuneSetup) -> None:
