@@ -272,7 +272,8 @@ def _load_weights(model_class, directory: Path) -> dict[str, torch.Tensor]:
 
 # what runs recorded before an option existed did, per option added since records began (a record without the
 # option matches a run that sets it to this value, and only that)
-SETTING_BEFORE_IT_EXISTED = {"ctc_head_init": "random", "freeze_feature_projection": False}
+SETTING_BEFORE_IT_EXISTED = {"ctc_head_init": "random", "freeze_feature_projection": False,
+                             "early_stopping_patience": 0, "early_stopping_min_delta": 0.0}
 
 
 def differing_settings(theirs: dict, ours: dict, sections=("data", "model", "train")) -> dict[str, list[str]]:
