@@ -11,7 +11,7 @@ from transformers import AutoModelForCTC
 
 from parp.pretrain.data import UnlabelledAudioDataset
 from parp.pretrain.model import small_wav2vec2_config
-from parp.pretrain.objective import BestRQObjective, RandomProjectionQuantizer, make_objective
+from parp.pretrain.objectives import BestRQObjective, RandomProjectionQuantizer, make_objective
 from parp.pretrain.recipe import PretrainConfig, run_pretrain
 
 TINY = dict(conv_channels=32, hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128,

@@ -25,7 +25,7 @@ parp card install --pretrain_dir ../shared/checkpoints/parp-ssl-small-h200 --dow
   --compare docs/results/parp-ssl-small-cpu:$OC/down-embedded $OC/best-rq:$OC/down-best-rq $OC/wav2vec2:$OC/down-wav2vec2 \
   --compare_command "$(cat $OC/commands.sh)"
 
-# Third session: the encoder pretrained longer on a lent H200 (bench/gpu_pretrain.sh; its fp16 weights back as fp32 in
+# Third session: the encoder pretrained longer on a lent H200 (scripts/gpu/gpu_pretrain.sh; its fp16 weights back as fp32 in
 # runs/pt-h200-long, with its pretraining.json and loss_curve.png), compared in trials.txt (s600-longpt*, longpt-card,
 # h200-specaug0-prior), then installed as the embedded encoder (the old card kept in docs/results/parp-ssl-small-h200):
 python - <<'PY'

@@ -1,26 +1,23 @@
 """The point of SSL, measured: fine-tune a pretrained encoder and the same architecture from random
 initialisation with the same budget, data order and seed; compare validation CER curves.
 
-``python -m parp.pretrain.downstream --checkpoint FOLDER --train_manifest mboshi/train.tsv --output_dir runs/gain``
+``parp pretrain downstream --checkpoint FOLDER --train_manifest mboshi/train.tsv --output_dir runs/gain``
 writes ``downstream.json`` and ``downstream.png``. Each arm is an ordinary ``parp finetune`` run in its own
 folder, so a finished arm is not rerun (the arms can be run at different times: ``--arms random``).
 """
 
 from __future__ import annotations
 
-import json
-import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 from transformers import AutoConfig, AutoModelForCTC
 
-from ..config import parse_dataclasses
 from ..data import DataArguments
-from ..errors import ConfigError, ParpError
+from ..errors import ConfigError
 from ..models import ModelArguments, default_model_path
-from ..records import is_completed, load_run
+from ..records import DOWNSTREAM, is_completed, load_run, write_record
 from ..training.finetune import run_finetune
 from ..training.loop import TrainConfig
 
@@ -79,8 +76,7 @@ def collect(runs: dict[str, Path], out: Path, extra: dict | None = None) -> dict
     summary = {**(extra or {}), "schedule": {"max_steps": train["max_steps"], "lr": train["learning_rate"],
                                              "seed": train["seed"], "max_batch_seconds": train["max_batch_seconds"]},
                "arms": curves}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "downstream.json").write_text(json.dumps(summary, indent=1))
+    write_record(out, DOWNSTREAM, summary)
     plot_curves(curves, out / "downstream.png")
     return summary
 
@@ -105,21 +101,3 @@ def plot_curves(curves: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-def main(argv=None) -> int:
-    try:
-        parsed = parse_dataclasses([DownstreamArguments, DataArguments, ModelArguments, TrainConfig],
-                                   sys.argv[1:] if argv is None else argv, prog="python -m parp.pretrain.downstream",
-                                   description=__doc__)
-        summary = run_downstream(*parsed)
-    except ParpError as exc:
-        print(f"parp: error: {exc}", file=sys.stderr)
-        return 2
-    for arm, curve in summary["arms"].items():
-        print(arm, curve["final"], curve["best"])
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
