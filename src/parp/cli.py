@@ -32,7 +32,7 @@ def _usage() -> str:
         group = key.split(" ", 1)[0]
         if group == key:
             entries[group] = command.help
-        elif group in COMMANDS:  # a command with options and actions: ``parp pretrain`` and ``parp pretrain downstream``
+        elif group in COMMANDS:  # options and actions: ``parp pretrain``, ``parp pretrain downstream``
             entries[group] = f"{COMMANDS[group].help} (also: parp {group} {' | '.join(_actions(group))})"
         else:
             entries[group] = f"{' | '.join(_actions(group))} (parp {group} --help)"

@@ -84,7 +84,8 @@ def _parp_vs_omp(claim: ClaimVerdict) -> str:
     metric, figures = claim.metric, claim.figures
     diffs = ", ".join(f"{c.language} {c.sparsity:g}: {c.difference}" for c in claim.comparisons)
     accuracy = (f"PARP − OMP {metric.upper()} (± spread across seeds): {diffs}"
-                + (f" — judged on CER because every WER is saturated (≥ {WER_SATURATED})" if metric == "cer" else ""))
+                + (f" — judged on CER because every WER is saturated (≥ {WER_SATURATED})"
+                   if metric == "cer" else ""))
     cheaper = (f"PARP used {figures['steps_ratio']:.2f}x OMP's fine-tuning steps and {figures['wall_ratio']:.2f}x its "
                "wall time")
     verdict = ("Does not hold here (PARP was not cheaper)" if figures["not_cheaper"] else

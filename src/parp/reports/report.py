@@ -72,7 +72,8 @@ class Report:
         self.lines += [
             "# PARP sweep report", "",
             f"{len(self.tables.rows)} result rows; languages: {', '.join(self.tables.languages)}; methods: "
-            f"{', '.join(self.tables.methods)}; seeds: {', '.join(map(str, self.tables.seeds))}. Numbers are means over seeds; "
+            f"{', '.join(self.tables.methods)}; seeds: {', '.join(map(str, self.tables.seeds))}. "
+            "Numbers are means over seeds; "
             f"{self.tables.metric_label} are greedy CTC on each language's validation split. Every cell used the same "
             "fine-tuning schedule" + (" (but for the updates of `parp-multi-N`: N)" if any(
                 m.startswith("parp-multi-") for m in self.tables.methods) else "") + ".",
@@ -326,7 +327,8 @@ class Report:
                 self.lines.append(
                     f"| {language} | {s:g} | "
                     + "".join(f"{fmt(self.tables.mean(e, method='parp', **where))} | " + "".join(
-                        f"{fmt(self.tables.mean(e, method=m, **where))} | " for m in runs) for e in self.tables.error_metrics)
+                        f"{fmt(self.tables.mean(e, method=m, **where))} | " for m in runs)
+                      for e in self.tables.error_metrics)
                     + "".join(f"{fmt(self.tables.mean('iou_with_language_mask', method=m, **where))} | "
                               for m in runs).rstrip())
         self.lines.append("")
@@ -464,7 +466,8 @@ class Report:
                            "schedule is too short for this data and encoder, so the error comparisons below say nothing about the "
                            "methods; only cost and mask statistics are informative.", ""]
         self.lines += [*map(claim_item, self.tables.claims()), "",
-                       f"These statements describe this sweep only ({len(self.tables.seeds)} seed(s)). A claim is called "
+                       f"These statements describe this sweep only ({len(self.tables.seeds)} seed(s)). "
+                       "A claim is called "
                        "held or failed only where a difference exceeds the spread across seeds (the larger standard "
                        "deviation of the two sides); otherwise it is 'not separable'.", ""]
 
