@@ -20,6 +20,7 @@ from ..models import ModelArguments, default_model_path
 from ..records import DOWNSTREAM, is_completed, load_run, write_record
 from ..training.finetune import run_finetune
 from ..training.loop import TrainConfig
+from .plots import plot_curves
 
 
 @dataclass
@@ -79,25 +80,3 @@ def collect(runs: dict[str, Path], out: Path, extra: dict | None = None) -> dict
     write_record(out, DOWNSTREAM, summary)
     plot_curves(curves, out / "downstream.png")
     return summary
-
-
-def plot_curves(curves: dict, path: Path) -> None:
-    import matplotlib  # lazy: heavy, needed for this figure only
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_cer, ax_loss) = plt.subplots(1, 2, figsize=(10, 3.6))
-    for arm, curve in curves.items():
-        if curve["valid_cer"]:
-            ax_cer.plot(*zip(*curve["valid_cer"]), marker="o", label=arm)
-        if curve["train_loss"]:
-            ax_loss.plot(*zip(*curve["train_loss"]), label=arm)
-    ax_cer.set(xlabel="fine-tuning update", ylabel="validation CER", title="Mboshi validation CER")
-    ax_loss.set(xlabel="fine-tuning update", ylabel="CTC loss", title="training loss", yscale="log")
-    for ax in (ax_cer, ax_loss):
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

@@ -23,6 +23,7 @@ from ..training.loop import TrainConfig, train
 from .data import UnlabelledAudioDataset
 from .model import count_parameters, small_wav2vec2_config
 from .objectives import make_objective
+from .plots import plot_loss_curve
 
 log = logging.getLogger(__name__)
 
@@ -95,30 +96,6 @@ def build_datasets(cfg: PretrainConfig, sampling_rate: int = 16000):
                           f"{data.too_short} shorter than {cfg.min_clip_seconds} s)")
     train_set, valid_set = data.split(cfg.valid_fraction, cfg.max_valid_clips, seed=cfg.seed)
     return data, train_set, valid_set
-
-
-def plot_loss_curve(history: list[dict], path: Path, title: str) -> None:
-    """Training loss (and validation loss where measured) against updates."""
-    import matplotlib  # lazy: heavy, needed for this figure only
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    train_points = [(h["step"], h["loss"]) for h in history if "loss" in h]
-    valid_points = [(h["step"], h["valid_loss"]) for h in history if "valid_loss" in h]
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    if train_points:
-        ax.plot(*zip(*train_points), label="train loss", lw=1)
-    if valid_points:
-        ax.plot(*zip(*valid_points), "o-", label="validation loss (masked frames)", ms=3)
-    ax.set_xlabel("update")
-    ax.set_ylabel("loss")
-    ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def run_pretrain(cfg: PretrainConfig) -> dict:
