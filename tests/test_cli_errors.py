@@ -135,11 +135,11 @@ def test_finetune_help_exits_zero(capsys):
 
 
 @pytest.mark.parametrize("command", ["finetune", "evaluate", "prune", "sweep", "report", "demo", "synth", "pretrain",
-                                     "transcribe"])
+                                     "pretrain downstream", "transcribe"])
 def test_every_command_prints_its_help(command, capsys):
     """argparse %-formats help texts: one stray '%' in a help string made `parp prune --help` a traceback."""
     try:
-        code = main([command, "--help"])
+        code = main([*command.split(), "--help"])
     except SystemExit as exc:
         code = exc.code
     assert code in (0, None)
@@ -191,3 +191,32 @@ def test_bad_audio_is_skipped_and_config_file_is_used(tmp_path, tiny_model, smal
     # 8 updates cover a whole epoch, so every kept clip (the stereo one too) was decoded and trained on
     assert max(h.get("epoch", 0) for h in record["history"]) >= 1, record["history"]
     assert (out / "model" / "config.json").exists()
+
+
+def test_pretraining_entry_points_are_parp_commands_with_one_line_errors(tmp_path, capsys):
+    """``parp pretrain downstream`` (once ``python -m parp.pretrain.downstream``) and ``parp pretrain`` go through
+    the one CLI: bad input is one line, exit status 2."""
+    from parp.cli import _usage
+
+    assert "(also: parp pretrain downstream)" in _usage()
+    assert main(["pretrain", "downstream", "--checkpoint", str(tmp_path / "nowhere"),
+                 "--output_dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("parp: error: --checkpoint") and err.count("\n") == 1
+    assert main(["pretrain", "--sources", str(tmp_path), "--model_overrides", "{not json",
+                 "--output_dir", str(tmp_path / "ssl")]) == 2
+    err = capsys.readouterr().err
+    assert "--model_overrides must be a JSON object" in err and err.count("\n") == 1
+
+
+def test_a_broken_pretraining_record_is_one_line(tmp_path, capsys):
+    run, down = tmp_path / "run", tmp_path / "down"
+    run.mkdir()
+    down.mkdir()
+    (run / "pretraining.json").write_text("{half written")
+    (run / "loss_curve.png").write_bytes(b"")
+    (run / "model.safetensors").write_bytes(b"")
+    assert main(["card", "install", "--pretrain_dir", str(run), "--command", "parp pretrain ...",
+                 "--target", str(tmp_path / "card")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"parp: error: {run / 'pretraining.json'}: not readable JSON\n"

@@ -11,7 +11,7 @@ from transformers import AutoModelForCTC
 
 from parp.pretrain.data import UnlabelledAudioDataset
 from parp.pretrain.model import small_wav2vec2_config
-from parp.pretrain.objective import BestRQObjective, RandomProjectionQuantizer, make_objective
+from parp.pretrain.objectives import BestRQObjective, RandomProjectionQuantizer, make_objective
 from parp.pretrain.recipe import PretrainConfig, run_pretrain
 
 TINY = dict(conv_channels=32, hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128,
@@ -149,3 +149,26 @@ def test_run_pretrain_exports_a_folder_that_loads_for_ctc(audio_dir, tmp_path, n
     with torch.no_grad():
         logits = ctc(torch.randn(2, 16000)).logits
     assert logits.shape[-1] == 12 and torch.isfinite(logits).all()
+
+
+def test_parp_pretrain_downstream_fine_tunes_both_arms_and_records_them(tmp_path, capsys):
+    """The SSL-gain comparison as a parp command: both arms fine-tuned with one schedule, downstream.json read back
+    through parp.records, the figure written, and a finished arm not rerun."""
+    from helpers import synthetic_corpus, tiny_model_dir
+
+    from parp.cli import main
+    from parp.records import DOWNSTREAM, read_record
+
+    manifest = synthetic_corpus(tmp_path / "data", n=12, seconds=1.0)
+    model = tiny_model_dir(tmp_path / "encoder")
+    args = ["pretrain", "downstream", "--checkpoint", str(model), "--train_manifest", str(manifest),
+            "--valid_fraction", "0.25", "--max_steps", "2", "--warmup_steps", "0", "--eval_every", "0",
+            "--save_every", "0", "--max_batch_seconds", "4", "--no_progress", "--output_dir", str(tmp_path / "gain")]
+    assert main(args) == 0
+    summary = read_record(tmp_path / "gain", DOWNSTREAM)
+    assert set(summary["arms"]) == {"pretrained", "random"} and summary["schedule"]["max_steps"] == 2
+    assert all(arm["status"] == "completed" for arm in summary["arms"].values())
+    assert (tmp_path / "gain" / "downstream.png").read_bytes()[:4] == b"\x89PNG"
+    assert capsys.readouterr().out.splitlines()[0].startswith("pretrained ")
+    record = (tmp_path / "gain" / "pretrained" / "run.json").stat().st_mtime
+    assert main(args) == 0 and (tmp_path / "gain" / "pretrained" / "run.json").stat().st_mtime == record

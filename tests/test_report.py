@@ -1,8 +1,12 @@
-"""parp report: Markdown + valid PNG plots from a results file and mask files, claims stated from the data."""
+"""parp report: Markdown + valid PNG plots from a results file and mask files, claims judged from the data.
+
+The verdicts are checked as data (``Tables.claims``: a ``ClaimVerdict`` per claim); their wording is covered once, by
+the golden report of ``test_report_golden.py``."""
 
 from __future__ import annotations
 
 import re
+import statistics
 
 import pytest
 import torch
@@ -10,9 +14,22 @@ import torch
 from parp.cli import main
 from parp.results import write_results
 from parp.models import tiny_ctc_model
+from parp.reports.verdicts import Verdict
 from parp.sparsity import Mask, prunable_parameters
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def claims_of(folder):
+    """The report's verdicts on a sweep folder, by claim letter."""
+    from parp.reports.tables import Tables
+    from parp.results import read_results
+
+    return {c.claim: c for c in Tables(read_results(folder / "results.csv"), folder).claims()}
+
+
+def part(claim, subject):
+    return next(p for p in claim.parts if p.subject == subject)
 
 
 def _row(method, language, sparsity, wer, steps, wall, mask, seed=0, **extra):
@@ -65,11 +82,15 @@ def test_multilingual_runs_of_two_budgets_sit_side_by_side(sweep_dir):
     assert "| WER own PARP | WER parp-multi | WER parp-multi-1000 |" in section
     assert "| aa | 0.5 | 0.381 | 0.371 | 0.270 |" in section
     assert "same fine-tuning schedule (but for the updates of `parp-multi-N`: N)." in text
-    claim = text[text.index("- **(e) One multilingual subnetwork from one run serves every language.**"):]
-    assert "`parp-multi` (100 updates over all languages): Holds here, WER multi − own PARP in 2 languages: 0 worse " \
-           "and 2 better beyond the seed spread (mean -0.010" in claim
-    assert "`parp-multi-1000` (1000 updates over all languages): Holds here, WER multi − own PARP in 2 languages: 0 " \
-           "worse and 2 better" in claim
+    claim = claims_of(sweep_dir)["e"]
+    assert [p.subject for p in claim.parts] == ["parp-multi", "parp-multi-1000"]
+    assert claim.verdict is Verdict.HOLDS and claim.metric == "wer" and claim.figures["own_updates"] == 100
+    for run, updates in (("parp-multi", 100), ("parp-multi-1000", 1000)):
+        multi = part(claim, run)
+        assert multi.verdict is Verdict.HOLDS and multi.figures["updates"] == updates
+        assert len(multi.comparisons) == 2 and all(c.separable and c.diff < 0 for c in multi.comparisons)
+        assert {c.sides for c in multi.comparisons} == {(run, "parp")}
+    assert statistics.fmean(c.diff for c in part(claim, "parp-multi").comparisons) == pytest.approx(-0.010)
 
 
 def test_report_has_every_plot_as_a_valid_png_and_states_the_claims(sweep_dir):
@@ -88,12 +109,20 @@ def test_report_has_every_plot_as_a_valid_png_and_states_the_claims(sweep_dir):
         import matplotlib.image
 
         assert matplotlib.image.imread(path).ndim == 3
-    assert "**(a) PARP ≈ OMP at half the fine-tuning cost.** Holds here" in text
-    assert "0.50x OMP's fine-tuning steps" in text
-    assert "**(b) A sparsity range where PARP beats the unpruned model.** Holds here. aa: yes at 0.5 " in text
+    claims = claims_of(sweep_dir)
+    assert list(claims) == ["a", "b", "c", "e"]  # (d) only with transfer cells
+    a = claims["a"]
+    assert a.verdict is Verdict.HOLDS and a.figures["steps_ratio"] == pytest.approx(0.5)
+    assert {(c.language, c.sparsity) for c in a.comparisons} == {(x, s) for x in ("aa", "bb") for s in (0.5, 0.8)}
+    assert all(c.sides == ("parp", "omp") and c.diff == pytest.approx(-0.01) and c.separable for c in a.comparisons)
+    b = claims["b"]
+    assert b.verdict is Verdict.HOLDS and [p.subject for p in b.parts] == ["aa", "bb"]
+    held = [c.sparsity for c in part(b, "aa").with_sides("parp", "none") if c.separable and c.diff < 0]
+    assert held == [0.5] and part(b, "aa").figures["unpruned"] == pytest.approx(0.401)
+    c = claims["c"]
+    assert c.verdict is Verdict.HOLDS and all(p.verdict is Verdict.HOLDS for p in c.parts)
+    assert part(c, "parp").figures["random"] == pytest.approx(1 / 3)  # s/(2-s) at s = 0.5
     assert "| aa | parp | 0.5 | 0.5000 | 0.381 ± 0.001 |" in text  # mean ± spread across seeds
-    assert "**(c) Similar pruned subnetworks across languages.** Holds here" in text
-    assert "0.333 for random masks" in text  # s/(2-s) at s = 0.5
     assert "| aa | parp | 0.5 |" in text and "## One multilingual subnetwork" in text
 
 
@@ -107,8 +136,9 @@ def test_claims_that_fail_are_said_to_fail(sweep_dir):
             row["wer"] = 0.9  # far worse than OMP and than the unpruned model
     write_results(sweep_dir, rows)
     text = build_report(sweep_dir / "results.csv").read_text()
-    assert "**(a) PARP ≈ OMP at half the fine-tuning cost.** Does not hold here" in text
-    assert "**(b) A sparsity range where PARP beats the unpruned model.** Does not hold here" in text
+    claims = claims_of(sweep_dir)
+    assert claims["a"].verdict is Verdict.FAILS and not claims["a"].figures["not_cheaper"]
+    assert claims["b"].verdict is Verdict.FAILS and all(p.verdict is Verdict.FAILS for p in claims["b"].parts)
     assert "No model learned" not in text
     for row in rows:
         row["cer"] = 1.0
@@ -123,10 +153,11 @@ def test_one_seed_is_not_separable_however_large_the_gap(sweep_dir):
 
     rows = [r for r in read_results(sweep_dir / "results.csv") if r["seed"] == 0]
     write_results(sweep_dir, rows)
-    text = build_report(sweep_dir / "results.csv").read_text()
-    assert "**(a) PARP ≈ OMP at half the fine-tuning cost.** Not separable: one seed" in text
-    assert "**(b) A sparsity range where PARP beats the unpruned model.** Not separable" in text
-    assert "-0.020 (one seed)" in text
+    claims = claims_of(sweep_dir)
+    assert claims["a"].verdict is Verdict.NOT_SEPARABLE and all(c.spread is None for c in claims["a"].comparisons)
+    assert claims["b"].verdict is Verdict.NOT_SEPARABLE
+    beats = part(claims["b"], "aa").with_sides("parp", "none")
+    assert beats[0].sparsity == 0.5 and beats[0].diff == pytest.approx(-0.020) and beats[0].spread is None
 
 
 def test_differences_within_the_seed_spread_are_not_separable(sweep_dir):
@@ -137,9 +168,9 @@ def test_differences_within_the_seed_spread_are_not_separable(sweep_dir):
     for row in rows:  # seed-to-seed spread of 0.1 swamps the 0.01-0.02 gaps between methods
         row["wer"] += 0.15 if row["seed"] == 1 else 0.0
     write_results(sweep_dir, rows)
-    text = build_report(sweep_dir / "results.csv").read_text()
-    assert "(a) PARP ≈ OMP at half the fine-tuning cost.** Not separable: every difference is within" in text
-    assert "(b) A sparsity range where PARP beats the unpruned model.** Not separable" in text
+    claims = claims_of(sweep_dir)
+    assert claims["a"].verdict is Verdict.NOT_SEPARABLE and claims["b"].verdict is Verdict.NOT_SEPARABLE
+    assert all(c.spread > abs(c.diff) for c in claims["a"].comparisons)
 
 
 def test_report_without_results_is_one_clear_error(tmp_path, capsys):
@@ -156,9 +187,9 @@ def test_claims_use_cer_when_every_wer_is_saturated(sweep_dir):
         row["wer"] = 1.0
         row["cer"] = {"none": 0.9, "omp": 0.8}.get(row["method"], 0.95)
     write_results(sweep_dir, rows)
-    text = build_report(sweep_dir / "results.csv").read_text()
-    assert "judged on CER because every WER is saturated" in text
-    assert "**(a) PARP ≈ OMP at half the fine-tuning cost.** Does not hold here" in text
+    claims = claims_of(sweep_dir)
+    assert claims["a"].metric == "cer" and claims["a"].verdict is Verdict.FAILS
+    assert all(c.diff == pytest.approx(0.15) for c in claims["a"].comparisons)  # CER 0.95 vs 0.8
 
 
 def test_overlap_is_set_against_the_pretrained_start(sweep_dir):
@@ -179,7 +210,8 @@ def test_overlap_is_set_against_the_pretrained_start(sweep_dir):
     text = (sweep_dir / "rep" / "report.md").read_text()
     row = re.search(r"\| parp \| 0\.5 \| (\d\.\d{3}) \| (\d\.\d{3}) \| 0\.333 \|", text)
     assert row and float(row.group(2)) > 0.8, text
-    assert "so the shared pretrained start accounts for most of the cross-language overlap" in text
+    overlap = claims_of(sweep_dir)["c"]
+    assert all(p.figures["pretrained"] > 0.8 and p.figures["start_explains"] for p in overlap.parts)
 
 
 def test_phone_targets_are_reported_as_per(sweep_dir):
@@ -195,18 +227,20 @@ def test_phone_targets_are_reported_as_per(sweep_dir):
     text = build_report(sweep_dir / "results.csv").read_text()
     assert "| language | method | target | achieved | PER | steps |" in text
     assert "| language | target | PER own PARP | PER parp-multi | IoU parp-multi with own PARP mask |" in text
-    assert "PARP − OMP PER" in text and "WER" not in text and "CER" not in text
+    assert claims_of(sweep_dir)["a"].metric == "per" and "WER" not in text and "CER" not in text
     assert "| aa | parp | 0.5 | 0.5000 | 0.381 ± 0.001 |" in text
 
 
 def test_error_bars_only_from_two_seeds_and_the_caption_says_how_many(sweep_dir):
     from parp.results import read_results
-    from parp.reports.tables import _seed_caption, _spread
+    from parp.reports.markdown import seed_caption
+    from parp.reports.stats import error_bars
 
-    assert _spread([[0.1], [0.2]]) is None and _spread([[0.1, 0.3], [0.2, 0.2]]) == [pytest.approx(0.1414, abs=1e-3), 0.0]
-    assert _spread([[0.1], [0.2, 0.3]]) == [0.0, pytest.approx(0.0707, abs=1e-3)]  # a bar only where 2 seeds
-    assert _seed_caption({1}) == "mean of 1 seed per point; no error bars (fewer than 2 seeds per point)"
-    assert _seed_caption({1, 2}).endswith("where a point has 2 or more (none on 1-seed points)")
+    assert error_bars([[0.1], [0.2]]) is None
+    assert error_bars([[0.1, 0.3], [0.2, 0.2]]) == [pytest.approx(0.1414, abs=1e-3), 0.0]
+    assert error_bars([[0.1], [0.2, 0.3]]) == [0.0, pytest.approx(0.0707, abs=1e-3)]  # a bar only where 2 seeds
+    assert seed_caption({1}) == "mean of 1 seed per point; no error bars (fewer than 2 seeds per point)"
+    assert seed_caption({1, 2}).endswith("where a point has 2 or more (none on 1-seed points)")
     assert main(["report", "--results", str(sweep_dir / "results.csv"), "--output-dir", str(sweep_dir / "r2")]) == 0
     text = (sweep_dir / "r2" / "report.md").read_text()
     assert "*aa: WER/CER vs sparsity; mean of 2 seeds per point; error bars: ±1 std over seeds.*" in text
@@ -260,10 +294,15 @@ def test_equal_budget_section_pairs_parp_and_omp_at_the_same_total_updates(sweep
     assert "| aa | 0.5 | omp | 100 | 0.200 ± 0.001 | 2 |" in text
     assert "| aa | 0.5 | parp | 200 | 0.100 ± 0.001 | 2 |" in text
     # main sweep: PARP 100 updates CER 0.38/3; budget sweep: OMP 100 updates CER 0.2 -> PARP better beyond the spread
-    line = next(x for x in text.splitlines() if x.startswith("- aa 0.5, 100 updates each"))
-    assert "PARP − OMP CER -0.073" in line and "Holds here" in line
-    line = next(x for x in text.splitlines() if x.startswith("- aa 0.5, 200 updates each"))
-    assert "PARP − OMP CER -0.030" in line and "Holds here" in line
+    from parp.reports.tables import Tables
+    from parp.results import read_results
+
+    verdicts = Tables(read_results(sweep_dir), sweep_dir).claim_equal_budget(read_results(budget))
+    assert [(v.comparisons[0].language, v.comparisons[0].sparsity, v.comparisons[0].updates) for v in verdicts] == [
+        ("aa", 0.5, 100), ("aa", 0.5, 200)]
+    assert all(v.verdict is Verdict.HOLDS and v.metric == "cer" for v in verdicts)
+    assert [v.comparisons[0].diff for v in verdicts] == [pytest.approx(-0.0735), pytest.approx(-0.0298, abs=1e-4)]
+    assert sum(line.startswith("- aa 0.5, ") for line in text.splitlines()) == 2  # one line per verdict
     assert "## PARP and OMP at equal budgets" not in build_report(sweep_dir / "results.csv").read_text()
 
 
@@ -303,7 +342,7 @@ def test_claims_use_cer_when_words_are_almost_never_right(sweep_dir):
     for i, row in enumerate(rows):
         row["wer"] = 0.985 + 0.004 * (i % 5)
     write_results(sweep_dir, rows)
-    assert "judged on CER because every WER is saturated" in build_report(sweep_dir / "results.csv").read_text()
+    assert claims_of(sweep_dir)["a"].metric == "cer"
 
 
 def test_several_results_merge_later_rows_over_earlier_ones_with_their_own_mask_paths(sweep_dir):

@@ -15,7 +15,8 @@ from parp.models import tiny_ctc_model
 from parp.reports.mask_layers import layer_iou_summary
 from parp.reports.report import build_report
 from parp.reports.reprunes import reprune_histories
-from parp.reports.transfer import transfer_grid, transfer_margins, transfer_pairs
+from parp.reports.transfer import transfer_claim, transfer_grid, transfer_margins, transfer_pairs
+from parp.reports.verdicts import Verdict
 from parp.results import write_results
 from parp.sparsity import Mask, prunable_parameters
 
@@ -65,16 +66,21 @@ def test_transfer_table_states_each_pairs_difference_against_the_seed_spread(tmp
     text = build_report(tmp_path / "results.csv", tmp_path / "rep").read_text()
     assert "| aa | bb | 0.5 | 0.310 | +0.100 ± 0.014 | +0.020 ± 0.028 | +0.080 ± 0.028 | worse |" in text
     assert "| bb | aa | 0.5 | 0.500 | -0.045 ± 0.007 | +0.110 ± 0.014 | -0.155 ± 0.014 | better |" in text
-    assert "**(d) A mask found on one language transfers to another with no loss.** Holds partly" in text
-    assert "1 worse and 1 better beyond the seed spread, 0 within it" in text
-    assert "(mean +0.028; 1 of 2 lower, sign test over pairs p = 1)" in text
+    claim = transfer_claim(list(pairs.values()), "per")
+    assert claim.claim == "d" and claim.verdict is Verdict.HOLDS_PARTLY  # one pair worse, one better
+    moved = claim.with_sides("transfer", "parp")
+    assert sorted((c.mask_from, c.language, round(c.diff, 3), c.separable) for c in moved) == [
+        ("aa", "bb", 0.1, True), ("bb", "aa", -0.045, True)]
+    assert len(claim.with_sides("transfer", "transfer-random")) == 2
+    assert claim.figures["sign_test"] == (1, 2, pytest.approx(1.0))
+    assert "Holds partly" in text.split("**Verdict.**")[1]  # the claim as the report states it
     assert "| aa | +0.100 | 1 | -0.045 | 1 |" in text  # donors and receivers
     assert "| bb | transfer |" not in text  # transfer rows stay out of the per-language results table
     assert (tmp_path / "rep" / "transfer_s0.5.png").read_bytes().startswith(PNG_SIGNATURE)
 
 
 def test_sign_test_over_pairs_is_the_exact_binomial():
-    from parp.reports.transfer import sign_test
+    from parp.reports.stats import sign_test
 
     assert sign_test([-0.01] * 11 + [0.003]) == (11, 12, pytest.approx(2 * 13 / 4096))
     assert sign_test([-1.0] * 12) == (12, 12, pytest.approx(2 / 4096))
@@ -155,12 +161,12 @@ def test_extra_masks_of_another_sweep_join_the_mask_analyses(tmp_path):
     assert f"mb from `{mboshi}`" in text
     assert "| mb (extra) | omp | 0.5 | 0.600 |" in text and "| mb (extra) | omp | 0.3 |" not in text
     assert "| mb | omp |" not in text  # its error rates stay out of the results table
-    from parp.reports.report import Report
     from parp.reports.extra_masks import extra_mask_rows
+    from parp.reports.tables import Tables
     from parp.results import read_results
 
     rows = read_results(here)
-    tables = Report(rows, here, tmp_path / "rep2", extra_rows=extra_mask_rows([f"mb={mboshi}"], here, rows))
+    tables = Tables(rows, here, extra_rows=extra_mask_rows([f"mb={mboshi}"], here, rows))
     info = tables.cross_language_iou()[("omp", 0.5)]
     assert info["languages"] == ["aa", "bb", "mb"]
     own, theirs = Mask.load(here / "masks/aa-0.5.safetensors"), Mask.load(mboshi / "masks/mboshi-0.5.safetensors")

@@ -133,7 +133,7 @@ def test_the_demo_runs_the_sweep_it_ran_before(tmp_path):
     assert (config.eval_every, config.save_every, config.log_every) == (0, 175, 10)
 
 
-@pytest.mark.parametrize("path", sorted(RESULTS.glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted([*RESULTS.glob("*.yaml"), *RESULTS.glob("archive/*.yaml")]), ids=lambda p: p.name)
 def test_the_sweep_yamls_of_docs_results_still_load(path):
     config = load_sweep_config(path)
     parsed, _ = parse_dataclasses([SweepConfig, LaunchArguments], ["--config", str(path)], prog="parp sweep")

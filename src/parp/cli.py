@@ -30,7 +30,12 @@ def _usage() -> str:
     entries: dict[str, str] = {}
     for key, command in COMMANDS.items():
         group = key.split(" ", 1)[0]
-        entries[group] = command.help if group == key else f"{' | '.join(_actions(group))} (parp {group} --help)"
+        if group == key:
+            entries[group] = command.help
+        elif group in COMMANDS:  # options and actions: ``parp pretrain``, ``parp pretrain downstream``
+            entries[group] = f"{COMMANDS[group].help} (also: parp {group} {' | '.join(_actions(group))})"
+        else:
+            entries[group] = f"{' | '.join(_actions(group))} (parp {group} --help)"
     entries.update({k: v[0] for k, v in SPECIAL.items()})
     lines += [f"  {name:<11} {text}" for name, text in entries.items()]
     return "\n".join(lines)

@@ -1,6 +1,7 @@
 """The command table of ``parp``: every sub-command's help, argument dataclasses and entry point, in one place.
 
-A key of two words (``card install``) is a command with actions: ``parp card install ...``.
+A key of two words (``card install``) is a command with actions: ``parp card install ...``; a command can have
+both its own options and actions (``parp pretrain ...``, ``parp pretrain downstream ...``).
 
 Arguments and entry points are imported lazily, so ``parp --help`` loads no torch; ``parp.cli`` parses and runs.
 """
@@ -97,6 +98,23 @@ def _pretrain(config):
     print(json.dumps({k: record[k] for k in ("steps", "train_seconds", "audio_seconds_per_second", "final_metrics")}))
 
 
+def _downstream_args():
+    from .data import DataArguments
+    from .models import ModelArguments
+    from .pretrain.downstream import DownstreamArguments
+    from .training.loop import TrainConfig
+
+    return [DownstreamArguments, DataArguments, ModelArguments, TrainConfig]
+
+
+def _downstream(args, data, model, train):
+    from .pretrain.downstream import run_downstream
+
+    summary = run_downstream(args, data, model, train)
+    for arm, curve in summary["arms"].items():
+        print(arm, curve["final"], curve["best"])
+
+
 def _synth_args():
     from .synth.corpus import SynthConfig
 
@@ -185,6 +203,9 @@ COMMANDS: dict[str, Command] = {
                      _prune_args, _prune),
     "pretrain": Command("Self-supervised pretraining (BEST-RQ or wav2vec 2.0) of a small wav2vec2 encoder.",
                         _pretrain_args, _pretrain),
+    # what pretraining bought: fine-tune the encoder and the same architecture from random init, same schedule
+    "pretrain downstream": Command("Fine-tune a pretrained encoder and its random initialisation alike; compare CER "
+                                   "curves (downstream.json, downstream.png).", _downstream_args, _downstream),
     "synth": Command("Synthesise a labelled multilingual speech corpus offline with eSpeak NG.", _synth_args, _synth),
     "sweep": Command("Run methods x sparsities x languages x seeds with one schedule; results.csv/json.",
                      _sweep_args, _sweep),

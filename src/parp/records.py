@@ -260,3 +260,32 @@ def is_completed(path: str | Path) -> bool:
     """Whether the output folder holds the record of a run that finished."""
     run = read_run(path)
     return run is not None and run.completed
+
+
+# --------------------------------------------------------------------------------- records beside run.json
+# what a pretraining run (``parp pretrain``), an SSL-gain comparison (``parp pretrain downstream``) and a sweep write
+# next to their outputs; read and written here so no module parses them itself
+PRETRAINING, DOWNSTREAM, SWEEP = "pretraining.json", "downstream.json", "sweep.json"
+
+
+def read_record(folder: str | Path, name: str, what: str = "") -> dict[str, Any]:
+    """The JSON record ``name`` in ``folder``; a missing or unreadable one is one clear error (``what``: the flag)."""
+    file = Path(folder) / name
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        reason = "missing" if isinstance(exc, FileNotFoundError) else "not readable JSON"
+        raise ConfigError(f"{what + ' ' if what else ''}{file}: {reason}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what + ' ' if what else ''}{file}: not a JSON object")
+    return data
+
+
+def write_record(folder: str | Path, name: str, record: dict[str, Any]) -> Path:
+    """Write the JSON record ``name`` into ``folder`` (created), atomically."""
+    file = Path(folder) / name
+    file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = file.with_suffix(file.suffix + ".tmp")
+    tmp.write_text(json.dumps(record, indent=1, default=str), encoding="utf-8")
+    tmp.replace(file)
+    return file

@@ -19,6 +19,10 @@ RESULT_COLUMNS = [
     "iou_with_language_mask", "iou_with_pretrained_mask", "mask", "cell",
 ]
 
+# the ``method`` of a transfer cell (PARP-P' on B from A's OMP mask) and of its control (from A's random twin):
+# written by parp.experiments, read by parp.reports
+TRANSFER, TRANSFER_RANDOM = "transfer", "transfer-random"
+
 
 def write_results(output_dir: Path, rows: list[dict[str, Any]]) -> tuple[Path, Path]:
     """``results.csv`` (the per-phase times as a JSON column) and ``results.json``, both complete rewrites."""

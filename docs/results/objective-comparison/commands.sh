@@ -7,9 +7,9 @@ for obj in best-rq wav2vec2; do   # 20 min each, one thread, same data, batch, L
 done
 DOWN="--train_manifest runs/synth-fi/fi/train.tsv --valid_fraction 0.15 --max_steps 350 --learning_rate 2e-3 \
   --warmup_steps 30 --max_batch_seconds 10 --eval_every 50 --save_every 175 --mask_time_prob 0.05 --seed 0"
-OMP_NUM_THREADS=1 python -m parp.pretrain.downstream --arms pretrained random $DOWN --output_dir runs/objcmp/down-embedded
+OMP_NUM_THREADS=1 parp pretrain downstream --arms pretrained random $DOWN --output_dir runs/objcmp/down-embedded
 for obj in best-rq wav2vec2; do
-  OMP_NUM_THREADS=1 python -m parp.pretrain.downstream --checkpoint runs/objcmp/$obj/model --arms pretrained $DOWN \
+  OMP_NUM_THREADS=1 parp pretrain downstream --checkpoint runs/objcmp/$obj/model --arms pretrained $DOWN \
     --output_dir runs/objcmp/down-$obj
 done
 parp card update-comparison --compare src/parp/assets/parp-ssl-small:runs/objcmp/down-embedded \

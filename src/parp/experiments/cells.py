@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 MULTILINGUAL = "multi"  # the cell folder of the one-run multilingual subnetwork
 # transfer cells (``parp.experiments.transfer``): PARP-P' on a language from another language's OMP mask, and the
 # control that starts PARP from a random mask with that mask's per-tensor sparsities
-TRANSFER, TRANSFER_RANDOM = "transfer", "transfer-random"
+from ..results import TRANSFER, TRANSFER_RANDOM  # noqa: E402  (defined once, in the results table's floor)
 SOURCE_METHOD = "omp"  # the method whose masks are transferred
 
 

@@ -9,13 +9,13 @@ objective-choice section once the comparison has run. Every figure in the card i
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError
 from ..models import default_model_path
+from ..records import DOWNSTREAM, PRETRAINING, read_record, write_record
 
 KEEP = ("config.json", "model.safetensors", "preprocessor_config.json", "objective.json", "quantizer.safetensors")
 
@@ -63,18 +63,18 @@ def objective_comparison(runs: list[tuple[Path, Path]]) -> list[dict]:
     """One row per pretraining run: its compute, the CER of fine-tuning it, and that CER's gain over random init
     per core-hour of pretraining (the criterion the objective is chosen by).
 
-    ``runs`` pairs a ``parp pretrain`` output folder with a ``parp.pretrain.downstream`` folder whose
+    ``runs`` pairs a ``parp pretrain`` output folder with a ``parp pretrain downstream`` folder whose
     ``pretrained`` arm fine-tuned it; the random-initialisation CER is read from any of those folders that has a
     ``random`` arm (same schedule and seed, so one is enough).
     """
-    downstream = [json.loads((Path(d) / "downstream.json").read_text()) for _, d in runs]
+    downstream = [read_record(d, DOWNSTREAM) for _, d in runs]
     random_arms = [d["arms"]["random"] for d in downstream if "random" in d.get("arms", {})]
     if not random_arms:
         raise ValueError("objective comparison: no downstream folder has a 'random' arm to measure gain against")
     random_cer = random_arms[0]["final"]["cer"]
     rows = []
     for (pretrain_dir, downstream_dir), result in zip(runs, downstream):
-        record = json.loads((Path(pretrain_dir) / "pretraining.json").read_text())
+        record = read_record(pretrain_dir, PRETRAINING)
         core_hours = record["train_seconds"] * max(1, record["hardware"].get("torch_threads") or 1) / 3600
         cer = result["arms"]["pretrained"]["final"]["cer"]
         rows.append({"run": Path(pretrain_dir).name, "objective": record["objective"]["objective"],
@@ -145,7 +145,7 @@ def update_comparison(target: Path, comparison: list[dict], comparison_command: 
     card = card_path.read_text(encoding="utf-8")
     if WHY_HEADING not in card or NEXT_HEADING not in card:
         raise ValueError(f"{card_path}: no '{WHY_HEADING}...' / '{NEXT_HEADING}' sections to update")
-    record = json.loads((Path(target) / "pretraining.json").read_text())
+    record = read_record(target, PRETRAINING)
     start, end = card.index(WHY_HEADING), card.index(NEXT_HEADING)
     card_path.write_text(card[:start] + _why_section(record, comparison, comparison_command) + card[end:],
                          encoding="utf-8")
@@ -180,10 +180,10 @@ def write_card(pretrain_dir: Path, target: Path, command: str, downstream_dir: P
                downstream_command: str = "", comparison: list[dict] | None = None,
                comparison_command: str = "") -> Path:
     pretrain_dir, target = Path(pretrain_dir), Path(target)
-    record = json.loads((pretrain_dir / "pretraining.json").read_text())
+    record = read_record(pretrain_dir, PRETRAINING)
     downstream = None
-    if downstream_dir and (Path(downstream_dir) / "downstream.json").exists():
-        downstream = json.loads((Path(downstream_dir) / "downstream.json").read_text())
+    if downstream_dir and (Path(downstream_dir) / DOWNSTREAM).exists():
+        downstream = read_record(downstream_dir, DOWNSTREAM)
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
@@ -197,7 +197,7 @@ def write_card(pretrain_dir: Path, target: Path, command: str, downstream_dir: P
     compact = {k: v for k, v in record.items() if k != "history"}
     compact["loss_history"] = [h for h in record.get("history", record.get("loss_history", []))
                                if "loss" in h or "valid_loss" in h]
-    (target / "pretraining.json").write_text(json.dumps(compact, indent=1))
+    write_record(target, PRETRAINING, compact)
 
     data, model, hw = record["data"], record["model"], record["hardware"]
     size_mb = (target / "model.safetensors").stat().st_size / 1e6

@@ -15,9 +15,9 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from parp.data.audio import load_audio
-from parp.data.manifest import read_manifest
-from parp.errors import AudioError, ManifestError
+from ..data.audio import load_audio
+from ..data.manifest import read_manifest
+from ..errors import AudioError, ManifestError
 
 logger = logging.getLogger(__name__)
 

@@ -1,28 +1,26 @@
 """The point of SSL, measured: fine-tune a pretrained encoder and the same architecture from random
 initialisation with the same budget, data order and seed; compare validation CER curves.
 
-``python -m parp.pretrain.downstream --checkpoint FOLDER --train_manifest mboshi/train.tsv --output_dir runs/gain``
+``parp pretrain downstream --checkpoint FOLDER --train_manifest mboshi/train.tsv --output_dir runs/gain``
 writes ``downstream.json`` and ``downstream.png``. Each arm is an ordinary ``parp finetune`` run in its own
 folder, so a finished arm is not rerun (the arms can be run at different times: ``--arms random``).
 """
 
 from __future__ import annotations
 
-import json
-import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 from transformers import AutoConfig, AutoModelForCTC
 
-from ..config import parse_dataclasses
 from ..data import DataArguments
-from ..errors import ConfigError, ParpError
+from ..errors import ConfigError
 from ..models import ModelArguments, default_model_path
-from ..records import is_completed, load_run
+from ..records import DOWNSTREAM, is_completed, load_run, write_record
 from ..training.finetune import run_finetune
 from ..training.loop import TrainConfig
+from .plots import plot_curves
 
 
 @dataclass
@@ -79,47 +77,6 @@ def collect(runs: dict[str, Path], out: Path, extra: dict | None = None) -> dict
     summary = {**(extra or {}), "schedule": {"max_steps": train["max_steps"], "lr": train["learning_rate"],
                                              "seed": train["seed"], "max_batch_seconds": train["max_batch_seconds"]},
                "arms": curves}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "downstream.json").write_text(json.dumps(summary, indent=1))
+    write_record(out, DOWNSTREAM, summary)
     plot_curves(curves, out / "downstream.png")
     return summary
-
-
-def plot_curves(curves: dict, path: Path) -> None:
-    import matplotlib  # lazy: heavy, needed for this figure only
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_cer, ax_loss) = plt.subplots(1, 2, figsize=(10, 3.6))
-    for arm, curve in curves.items():
-        if curve["valid_cer"]:
-            ax_cer.plot(*zip(*curve["valid_cer"]), marker="o", label=arm)
-        if curve["train_loss"]:
-            ax_loss.plot(*zip(*curve["train_loss"]), label=arm)
-    ax_cer.set(xlabel="fine-tuning update", ylabel="validation CER", title="Mboshi validation CER")
-    ax_loss.set(xlabel="fine-tuning update", ylabel="CTC loss", title="training loss", yscale="log")
-    for ax in (ax_cer, ax_loss):
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def main(argv=None) -> int:
-    try:
-        parsed = parse_dataclasses([DownstreamArguments, DataArguments, ModelArguments, TrainConfig],
-                                   sys.argv[1:] if argv is None else argv, prog="python -m parp.pretrain.downstream",
-                                   description=__doc__)
-        summary = run_downstream(*parsed)
-    except ParpError as exc:
-        print(f"parp: error: {exc}", file=sys.stderr)
-        return 2
-    for arm, curve in summary["arms"].items():
-        print(arm, curve["final"], curve["best"])
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,8 +7,6 @@ at 16 kHz and every wav2vec2 tool (masking, CTC, pruning) sees the usual shapes.
 
 from __future__ import annotations
 
-import argparse
-
 import torch
 from torch import nn
 from transformers import Wav2Vec2Config, Wav2Vec2Model
@@ -73,23 +71,30 @@ def encoder_size_report(config: Wav2Vec2Config) -> str:
     return f"encoder: {params / 1e6:.2f} M params ({conv / 1e6:.2f} M in the CNN), {params * 4 / 2**20:.1f} MiB fp32"
 
 
-def main(argv=None) -> None:
-    """``python -m parp.pretrain.model [--conv-channels N ...]``: print the size of a config."""
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--conv-channels", type=int, default=160)
-    parser.add_argument("--hidden-size", type=int, default=256)
-    parser.add_argument("--layers", type=int, default=6)
-    parser.add_argument("--intermediate-size", type=int, default=1024)
-    args = parser.parse_args(argv)
-    torch.manual_seed(0)
-    config = small_wav2vec2_config(
-        conv_channels=args.conv_channels,
-        hidden_size=args.hidden_size,
-        num_hidden_layers=args.layers,
-        intermediate_size=args.intermediate_size,
-    )
-    print(encoder_size_report(config))
+class SSLPretrainingModel(nn.Module):
+    """A plain ``Wav2Vec2Model`` plus a linear head predicting BEST-RQ codeword ids for every frame.
 
+    The encoder is stored as ``wav2vec2`` (the HF base-model prefix), so ``model.wav2vec2.save_pretrained``
+    gives a standard folder that ``AutoModelForCTC`` loads with a fresh CTC head.
+    """
 
-if __name__ == "__main__":
-    main()
+    def __init__(self, encoder: Wav2Vec2Model, head: nn.Linear, num_codebooks: int = 1):
+        super().__init__()
+        self.wav2vec2 = encoder
+        self.head = head
+        self.num_codebooks = num_codebooks
+
+    @property
+    def config(self) -> Wav2Vec2Config:
+        return self.wav2vec2.config
+
+    def freeze_feature_encoder(self) -> None:
+        self.wav2vec2.freeze_feature_encoder()
+
+    def forward(self, input_values, attention_mask=None, mask_time_indices=None) -> torch.Tensor:
+        """Logits of shape ``(batch, frames, num_codebooks, codebook_size)``."""
+        hidden = self.wav2vec2(
+            input_values, attention_mask=attention_mask, mask_time_indices=mask_time_indices
+        ).last_hidden_state
+        logits = self.head(hidden)
+        return logits.view(*hidden.shape[:2], self.num_codebooks, -1)

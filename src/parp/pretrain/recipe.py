@@ -1,6 +1,6 @@
 """The recipe that makes parp's embedded default encoder: SSL pretraining on unlabelled audio with THE loop.
 
-``python -m parp.pretrain.recipe --sources A.tsv B/ --output_dir runs/pretrain --max_steps 4000`` builds the
+``parp pretrain --sources A.tsv B/ --output_dir runs/pretrain --max_steps 4000`` builds the
 dataset, the small wav2vec2 config and the objective, runs :func:`parp.training.loop.train` (checkpoints and
 resume come from the loop), then writes beside the encoder folder ``pretraining.json`` (objective, steps, data
 hours, wall time, hardware, loss history) and ``loss_curve.png``.
@@ -10,20 +10,20 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
 
-from parp.config import parse_dataclasses, shared
-from parp.errors import ConfigError, ParpError
-from parp.pretrain.data import UnlabelledAudioDataset
-from parp.pretrain.model import count_parameters, small_wav2vec2_config
-from parp.pretrain.objective import make_objective
-from parp.records import hardware, library_versions
-from parp.training.loop import TrainConfig, train
+from ..config import shared
+from ..errors import ConfigError
+from ..records import PRETRAINING, hardware, library_versions, write_record
+from ..training.loop import TrainConfig, train
+from .data import UnlabelledAudioDataset
+from .model import count_parameters, small_wav2vec2_config
+from .objectives import make_objective
+from .plots import plot_loss_curve
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,10 @@ class PretrainConfig(TrainConfig):
     num_negatives: int = field(default=100, metadata={"help": "wav2vec2: distractors per masked frame."})
 
     def model_config(self):
-        overrides = json.loads(self.model_overrides) if self.model_overrides else {}
+        try:
+            overrides = json.loads(self.model_overrides) if self.model_overrides else {}
+        except ValueError:
+            overrides = None
         if not isinstance(overrides, dict):
             raise ConfigError("--model_overrides must be a JSON object of Wav2Vec2Config fields")
         base = dict(conv_channels=self.conv_channels, hidden_size=self.hidden_size,
@@ -93,30 +96,6 @@ def build_datasets(cfg: PretrainConfig, sampling_rate: int = 16000):
                           f"{data.too_short} shorter than {cfg.min_clip_seconds} s)")
     train_set, valid_set = data.split(cfg.valid_fraction, cfg.max_valid_clips, seed=cfg.seed)
     return data, train_set, valid_set
-
-
-def plot_loss_curve(history: list[dict], path: Path, title: str) -> None:
-    """Training loss (and validation loss where measured) against updates."""
-    import matplotlib  # lazy: heavy, needed for this figure only
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    train_points = [(h["step"], h["loss"]) for h in history if "loss" in h]
-    valid_points = [(h["step"], h["valid_loss"]) for h in history if "valid_loss" in h]
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    if train_points:
-        ax.plot(*zip(*train_points), label="train loss", lw=1)
-    if valid_points:
-        ax.plot(*zip(*valid_points), "o-", label="validation loss (masked frames)", ms=3)
-    ax.set_xlabel("update")
-    ax.set_ylabel("loss")
-    ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def run_pretrain(cfg: PretrainConfig) -> dict:
@@ -170,30 +149,8 @@ def run_pretrain(cfg: PretrainConfig) -> dict:
         "config": asdict(cfg),
         "history": result.history,
     }
-    text = json.dumps(record, indent=1, default=str)
     for folder in (out, model_dir):
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "pretraining.json").write_text(text)
+        write_record(folder, PRETRAINING, record)
     plot_loss_curve(result.history, out / "loss_curve.png",
                     f"{objective.name} pretraining, {record['data']['train_hours']:.2f} h audio, {result.steps} updates")
     return record
-
-
-def main(argv=None) -> int:
-    """CLI entry point: ``python -m parp.pretrain.recipe --sources ... [--config FILE]``."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        (cfg,) = parse_dataclasses([PretrainConfig], sys.argv[1:] if argv is None else argv,
-                                   prog="python -m parp.pretrain.recipe", description=__doc__)
-        record = run_pretrain(cfg)
-    except ParpError as exc:
-        print(f"parp: error: {exc}", file=sys.stderr)
-        return 2
-    summary = {k: record[k] for k in ("steps", "train_seconds", "steps_per_second", "audio_seconds_per_second",
-                                      "final_metrics")}
-    print(json.dumps(summary))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

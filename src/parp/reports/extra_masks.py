@@ -8,11 +8,11 @@ masks of the same encoder compare, so both sweeps must name the same model (``sw
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..records import SWEEP, read_record
 from ..results import read_results
 from .tables import is_multilingual
 
@@ -33,10 +33,9 @@ def parse_extra_masks(items: list[str] | None) -> list[tuple[str, Path]]:
 
 
 def _sweep_model(folder: Path) -> tuple[bool, Any]:
-    path = folder / "sweep.json"
-    if not path.is_file():
+    if not (folder / SWEEP).is_file():
         return False, None
-    return True, json.loads(path.read_text(encoding="utf-8")).get("model")
+    return True, read_record(folder, SWEEP, "--extra_masks").get("model")
 
 
 def extra_mask_rows(items: list[str] | None, base: Path, rows_here: list[dict[str, Any]]) -> list[dict[str, Any]]:

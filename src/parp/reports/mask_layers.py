@@ -12,7 +12,7 @@ import statistics
 from typing import Any, Mapping
 
 from ..sparsity.overlap import layer_iou
-from .tables import _layer_key
+from .tables import layer_key
 
 
 def layer_iou_summary(masks: Mapping[str, Mapping[int, Any]]) -> dict[str, Any] | None:
@@ -27,7 +27,7 @@ def layer_iou_summary(masks: Mapping[str, Mapping[int, Any]]) -> dict[str, Any] 
                     per_pair.setdefault((a, b), {}).setdefault(layer, []).append((stats["iou"], stats["random"]))
     if not per_pair:
         return None
-    layers = sorted({layer for values in per_pair.values() for layer in values}, key=_layer_key)
+    layers = sorted({layer for values in per_pair.values() for layer in values}, key=layer_key)
     summary: dict[str, Any] = {"layers": layers, "pairs": len(per_pair), "mean": [], "min": [], "max": [],
                                "random": []}
     for layer in layers:

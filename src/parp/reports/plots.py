@@ -6,10 +6,10 @@ import math
 
 import numpy as np
 
-from .tables import _TENSOR_LABELS, _layer_key
+from .tables import TENSOR_LABELS, layer_key
 
 
-def _plt():
+def pyplot():
     import matplotlib  # lazy: heavy, and tables/report must import without it
 
     matplotlib.use("Agg")
@@ -20,11 +20,11 @@ def _plt():
 
 def per_layer_figure(panels: dict[str, dict[tuple[str, str], float]], target: float):
     """One heatmap per method: layers x tensor types, coloured by sparsity minus ``target`` (shared scale)."""
-    from matplotlib.colors import TwoSlopeNorm  # lazy, as in _plt
+    from matplotlib.colors import TwoSlopeNorm  # lazy, as in pyplot
 
-    plt = _plt()
-    layers = sorted({k[0] for v in panels.values() for k in v}, key=_layer_key)
-    order = list(_TENSOR_LABELS.values())
+    plt = pyplot()
+    layers = sorted({k[0] for v in panels.values() for k in v}, key=layer_key)
+    order = list(TENSOR_LABELS.values())
     types = sorted({k[1] for v in panels.values() for k in v}, key=lambda t: (order.index(t) if t in order else 99, t))
     grids = {m: np.array([[v.get((layer, t), np.nan) for t in types] for layer in layers]) for m, v in panels.items()}
     deviation = max([float(np.nanmax(np.abs(g - target))) for g in grids.values()] + [0.01])
@@ -59,7 +59,7 @@ def per_layer_figure(panels: dict[str, dict[tuple[str, str], float]], target: fl
 def iou_heatmap(matrix: list[list[float]], labels: list[str], title: str, random: float | None = None):
     """Language x language IoU; the colour scale spans the off-diagonal cells (the 1.0 diagonal is greyed)
     down to the random-mask IoU when given, marked on the colour bar, so colour reads as "above chance"."""
-    plt = _plt()
+    plt = pyplot()
     grid = np.array(matrix, dtype=float)
     n = len(labels)
     off = grid[~np.eye(n, dtype=bool)]
@@ -97,7 +97,7 @@ def transfer_heatmaps(panels: dict[str, tuple[list[str], list[str], list[list[fl
     import numpy as np
     from matplotlib.colors import TwoSlopeNorm
 
-    plt = _plt()
+    plt = pyplot()
     grids = {name: np.array(grid, dtype=float) for name, (_, _, grid, _) in panels.items()}
     values = np.concatenate([g[~np.isnan(g)] for g in grids.values()] + [np.zeros(1)])
     span = max(float(np.abs(values).max()), 0.005)
@@ -130,7 +130,7 @@ def transfer_heatmaps(panels: dict[str, tuple[list[str], list[str], list[list[fl
 def layer_iou_figure(summaries: dict[str, dict], sparsity: float):
     """Per encoder layer: mean IoU over language pairs (line), min-max over pairs (band), and the IoU random masks
     with the same per-tensor sparsities would reach (dashed), one colour per method."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.4), layout="constrained")
     for index, (method, summary) in enumerate(summaries.items()):
         colour = f"C{index}"
@@ -150,7 +150,7 @@ def layer_iou_figure(summaries: dict[str, dict], sparsity: float):
 def reprune_history_figure(panels: dict[str, dict[str, list[tuple[int, float]]]]):
     """One panel per (method, sparsity): per language, the IoU of each re-prune's mask with the starting mask
     against the update step; a flat line at 1 means the adjustment never moved the mask."""
-    plt = _plt()
+    plt = pyplot()
     columns = min(3, len(panels))
     rows = math.ceil(len(panels) / columns)
     fig, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 3.4 * rows), squeeze=False, sharey=True,

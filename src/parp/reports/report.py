@@ -3,8 +3,9 @@
 Everything shown comes from ``results.csv``, the cells' final mask files and run records (never a model): error vs
 sparsity, cost, per-layer sparsity, cross-language mask overlap (per layer too, and against the pretrained magnitude
 mask), the cross-language transfer matrix, how far PARP's masks move from their start, and plain sentences saying
-whether the PARP paper's claims hold in THIS data. The numbers and verdicts are :mod:`parp.reports.tables`, the figures :mod:`parp.reports.plots`; this module
-writes the Markdown.
+whether the PARP paper's claims hold in THIS data. The numbers and verdicts are :mod:`parp.reports.tables` (verdicts
+as data, :mod:`parp.reports.verdicts`), the figures :mod:`parp.reports.plots`, the sentences
+:mod:`parp.reports.markdown`; this module lays out the sections.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from ..errors import ConfigError
 from ..results import read_results
 from .extra_masks import extra_mask_rows
 from .mask_layers import layer_iou_summary
-from .plots import _plt, iou_heatmap, layer_iou_figure, per_layer_figure, reprune_history_figure, transfer_heatmaps
+from ..results import TRANSFER, TRANSFER_RANDOM
+from .markdown import called, claim_item, equal_budget_item, fmt, fmt_spread, render_claim, seed_caption
+from .plots import (iou_heatmap, layer_iou_figure, per_layer_figure, pyplot, reprune_history_figure,
+                    transfer_heatmaps)
 from .reprunes import reprune_histories
-from .tables import (WER_SATURATED, Tables, _fmt, _fmt_spread, _layer_key, _mean, _order, _seed_caption, _spread,
-                     difference, is_multilingual)
-from .transfer import (TRANSFER, TRANSFER_RANDOM, transfer_claim, transfer_grid, transfer_margins,
-                       transfer_pairs)
+from .stats import error_bars, mean
+from .tables import WER_SATURATED, Tables, is_multilingual, layer_key, order_methods
+from .transfer import transfer_claim, transfer_grid, transfer_margins, transfer_pairs
 
 @dataclass
 class ReportArguments:
@@ -43,12 +46,11 @@ class ReportArguments:
 
 
 
-class Report(Tables):
-    """Writes report.md plus plots into ``output_dir`` from the tables and verdicts of :class:`Tables`."""
+class Report:
+    """Writes report.md plus plots into ``output_dir`` from the numbers and verdicts of a :class:`Tables`."""
 
-    def __init__(self, rows: list[dict[str, Any]], base: Path, output_dir: Path,
-                 budget_rows: list[dict[str, Any]] | None = None, extra_rows: list[dict[str, Any]] = ()):
-        super().__init__(rows, base, extra_rows)
+    def __init__(self, tables: Tables, output_dir: Path, budget_rows: list[dict[str, Any]] | None = None):
+        self.tables = tables
         self.output_dir = output_dir
         self.budget_rows = budget_rows or []
         self.lines: list[str] = []
@@ -59,24 +61,24 @@ class Report(Tables):
         if fig.get_layout_engine() is None:
             fig.tight_layout()
         fig.savefig(path, dpi=110)
-        _plt().close(fig)
+        pyplot().close(fig)
         self.figures.append(name)
         return name
 
     # ------------------------------------------------------------------ sections
     def build(self) -> Path:
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        pruned_methods = [m for m in self.methods if m != "none"]
+        pruned_methods = [m for m in self.tables.methods if m != "none"]
         self.lines += [
             "# PARP sweep report", "",
-            f"{len(self.rows)} result rows; languages: {', '.join(self.languages)}; methods: "
-            f"{', '.join(self.methods)}; seeds: {', '.join(map(str, self.seeds))}. Numbers are means over seeds; "
-            f"{self.metric_label} are greedy CTC on each language's validation split. Every cell used the same "
+            f"{len(self.tables.rows)} result rows; languages: {', '.join(self.tables.languages)}; methods: "
+            f"{', '.join(self.tables.methods)}; seeds: {', '.join(map(str, self.tables.seeds))}. "
+            "Numbers are means over seeds; "
+            f"{self.tables.metric_label} are greedy CTC on each language's validation split. Every cell used the same "
             "fine-tuning schedule" + (" (but for the updates of `parp-multi-N`: N)" if any(
-                m.startswith("parp-multi-") for m in self.methods) else "") + ".",
-            f"{self.metric_label} are mean ± standard deviation across seeds where a cell "
+                m.startswith("parp-multi-") for m in self.tables.methods) else "") + ".",
+            f"{self.tables.metric_label} are mean ± standard deviation across seeds where a cell "
             "has several.", ""]
-        self.overlap = self.cross_language_iou() if pruned_methods else {}
         self.section_claims()
         self.section_results()
         self.section_error_plots()
@@ -99,62 +101,62 @@ class Report(Tables):
     def section_results(self) -> None:
         self.lines += ["## Results", "",
                        "| language | method | target | achieved | "
-                       + "".join(f"{m.upper()} | " for m in self.error_metrics)
+                       + "".join(f"{m.upper()} | " for m in self.tables.error_metrics)
                        + "steps | fine-tunings | wall s | dense MB | compressed MB | seeds |",
-                       "|---|---|---|---|" + "---|" * len(self.error_metrics) + "---|---|---|---|---|---|"]
-        for language in self.languages:
-            for method in self.methods:
-                for s in self.sparsities(method, language):
-                    cells = self.cells(language=language, method=method, sparsity_target=s)
-                    mb = lambda key: _mean(r[key] / 1e6 if r.get(key) else None for r in cells)  # noqa: E731
+                       "|---|---|---|---|" + "---|" * len(self.tables.error_metrics) + "---|---|---|---|---|---|"]
+        for language in self.tables.languages:
+            for method in self.tables.methods:
+                for s in self.tables.sparsities(method, language):
+                    cells = self.tables.cells(language=language, method=method, sparsity_target=s)
+                    mb = lambda key: mean(r[key] / 1e6 if r.get(key) else None for r in cells)  # noqa: E731
                     self.lines.append(
-                        f"| {language} | {method} | {s:g} | {_fmt(_mean(r.get('sparsity_achieved') for r in cells), 4)}"
-                        + "".join(f" | {_fmt_spread([r.get(m) for r in cells])}" for m in self.error_metrics)
-                        + f" | {_fmt(_mean(r['finetune_steps'] for r in cells), 0)}"
-                        f" | {_fmt(_mean(r['finetunings'] for r in cells), 1)}"
-                        f" | {_fmt(_mean(r['wall_seconds'] for r in cells), 1)} | {_fmt(mb('dense_bytes'), 2)}"
-                        f" | {_fmt(mb('compressed_bytes'), 2)} | {len(cells)} |")
+                        f"| {language} | {method} | {s:g} | {fmt(mean(r.get('sparsity_achieved') for r in cells), 4)}"
+                        + "".join(f" | {fmt_spread([r.get(m) for r in cells])}" for m in self.tables.error_metrics)
+                        + f" | {fmt(mean(r['finetune_steps'] for r in cells), 0)}"
+                        f" | {fmt(mean(r['finetunings'] for r in cells), 1)}"
+                        f" | {fmt(mean(r['wall_seconds'] for r in cells), 1)} | {fmt(mb('dense_bytes'), 2)}"
+                        f" | {fmt(mb('compressed_bytes'), 2)} | {len(cells)} |")
         self.lines.append("")
 
     def section_error_plots(self) -> None:
-        plt = _plt()
+        plt = pyplot()
         self.lines += ["## Error vs sparsity", ""]
         # a saturated WER (every cell >= WER_SATURATED) is a flat line at 1.0 whose axis would magnify noise: CER alone then
-        metrics = ("wer", "cer") if self.claim_metric == "wer" else (self.claim_metric,)
+        metrics = ("wer", "cer") if self.tables.claim_metric == "wer" else (self.tables.claim_metric,)
         if metrics == ("cer",):
             self.lines += [f"Every WER is ≥ {WER_SATURATED} (almost no word right yet), so only CER is plotted.", ""]
-        for language in self.languages:
+        for language in self.tables.languages:
             fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.8), squeeze=False)
             seed_counts: set[int] = set()
             for ax, metric in zip(axes[0], metrics):
                 seed_counts |= self._error_panel(ax, language, metric)
                 ax.set_title(f"{language}: {metric.upper()} vs sparsity")
-            caption = _seed_caption(seed_counts)
+            caption = seed_caption(seed_counts)
             fig.suptitle(textwrap.fill(f"{language}: {caption}", 60 * len(metrics)), fontsize=9)
             name = self.save(fig, f"error_vs_sparsity_{language}.png")
-            self.lines += [f"![{language}: {self.metric_label} vs sparsity]({name})", "",
-                           f"*{language}: {self.metric_label} vs sparsity; {caption}.*", ""]
+            self.lines += [f"![{language}: {self.tables.metric_label} vs sparsity]({name})", "",
+                           f"*{language}: {self.tables.metric_label} vs sparsity; {caption}.*", ""]
         self._data_size_plots()
 
     def _error_panel(self, ax, language: str, metric: str) -> set[int]:
         """One language's error against sparsity, a line per method (mean ± std over seeds), the unpruned model
         dashed; returns the seed counts drawn."""
         seed_counts: set[int] = set()
-        reference = self.mean(metric, language=language, method="none")
+        reference = self.tables.mean(metric, language=language, method="none")
         if reference is not None:
             ax.axhline(reference, color="black", linestyle="--", linewidth=1, label="unpruned (none)")
-        for method in self.methods:
-            xs = self.sparsities(method, language) if method != "none" else []
+        for method in self.tables.methods:
+            xs = self.tables.sparsities(method, language) if method != "none" else []
             if not xs:
                 continue
-            values = [[r[metric] for r in self.cells(language=language, method=method, sparsity_target=s)]
+            values = [[r[metric] for r in self.tables.cells(language=language, method=method, sparsity_target=s)]
                       for s in xs]
             seed_counts.update(len(v) for v in values)
-            spread = _spread(values)
+            spread = error_bars(values)
             if spread is None:
-                ax.plot(xs, [_mean(v) for v in values], marker="o", label=method)
+                ax.plot(xs, [mean(v) for v in values], marker="o", label=method)
             else:
-                ax.errorbar(xs, [_mean(v) for v in values], yerr=spread, marker="o", capsize=3, label=method)
+                ax.errorbar(xs, [mean(v) for v in values], yerr=spread, marker="o", capsize=3, label=method)
         ax.set_xlabel("sparsity (fraction of prunable weights removed)")
         ax.set_ylabel(metric.upper())
         ax.grid(alpha=0.3)
@@ -164,30 +166,30 @@ class Report(Tables):
     def _data_size_plots(self) -> None:
         """The paper's figure for a sweep over data sizes: error vs sparsity, one panel per size of a language."""
         sizes: dict[str, dict[float | None, str]] = {}
-        for r in self.rows:
+        for r in self.tables.rows:
             if "base_language" in r:
                 sizes.setdefault(r["base_language"], {})[r.get("train_hours")] = r["language"]
         for base, labels in sorted(sizes.items()):
             if len(labels) < 2:
                 continue
             order = sorted(labels, key=lambda h: float("inf") if h is None else h)
-            fig, axes = _plt().subplots(1, len(order), figsize=(4.5 * len(order), 3.8), squeeze=False)
+            fig, axes = pyplot().subplots(1, len(order), figsize=(4.5 * len(order), 3.8), squeeze=False)
             seed_counts: set[int] = set()
             for ax, hours in zip(axes[0], order):
-                seed_counts |= self._error_panel(ax, labels[hours], self.claim_metric)
+                seed_counts |= self._error_panel(ax, labels[hours], self.tables.claim_metric)
                 ax.set_title(f"{base}: {'all the data' if hours is None else f'{hours:g} h'}")
-            caption = _seed_caption(seed_counts)
+            caption = seed_caption(seed_counts)
             fig.suptitle(textwrap.fill(f"{base}, by amount of training data: {caption}", 60 * len(order)), fontsize=9)
             name = self.save(fig, f"error_vs_sparsity_by_size_{base}.png")
-            self.lines += [f"![{base}: {self.claim_metric.upper()} vs sparsity per data size]({name})", "",
-                           f"*{base}: {self.claim_metric.upper()} vs sparsity, one panel per amount of training "
+            self.lines += [f"![{base}: {self.tables.claim_metric.upper()} vs sparsity per data size]({name})", "",
+                           f"*{base}: {self.tables.claim_metric.upper()} vs sparsity, one panel per amount of training "
                            f"data; {caption}.*", ""]
 
 
     def section_cost(self) -> None:
-        plt = _plt()
-        cost = self.cost_by_method()
-        methods = [m for m in self.methods if cost[m]["steps"] is not None]
+        plt = pyplot()
+        cost = self.tables.cost_by_method()
+        methods = [m for m in self.tables.methods if cost[m]["steps"] is not None]
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
         axes[0].bar(methods, [cost[m]["steps"] for m in methods], color="tab:blue")
         axes[0].set_ylabel("fine-tuning steps per cell")
@@ -203,9 +205,9 @@ class Report(Tables):
                        "| method | steps | fine-tunings | wall s | steps vs OMP |", "|---|---|---|---|---|"]
         for m in methods:
             ratio = f"{cost[m]['steps'] / omp:.2f}x" if omp else "–"
-            self.lines.append(f"| {m} | {_fmt(cost[m]['steps'], 0)} | {_fmt(cost[m]['finetunings'], 1)} | "
-                              f"{_fmt(cost[m]['wall'], 1)} | {ratio} |")
-        if any(r.get("reused_dense") for r in self.rows):
+            self.lines.append(f"| {m} | {fmt(cost[m]['steps'], 0)} | {fmt(cost[m]['finetunings'], 1)} | "
+                              f"{fmt(cost[m]['wall'], 1)} | {ratio} |")
+        if any(r.get("reused_dense") for r in self.tables.rows):
             self.lines += ["", "OMP/IMP cells marked `reused_dense` loaded the finished unpruned fine-tune instead of "
                                "repeating it; its steps and wall time are included in their cost above."]
         if any(is_multilingual(m) for m in methods):
@@ -215,8 +217,8 @@ class Report(Tables):
 
 
     def section_equal_budget(self) -> None:
-        groups = self.equal_budget(self.rows + self.budget_rows)
-        label = "PER" if self.error_metrics == ("per",) else "CER"
+        groups = self.tables.equal_budget(self.tables.rows + self.budget_rows)
+        label = "PER" if self.tables.error_metrics == ("per",) else "CER"
         self.lines += ["## PARP and OMP at equal budgets", "",
                        "The same grid run again with other step budgets; every row is grouped by its total "
                        "fine-tuning updates (OMP's include its dense fine-tuning). So PARP with twice the updates "
@@ -226,18 +228,14 @@ class Report(Tables):
         for (language, s, method, steps), values in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1],
                                                                                           kv[0][3], kv[0][2])):
             if s in budget_sparsities:
-                self.lines.append(f"| {language} | {s:g} | {method} | {steps} | {_fmt_spread(values)} | "
+                self.lines.append(f"| {language} | {s:g} | {method} | {steps} | {fmt_spread(values)} | "
                                   f"{len(values)} |")
         self.lines.append("")
-        for (language, s, method, steps), parp in sorted(groups.items()):
-            omp = groups.get((language, s, "omp", steps))
-            if method == "parp" and omp and (d := difference(parp, omp)) is not None:
-                verdict = self.verdict([d], lower_is_claimed=True)
-                self.lines.append(f"- {language} {s:g}, {steps} updates each: PARP − OMP {label} {d}: {verdict}.")
+        self.lines += [equal_budget_item(claim) for claim in self.tables.claim_equal_budget(self.budget_rows)]
         self.lines.append("")
 
     def section_method_masks(self) -> None:
-        data = self.method_mask_overlap()
+        data = self.tables.method_mask_overlap()
         if not data:
             return
         self.lines += ["## Masks of the methods", "",
@@ -247,17 +245,17 @@ class Report(Tables):
                        "| language | target | pair | IoU |", "|---|---|---|---|"]
         for (language, s), info in sorted(data.items()):
             for (a, b), ious in info["pairs"].items():
-                self.lines.append(f"| {language} | {s:g} | {a} vs {b} | {_fmt_spread(ious)} |")
+                self.lines.append(f"| {language} | {s:g} | {a} vs {b} | {fmt_spread(ious)} |")
             for m, iou in info["across_seeds"].items():
-                self.lines.append(f"| {language} | {s:g} | {m}, seed vs seed | {_fmt(iou)} |")
+                self.lines.append(f"| {language} | {s:g} | {m}, seed vs seed | {fmt(iou)} |")
             for m, iou in info["pretrained"].items():
                 if iou is not None:
-                    self.lines.append(f"| {language} | {s:g} | {m} vs pretrained | {_fmt(iou)} |")
+                    self.lines.append(f"| {language} | {s:g} | {m} vs pretrained | {fmt(iou)} |")
             self.lines.append(f"| {language} | {s:g} | random vs random | {info['random']:.3f} |")
         self.lines.append("")
 
     def section_per_layer(self) -> None:
-        data = self.per_layer_sparsity()
+        data = self.tables.per_layer_sparsity()
         if not data:
             return
         self.lines += ["## Per-layer sparsity of the final masks", "",
@@ -266,20 +264,20 @@ class Report(Tables):
                        "blue: less; white: exactly the target, as uniform pruning would give). Numbers are the "
                        "sparsities themselves, means over languages and seeds.", ""]
         for s in sorted({sp for _, sp in data}):
-            panels = {m: v for (m, sp), v in sorted(data.items(), key=lambda kv: _order([kv[0][0]])) if sp == s}
+            panels = {m: v for (m, sp), v in sorted(data.items(), key=lambda kv: order_methods([kv[0][0]])) if sp == s}
             name = self.save(per_layer_figure(panels, s), f"per_layer_sparsity_s{s:g}.png")
             self.lines += [f"![per-layer sparsity at target {s:g}]({name})", ""]
-        layers = sorted({k[0] for v in data.values() for k in v}, key=_layer_key)
+        layers = sorted({k[0] for v in data.values() for k in v}, key=layer_key)
         self.lines += ["| method | target | " + " | ".join(layers) + " |", "|---|---|" + "---|" * len(layers)]
-        for (method, s), values in sorted(data.items(), key=lambda kv: (kv[0][1], _order([kv[0][0]]))):
-            by_layer = {layer: _mean(v for (l2, _), v in values.items() if l2 == layer) for layer in layers}
-            self.lines.append(f"| {method} | {s:g} | " + " | ".join(_fmt(by_layer[k]) for k in layers) + " |")
+        for (method, s), values in sorted(data.items(), key=lambda kv: (kv[0][1], order_methods([kv[0][0]]))):
+            by_layer = {layer: mean(v for (l2, _), v in values.items() if l2 == layer) for layer in layers}
+            self.lines.append(f"| {method} | {s:g} | " + " | ".join(fmt(by_layer[k]) for k in layers) + " |")
         self.lines += ["", "Global magnitude pruning lets layers differ; the table gives each layer's mean over its "
                            "tensor types.", ""]
 
 
     def section_overlap(self) -> None:
-        if not self.overlap:
+        if not self.tables.overlap:
             self.lines += ["## Mask overlap across languages", "",
                            "Only one language has masks, so cross-language overlap cannot be measured.", ""]
             return
@@ -293,16 +291,16 @@ class Report(Tables):
                        "pretrained weights at the same sparsity: how close each mask stays to the shared start.", "",
                        "| method | target | mean IoU across languages | each vs pretrained | random s/(2-s) | "
                        "random (layer-matched) |", "|---|---|---|---|---|---|"]
-        for (method, s), info in sorted(self.overlap.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-            self.lines.append(f"| {method} | {s:g} | {info['mean']:.3f} | {_fmt(info.get('pretrained'))} | "
-                              f"{info['random']:.3f} | {_fmt(info['random_matched'])} |")
+        for (method, s), info in sorted(self.tables.overlap.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+            self.lines.append(f"| {method} | {s:g} | {info['mean']:.3f} | {fmt(info.get('pretrained'))} | "
+                              f"{info['random']:.3f} | {fmt(info['random_matched'])} |")
         self.lines.append("")
-        sources = sorted({(r["language"], r["extra_from"]) for r in self.extra_rows})
+        sources = sorted({(r["language"], r["extra_from"]) for r in self.tables.extra_rows})
         if sources:
             self.lines += ["Masks of other sweeps join these matrices as languages (`--extra_masks`; their error "
                            "rates are not in this report): " + ", ".join(f"{n} from `{f}`" for n, f in sources)
                            + ". 'Each vs pretrained' above is this sweep's own languages only.", ""]
-        for (method, s), info in sorted(self.overlap.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        for (method, s), info in sorted(self.tables.overlap.items(), key=lambda kv: (kv[0][1], kv[0][0])):
             fig = iou_heatmap(info["matrix"], info["languages"],
                               f"{method} s={s:g}: IoU of pruned sets\n(random masks: {info['random']:.2f})",
                               random=info["random"])
@@ -310,36 +308,37 @@ class Report(Tables):
             self.lines += [f"![{method} at {s:g}: language x language mask IoU]({name})", ""]
 
     def section_multilingual(self) -> None:
-        runs = self.multilingual_runs()
+        runs = self.tables.multilingual_runs()
         if not runs:
             return
-        steps = {m: self.mean("finetune_steps", method=m) for m in runs}
-        own_steps = self.mean("finetune_steps", method="parp")
+        steps = {m: self.tables.mean("finetune_steps", method=m) for m in runs}
+        own_steps = self.tables.mean("finetune_steps", method="parp")
         self.lines += ["## One multilingual subnetwork", "",
                        "PARP run once on the union of all languages, scored on each language's validation split, "
-                       f"next to each language's own PARP model ({_fmt(own_steps, 0)} updates on its own data). "
-                       + ", ".join(f"`{m}`: {_fmt(steps[m], 0)} updates" for m in runs) + ".", "",
+                       f"next to each language's own PARP model ({fmt(own_steps, 0)} updates on its own data). "
+                       + ", ".join(f"`{m}`: {fmt(steps[m], 0)} updates" for m in runs) + ".", "",
                        "| language | target | " + "".join(f"{e.upper()} own PARP | " + "".join(
-                           f"{e.upper()} {m} | " for m in runs) for e in self.error_metrics)
+                           f"{e.upper()} {m} | " for m in runs) for e in self.tables.error_metrics)
                        + "".join(f"IoU {m} with own PARP mask | " for m in runs).rstrip(),
-                       "|---|---|" + "---|" * ((1 + len(runs)) * len(self.error_metrics) + len(runs))]
-        for language in self.languages:
-            for s in sorted({sp for m in runs for sp in self.sparsities(m, language)}):
+                       "|---|---|" + "---|" * ((1 + len(runs)) * len(self.tables.error_metrics) + len(runs))]
+        for language in self.tables.languages:
+            for s in sorted({sp for m in runs for sp in self.tables.sparsities(m, language)}):
                 where = dict(language=language, sparsity_target=s)
                 self.lines.append(
                     f"| {language} | {s:g} | "
-                    + "".join(f"{_fmt(self.mean(e, method='parp', **where))} | " + "".join(
-                        f"{_fmt(self.mean(e, method=m, **where))} | " for m in runs) for e in self.error_metrics)
-                    + "".join(f"{_fmt(self.mean('iou_with_language_mask', method=m, **where))} | "
+                    + "".join(f"{fmt(self.tables.mean(e, method='parp', **where))} | " + "".join(
+                        f"{fmt(self.tables.mean(e, method=m, **where))} | " for m in runs)
+                      for e in self.tables.error_metrics)
+                    + "".join(f"{fmt(self.tables.mean('iou_with_language_mask', method=m, **where))} | "
                               for m in runs).rstrip())
         self.lines.append("")
 
     def section_layer_overlap(self) -> None:
         figures = []
-        for s in sorted({sp for _, sp in self.overlap}):
+        for s in sorted({sp for _, sp in self.tables.overlap}):
             summaries = {}
-            for method in sorted({m for m, sp in self.overlap if sp == s}, key=lambda m: _order([m])):
-                summary = layer_iou_summary(self.masks_by_language(method, s))
+            for method in sorted({m for m, sp in self.tables.overlap if sp == s}, key=lambda m: order_methods([m])):
+                summary = layer_iou_summary(self.tables.masks_by_language(method, s))
                 if summary is not None:
                     summaries[method] = summary
             if summaries:
@@ -364,7 +363,7 @@ class Report(Tables):
             self.lines.append("")
 
     def section_pretrained_overlap(self) -> None:
-        rows = [r for r in self.rows + self.extra_rows
+        rows = [r for r in self.tables.rows + self.tables.extra_rows
                 if r.get("iou_with_pretrained_mask") is not None and r["method"] != "none"
                 and not is_multilingual(r["method"])]
         if not rows:
@@ -377,22 +376,22 @@ class Report(Tables):
                        "| language | method | target | IoU with pretrained mask | mean IoU with other languages |",
                        "|---|---|---|---|---|"]
         keys = sorted({(r["method"], r["sparsity_target"], r["language"]) for r in rows},
-                      key=lambda k: (k[1], _order([k[0]]), k[2]))
+                      key=lambda k: (k[1], order_methods([k[0]]), k[2]))
         for method, s, language in keys:
             values = [r["iou_with_pretrained_mask"] for r in rows
                       if (r["method"], r["sparsity_target"], r["language"]) == (method, s, language)]
-            info = self.overlap.get((method, s))
+            info = self.tables.overlap.get((method, s))
             others = None
             if info and language in info["languages"]:
                 i = info["languages"].index(language)
-                others = _mean(v for j, v in enumerate(info["matrix"][i]) if j != i)
+                others = mean(v for j, v in enumerate(info["matrix"][i]) if j != i)
             extra = " (extra)" if any(r.get("extra_from") for r in rows if r["language"] == language) else ""
-            self.lines.append(f"| {language}{extra} | {method} | {s:g} | {_fmt_spread(values)} | {_fmt(others)} |")
+            self.lines.append(f"| {language}{extra} | {method} | {s:g} | {fmt_spread(values)} | {fmt(others)} |")
         self.lines.append("")
 
     def section_transfer(self) -> None:
-        metric = self.error_metrics[-1]  # PER for phone targets, CER otherwise
-        pairs = transfer_pairs(self.transfer_rows + self.rows, metric)
+        metric = self.tables.error_metrics[-1]  # PER for phone targets, CER otherwise
+        pairs = transfer_pairs(self.tables.transfer_rows + self.tables.rows, metric)
         if not pairs:
             return
         label = metric.upper()
@@ -422,14 +421,12 @@ class Report(Tables):
         self.lines += [f"| A (mask from) | B | target | {label} own | mask A − own | random twin − own | "
                        "mask A − random twin | mask A vs own |", "|---|---|---|---|---|---|---|---|"]
         for p in pairs:
-            called = ("–" if p.transfer is None else "not separable" if not p.transfer.separable else
-                      "worse" if p.transfer.diff > 0 else "better")
-            self.lines.append(f"| {p.source} | {p.target} | {p.sparsity:g} | {_fmt(p.own)} | "
-                              f"{_fmt(p.transfer)} | {_fmt(p.random)} | {_fmt(p.versus_random)} | {called} |")
-        self.lines += ["", f"**Verdict.** {transfer_claim(pairs, metric)}", ""]
+            self.lines.append(f"| {p.source} | {p.target} | {p.sparsity:g} | {fmt(p.own)} | "
+                              f"{fmt(p.transfer)} | {fmt(p.random)} | {fmt(p.versus_random)} | {called(p.transfer)} |")
+        self.lines += ["", f"**Verdict.** {render_claim(transfer_claim(pairs, metric))}", ""]
 
     def section_reprunes(self) -> None:
-        histories, without = reprune_histories(self.rows + self.transfer_rows, self.base)
+        histories, without = reprune_histories(self.tables.rows + self.tables.transfer_rows, self.tables.base)
         if not histories:
             if without:
                 self.lines += ["## How far PARP's masks move", "",
@@ -438,7 +435,7 @@ class Report(Tables):
                                "adjustment's movement cannot be drawn.", ""]
             return
         starts = {"parp": "own start", TRANSFER: "from A's OMP mask", TRANSFER_RANDOM: "from A's random twin"}
-        keys = sorted(histories, key=lambda k: (k[1], _order([k[0]])))
+        keys = sorted(histories, key=lambda k: (k[1], order_methods([k[0]])))
         panels = {f"{method} s={s:g} ({starts.get(method, method)})": histories[(method, s)] for method, s in keys}
         name = self.save(reprune_history_figure(panels), "reprune_history.png")
         self.lines += ["## How far PARP's masks move", "",
@@ -452,7 +449,7 @@ class Report(Tables):
         for method, s in keys:
             finals = {language: points[-1][1] for language, points in histories[(method, s)].items()}
             lowest = min(finals, key=finals.get)
-            self.lines.append(f"| {method} | {s:g} | {starts.get(method, method)} | {_mean(finals.values()):.3f} | "
+            self.lines.append(f"| {method} | {s:g} | {starts.get(method, method)} | {mean(finals.values()):.3f} | "
                               f"{lowest} {finals[lowest]:.3f} |")
         if without:
             self.lines += ["", f"{without} more cell(s) have no IoU with their start on disk (an older parp's record, "
@@ -462,21 +459,15 @@ class Report(Tables):
     # ------------------------------------------------------------------ claims
     def section_claims(self) -> None:
         self.lines += ["## Do the paper's claims hold here?", ""]
-        unit_metric = self.error_metrics[-1]  # CER for characters, PER for phones
-        cers = [r[unit_metric] for r in self.rows if r.get(unit_metric) is not None]
+        unit_metric = self.tables.error_metrics[-1]  # CER for characters, PER for phones
+        cers = [r[unit_metric] for r in self.tables.rows if r.get(unit_metric) is not None]
         if cers and min(cers) >= 0.99:
             self.lines += [f"**No model learned to emit text (every {unit_metric.upper()} ≥ 0.99)**: the fine-tuning "
                            "schedule is too short for this data and encoder, so the error comparisons below say nothing about the "
                            "methods; only cost and mask statistics are informative.", ""]
-        self.lines += [f"- **(a) PARP ≈ OMP at half the fine-tuning cost.** {self.claim_parp_vs_omp()}",
-                       f"- **(b) A sparsity range where PARP beats the unpruned model.** {self.claim_parp_beats_dense()}",
-                       f"- **(c) Similar pruned subnetworks across languages.** {self.claim_overlap()}",
-                       *([f"- **(d) A mask found on one language transfers to another with no loss.** "
-                          f"{transfer_claim(transfer_pairs(self.transfer_rows + self.rows, unit_metric), unit_metric)}"]
-                         if self.transfer_rows else []),
-                       *([f"- **(e) One multilingual subnetwork from one run serves every language.** {multi}"]
-                         if (multi := self.claim_multilingual()) else []), "",
-                       f"These statements describe this sweep only ({len(self.seeds)} seed(s)). A claim is called "
+        self.lines += [*map(claim_item, self.tables.claims()), "",
+                       f"These statements describe this sweep only ({len(self.tables.seeds)} seed(s)). "
+                       "A claim is called "
                        "held or failed only where a difference exceeds the spread across seeds (the larger standard "
                        "deviation of the two sides); otherwise it is 'not separable'.", ""]
 
@@ -511,7 +502,7 @@ def build_report(results: str | Path | list, output_dir: str | Path | None = Non
     rows, base = merged_results(results)
     budget_rows = [row for extra in budget_results for row in read_results(extra)]
     extra = extra_mask_rows(extra_masks, base, rows)
-    return Report(rows, base, Path(output_dir) if output_dir else base, budget_rows, extra_rows=extra).build()
+    return Report(Tables(rows, base, extra), Path(output_dir) if output_dir else base, budget_rows).build()
 
 
 def run_report(args: ReportArguments) -> Path:

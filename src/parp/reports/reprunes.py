@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ..records import read_run
-from .transfer import OWN, TRANSFER, TRANSFER_RANDOM
+from ..results import TRANSFER, TRANSFER_RANDOM
+from .transfer import OWN
 
 METHODS = (OWN, TRANSFER, TRANSFER_RANDOM)
 

@@ -1,6 +1,7 @@
 """The numbers of a report, without matplotlib: result rows aggregated over seeds, mask statistics, and the verdicts
 on the PARP paper's claims (PARP ~ OMP at half the cost; a sparsity range where PARP beats the unpruned model; similar
-subnetworks across languages, compared with the IoU of random masks).
+subnetworks across languages, compared with the IoU of random masks; one multilingual run), as
+:class:`parp.reports.verdicts.ClaimVerdict` data: no sentence is written here (:mod:`parp.reports.markdown` does).
 
 Reads only result rows and the cells' final mask files: never models or sweeps.
 """
@@ -10,69 +11,20 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
-from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
 from ..sparsity import Mask
 from ..sparsity.overlap import layer_of, random_iou, random_iou_matched
+from .stats import Difference, difference, mean, std
+from .transfer import transfer_claim, transfer_pairs
+from .verdicts import ClaimVerdict, Comparison, Verdict, combine, judge
 
 WER_SATURATED = 0.95  # every WER at or above this: fewer than 1 word in 20 right, so WER cannot rank methods
 
 METHOD_ORDER = ["none", "parp", "omp", "imp", "mpi", "random", "parp-multi"]
-
-
-def _mean(values) -> float | None:
-    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    return statistics.fmean(values) if values else None
-
-
-def _std(values) -> float:
-    values = [v for v in values if v is not None]
-    return statistics.stdev(values) if len(values) > 1 else 0.0
-
-
-@dataclass(frozen=True)
-class Difference:
-    """Mean(A) - mean(B) over seeds, set against the spread across seeds (the larger of the two sides' standard
-    deviations). A claim is called held or failed on it only when the difference exceeds that spread; with fewer
-    than two seeds on a side no spread is measured and nothing is separable."""
-
-    diff: float
-    spread: float | None
-
-    @property
-    def separable(self) -> bool:
-        return self.spread is not None and abs(self.diff) > self.spread
-
-    def __str__(self) -> str:
-        return f"{self.diff:+.3f} " + (f"± {self.spread:.3f}" if self.spread is not None else "(one seed)")
-
-
-def difference(a: list[float], b: list[float]) -> Difference | None:
-    a = [v for v in a if v is not None and math.isfinite(v)]
-    b = [v for v in b if v is not None and math.isfinite(v)]
-    if not a or not b:
-        return None
-    spread = max(_std(a), _std(b)) if len(a) > 1 and len(b) > 1 else None
-    return Difference(statistics.fmean(a) - statistics.fmean(b), spread)
-
-
-def _fmt_spread(values: list[float]) -> str:
-    """Mean, and ± the standard deviation across seeds where there are several."""
-    values = [v for v in values if v is not None]
-    if not values:
-        return "–"
-    return _fmt(_mean(values)) + (f" ± {_std(values):.3f}" if len(values) > 1 else "")
-
-
-def _fmt(value, digits: int = 3) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
 
 
 def is_multilingual(method: str) -> bool:
@@ -81,9 +33,9 @@ def is_multilingual(method: str) -> bool:
     return method == "parp-multi" or method.startswith("parp-multi-")
 
 
-def _order(methods) -> list[str]:
+def order_methods(methods) -> list[str]:
+    """The methods in the order of every table: unpruned, PARP, OMP, IMP, MPI, random, multilingual, then others."""
     return sorted(set(methods), key=lambda m: (METHOD_ORDER.index(m) if m in METHOD_ORDER else 99, m))
-
 
 
 def by_data_size(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -113,10 +65,9 @@ class Tables:
         # masks of other sweeps (--extra_masks): more languages in the mask analyses, never in the error tables
         self.extra_rows = list(extra_rows)
         self.languages = sorted({r["language"] for r in rows})
-        self.methods = _order(r["method"] for r in self.rows)
+        self.methods = order_methods(r["method"] for r in self.rows)
         self.seeds = sorted({r["seed"] for r in rows})
         self._masks: dict[str, Any] = {}
-        self.overlap: dict[tuple[str, float], dict[str, Any]] = {}
 
     def cells(self, **where) -> list[dict[str, Any]]:
         return [r for r in self.rows if all(r.get(k) == v for k, v in where.items())]
@@ -135,7 +86,7 @@ class Tables:
         return result
 
     def mean(self, key: str, **where) -> float | None:
-        return _mean(r.get(key) for r in self.cells(**where))
+        return mean(r.get(key) for r in self.cells(**where))
 
     def sparsities(self, method: str, language: str | None = None) -> list[float]:
         where = {"method": method, **({"language": language} if language else {})}
@@ -176,6 +127,11 @@ class Tables:
         return result
 
 
+    @cached_property
+    def overlap(self) -> dict[tuple[str, float], dict[str, Any]]:
+        """:meth:`cross_language_iou`, computed once (it loads and compares every mask)."""
+        return self.cross_language_iou()
+
     def cross_language_iou(self) -> dict[tuple[str, float], dict[str, Any]]:
         """Per (method, sparsity) present in several languages: the language x language IoU matrix (seed-mean)."""
         result = {}
@@ -201,12 +157,12 @@ class Tables:
                             if ma is not None and mb is not None:
                                 ious.append(ma.iou(mb))
                                 matched.append(random_iou_matched(ma, mb))
-                        matrix[i][j] = matrix[j][i] = _mean(ious) if ious else math.nan
+                        matrix[i][j] = matrix[j][i] = mean(ious) if ious else math.nan
                 off = [matrix[i][j] for i in range(len(languages)) for j in range(i + 1, len(languages))
                        if not math.isnan(matrix[i][j])]
                 if off:
                     result[(method, s)] = {"languages": languages, "matrix": matrix, "mean": statistics.fmean(off),
-                                           "random": random_iou(s), "random_matched": _mean(matched),
+                                           "random": random_iou(s), "random_matched": mean(matched),
                                            "pretrained": self.mean("iou_with_pretrained_mask", method=method,
                                                                    sparsity_target=s)}
         return result
@@ -236,7 +192,7 @@ class Tables:
                     seeded = [masks[(m, seed)] for seed in self.seeds if (m, seed) in masks]
                     ious = [x.iou(y) for i, x in enumerate(seeded) for y in seeded[i + 1:]]
                     if ious:
-                        across_seeds[m] = _mean(ious)
+                        across_seeds[m] = mean(ious)
                 if pairs or across_seeds:
                     result[(language, s)] = {
                         "pairs": pairs, "across_seeds": across_seeds, "random": random_iou(s),
@@ -280,97 +236,67 @@ class Tables:
                                                           **({} if m == "none" else {"sparsity_target": s}))]
         return difference(values(method), values(reference))
 
-    @staticmethod
-    def verdict(points: list[Difference], lower_is_claimed: bool) -> str:
-        """Held where the claimed direction exceeds the seed spread, failed where the opposite does, and 'not
-        separable' where every difference is within it."""
-        good = sum(p.separable and (p.diff < 0) == lower_is_claimed for p in points)
-        bad = sum(p.separable and (p.diff < 0) != lower_is_claimed for p in points)
-        if not good and not bad:
-            one_seed = all(p.spread is None for p in points)
-            return ("Not separable: one seed, so no spread to judge a difference against" if one_seed else
-                    "Not separable: every difference is within the spread across seeds")
-        if bad == 0:
-            return "Holds here"
-        return "Holds partly" if good else "Does not hold here"
+    def comparison(self, metric: str, method: str, reference: str, language: str, s: float) -> Comparison | None:
+        d = self.differences(metric, method, reference, language, s)
+        return None if d is None else Comparison((method, reference), d, language, s)
 
-    def claim_parp_vs_omp(self) -> str:
+    def claim_parp_vs_omp(self) -> ClaimVerdict:
+        """(a) PARP ~ OMP at half the cost: failed where PARP is worse beyond the spread (or was not cheaper).
+        ``figures``: ``steps_ratio``, ``wall_ratio`` (PARP / OMP per cell), ``not_cheaper``."""
         metric = self.claim_metric
-        points = []
-        for language in self.languages:
-            for s in self.sparsities("parp", language):
-                d = self.differences(metric, "parp", "omp", language, s)
-                if d is not None:
-                    points.append((language, s, d))
+        points = [c for language in self.languages for s in self.sparsities("parp", language)
+                  if (c := self.comparison(metric, "parp", "omp", language, s)) is not None]
         if not points:
-            return "Not measured (the sweep needs both PARP and OMP at the same sparsity)."
+            return ClaimVerdict("a", Verdict.NOT_MEASURED, metric)
         cost = self.cost_by_method()
         steps = cost["parp"]["steps"] / cost["omp"]["steps"] if cost["omp"]["steps"] else math.nan
         wall = cost["parp"]["wall"] / cost["omp"]["wall"] if cost["omp"]["wall"] else math.nan
-        diffs = ", ".join(f"{lang} {s:g}: {d}" for lang, s, d in points)
-        accuracy = (f"PARP − OMP {metric.upper()} (± spread across seeds): {diffs}"
-                    + (f" — judged on CER because every WER is saturated (≥ {WER_SATURATED})" if metric == "cer" else ""))
-        cheaper = f"PARP used {steps:.2f}x OMP's fine-tuning steps and {wall:.2f}x its wall time"
         # "≈ OMP" is contradicted only where PARP is worse beyond the spread
-        verdict = self.verdict([d for *_, d in points], lower_is_claimed=True)
-        if steps > 0.6:
-            verdict = "Does not hold here (PARP was not cheaper)"
-        return f"{verdict}: {accuracy}; {cheaper}."
+        verdict = judge(points, lower_is_claimed=True)
+        not_cheaper = steps > 0.6
+        return ClaimVerdict("a", Verdict.FAILS if not_cheaper else verdict, metric, tuple(points),
+                            figures={"steps_ratio": steps, "wall_ratio": wall, "not_cheaper": not_cheaper})
 
-    def claim_parp_beats_dense(self) -> str:
-        """Existential: held for a language where PARP beats the unpruned model beyond the spread at some sparsity,
-        failed where it is worse beyond the spread at every tested one, not separable otherwise."""
+    def claim_parp_beats_dense(self) -> ClaimVerdict:
+        """(b) Existential: held for a language where PARP beats the unpruned model beyond the spread at some sparsity,
+        failed where it is worse beyond the spread at every tested one, not separable otherwise. One part per
+        language, with PARP − unpruned and OMP − unpruned at each sparsity; ``figures``: ``unpruned`` (its mean)."""
         metric = self.claim_metric
-        label = metric.upper()
-        parts, held = [], []
+        parts = []
         for language in self.languages:
             dense = self.mean(metric, method="none", language=language)
             sparsities = self.sparsities("parp", language)
             if dense is None or not sparsities:
                 continue
-            diffs = {s: self.differences(metric, "parp", "none", language, s) for s in sparsities}
-            better = [s for s, d in diffs.items() if d.separable and d.diff < 0]
-            worse_everywhere = all(d.separable and d.diff > 0 for d in diffs.values())
-            held.append("yes" if better else "no" if worse_everywhere else "not separable")
-            omp_better = [s for s in sparsities if (d := self.differences(metric, "omp", "none", language, s))
-                          and d.separable and d.diff < 0]
-            listed = ", ".join(f"{s:g}: {d}" for s, d in diffs.items())
-            parts.append(f"{language}: {held[-1]}"
-                         + (f" at {', '.join(f'{s:g}' for s in better)}" if better else "")
-                         + f" (PARP − unpruned {label}, unpruned {dense:.3f}: {listed}; OMP beats it beyond the "
-                         + (f"spread at {', '.join(f'{s:g}' for s in omp_better)})" if omp_better else
-                            "spread at no tested sparsity)"))
+            diffs = [self.comparison(metric, "parp", "none", language, s) for s in sparsities]
+            better = [c for c in diffs if c.separable and c.diff < 0]
+            worse_everywhere = all(c.separable and c.diff > 0 for c in diffs)
+            omp = [c for s in sparsities if (c := self.comparison(metric, "omp", "none", language, s)) is not None]
+            parts.append(ClaimVerdict("b", Verdict.HOLDS if better else Verdict.FAILS if worse_everywhere else
+                                      Verdict.NOT_SEPARABLE, metric, tuple(diffs + omp), subject=language,
+                                      figures={"unpruned": dense}))
         if not parts:
-            return "Not measured (the sweep needs PARP cells and the unpruned cell of the same language)."
-        if all(h == "yes" for h in held):
-            verdict = "Holds here"
-        elif "yes" in held:
-            verdict = "Holds for some languages"
-        elif all(h == "no" for h in held):
-            verdict = "Does not hold here"
+            return ClaimVerdict("b", Verdict.NOT_MEASURED, metric)
+        held = [p.verdict for p in parts]
+        if all(v is Verdict.HOLDS for v in held):
+            verdict = Verdict.HOLDS
+        elif Verdict.HOLDS in held:
+            verdict = Verdict.HOLDS_FOR_SOME
+        elif all(v is Verdict.FAILS for v in held):
+            verdict = Verdict.FAILS
         else:
-            verdict = "Not separable (differences within the spread across seeds, or one seed)"
-        return f"{verdict}. " + "; ".join(parts) + "."
-
-    @staticmethod
-    def shared_start_note(info: dict[str, Any]) -> str:
-        pretrained = info.get("pretrained")
-        if pretrained is None:
-            return ""
-        explained = info["mean"] <= pretrained + 0.05
-        return (f"; each mask's IoU with the pretrained weights' magnitude mask is {pretrained:.3f}, so "
-                + ("the shared pretrained start accounts for most of the cross-language overlap" if explained else
-                   "the languages share more than the pretrained start explains"))
+            verdict = Verdict.NOT_SEPARABLE
+        return ClaimVerdict("b", verdict, metric, parts=tuple(parts))
 
     def multilingual_runs(self) -> list[str]:
         """The multilingual methods present (``parp-multi``, ``parp-multi-<updates>``), fewest updates first."""
         return sorted((m for m in self.methods if is_multilingual(m)),
                       key=lambda m: (self.mean("finetune_steps", method=m) or 0, m))
 
-    def claim_multilingual(self) -> str | None:
-        """The verdict on "one multilingual subnetwork from one run serves every language": per multilingual run,
-        its error on each language minus that language's own PARP model's. A multilingual run usually has one seed:
-        then the own models' seed spread is the yardstick."""
+    def claim_multilingual(self) -> ClaimVerdict | None:
+        """(e) "one multilingual subnetwork from one run serves every language": per multilingual run (a part), its
+        error on each language minus that language's own PARP model's. A multilingual run usually has one seed:
+        then the own models' seed spread is the yardstick. ``figures``: ``updates`` (per part), ``own_updates``."""
         metric, parts = self.claim_metric, []
         for method in self.multilingual_runs():
             points = []
@@ -380,68 +306,73 @@ class Tables:
                     own = [r.get(metric) for r in self.cells(method="parp", language=language, sparsity_target=s)]
                     d = difference(multi, own)
                     if d is not None and d.spread is None and len([v for v in own if v is not None]) > 1:
-                        d = Difference(d.diff, _std(own))
+                        d = Difference(d.diff, std(own))
                     if d is not None:
-                        points.append(d)
+                        points.append(Comparison((method, "parp"), d, language, s))
             if points:
-                worse = sum(d.separable and d.diff > 0 for d in points)
-                better = sum(d.separable and d.diff < 0 for d in points)
-                parts.append(f"`{method}` ({_fmt(self.mean('finetune_steps', method=method), 0)} updates over all "
-                             f"languages): {self.verdict(points, lower_is_claimed=True)}, {metric.upper()} multi − own "
-                             f"PARP in {len(points)} languages: {worse} worse and {better} better beyond the seed "
-                             f"spread (mean {_mean(d.diff for d in points):+.3f}, "
-                             f"{min(d.diff for d in points):+.3f} to {max(d.diff for d in points):+.3f})")
+                parts.append(ClaimVerdict("e", judge(points, lower_is_claimed=True), metric, tuple(points),
+                                          subject=method,
+                                          figures={"updates": self.mean("finetune_steps", method=method)}))
         if not parts:
             return None
-        own_steps = self.mean("finetune_steps", method="parp")
-        return "; ".join(parts) + f". Each language's own PARP model: {_fmt(own_steps, 0)} updates."
+        return ClaimVerdict("e", combine(parts), metric, parts=tuple(parts),
+                            figures={"own_updates": self.mean("finetune_steps", method="parp")})
 
-    def claim_overlap(self) -> str:
-        overlap = self.overlap
-        if not overlap:
-            return "Not measured (needs masks of the same method and sparsity in at least two languages)."
-        parts, strong = [], 0
-        for (method, s), info in sorted(overlap.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+    def claim_overlap(self) -> ClaimVerdict:
+        """(c) similar subnetworks across languages: one part per (method, sparsity), held where the mean IoU across
+        languages is strong (>= 0.5 and at least 0.1 above random masks). ``figures`` of a part: ``mean``,
+        ``random``, ``random_matched``, ``pretrained`` IoU, ``start_explains`` (the shared pretrained start
+        accounts for the overlap: IoU with the pretrained mask within 0.05 of it), ``sparsity``."""
+        if not self.overlap:
+            return ClaimVerdict("c", Verdict.NOT_MEASURED)
+        parts = []
+        for (method, s), info in sorted(self.overlap.items(), key=lambda kv: (kv[0][0], kv[0][1])):
             baseline = max(info["random"], info["random_matched"] or 0.0)
-            is_strong = info["mean"] >= 0.5 and info["mean"] >= baseline + 0.1
-            strong += is_strong
-            parts.append(f"{method} {s:g}: IoU {info['mean']:.3f} vs {info['random']:.3f} for random masks"
-                         + (f" ({info['random_matched']:.3f} layer-matched)" if info["random_matched"] else "")
-                         + self.shared_start_note(info))
-        verdict = ("Holds here" if strong == len(overlap) else "Holds partly" if strong else "Does not hold here")
-        return (f"{verdict} (strong = IoU ≥ 0.5 and at least 0.1 above random): " + "; ".join(parts) + ".")
+            strong = info["mean"] >= 0.5 and info["mean"] >= baseline + 0.1
+            pretrained = info.get("pretrained")
+            parts.append(ClaimVerdict("c", Verdict.HOLDS if strong else Verdict.FAILS, subject=method, figures={
+                "sparsity": s, "mean": info["mean"], "random": info["random"],
+                "random_matched": info["random_matched"], "pretrained": pretrained,
+                "start_explains": None if pretrained is None else info["mean"] <= pretrained + 0.05}))
+        return ClaimVerdict("c", combine(parts), parts=tuple(parts))
+
+    def claims(self) -> list[ClaimVerdict]:
+        """Every claim this sweep speaks to, in the report's order: (a)-(c) always, (d) with transfer cells, (e) with
+        multilingual runs."""
+        unit = self.error_metrics[-1]  # CER for characters, PER for phones
+        found = [self.claim_parp_vs_omp(), self.claim_parp_beats_dense(), self.claim_overlap()]
+        if self.transfer_rows:
+            found.append(transfer_claim(transfer_pairs(self.transfer_rows + self.rows, unit), unit))
+        if (multi := self.claim_multilingual()) is not None:
+            found.append(multi)
+        return found
+
+    def claim_equal_budget(self, budget_rows: list[dict[str, Any]]) -> list[ClaimVerdict]:
+        """PARP vs OMP at equal total updates (``equal_budget`` groups), one verdict per language, sparsity and
+        budget where both ran."""
+        groups = self.equal_budget(self.rows + budget_rows)
+        metric = "per" if self.error_metrics == ("per",) else "cer"
+        verdicts = []
+        for (language, s, method, steps), parp in sorted(groups.items()):
+            omp = groups.get((language, s, "omp", steps))
+            if method == "parp" and omp and (d := difference(parp, omp)) is not None:
+                c = Comparison(("parp", "omp"), d, language, s, updates=steps)
+                verdicts.append(ClaimVerdict("equal-budget", judge([c], lower_is_claimed=True), metric, (c,)))
+        return verdicts
 
 
-def _spread(values: list[list[float]]) -> list[float] | None:
-    """Standard deviations for error bars (none on a point with one seed), or None when no point has 2 seeds."""
-    if not values or all(len(v) < 2 for v in values):
-        return None
-    return [_std(v) if len(v) >= 2 else 0.0 for v in values]
-
-
-def _seed_caption(counts: set[int]) -> str:
-    if not counts:
-        return "no cells"
-    low, high = min(counts), max(counts)
-    n = f"{low}" if low == high else f"{low}-{high}"
-    bars = ("error bars: ±1 std over seeds" if low >= 2 else
-            "error bars: ±1 std over seeds where a point has 2 or more (none on 1-seed points)" if high >= 2 else
-            "no error bars (fewer than 2 seeds per point)")
-    return f"mean of {n} seed{'s' if high > 1 else ''} per point; {bars}"
-
-
-_TENSOR_LABELS = {"q_proj": "q", "k_proj": "k", "v_proj": "v", "out_proj": "out", "intermediate_dense": "ffn in",
-                  "output_dense": "ffn out"}
+TENSOR_LABELS = {"q_proj": "q", "k_proj": "k", "v_proj": "v", "out_proj": "out", "intermediate_dense": "ffn in",
+                 "output_dense": "ffn out"}
 
 
 def tensor_type(name: str) -> str:
     """``...layers.3.attention.q_proj.weight`` -> ``q``; ``feed_forward.output_dense`` -> ``ffn out``."""
     module = name.rsplit(".", 1)[0] if name.endswith((".weight", ".bias")) else name
     short = module.rsplit(".", 1)[-1]
-    return _TENSOR_LABELS.get(short, short)
+    return TENSOR_LABELS.get(short, short)
 
 
-
-def _layer_key(name: str):
+def layer_key(name: str):
+    """Sort key: ``layer 2`` before ``layer 10``, encoder layers before other parameters."""
     return (0, int(name.split()[1])) if name.startswith("layer ") else (1, name)
 

@@ -3,7 +3,7 @@ of its own start, and how much from a random mask with A's per-tensor sparsities
 
 Per ordered pair (A, B) and sparsity: error(B | mask A) - error(B | own), error(B | random twin of A) - error(B |
 own) and error(B | mask A) - error(B | random twin), each the difference of the means over seeds with the larger
-seed spread of its two sides (``parp.reports.tables.difference``), so a difference is called only where it
+seed spread of its two sides (``parp.reports.stats.difference``), so a difference is called only where it
 exceeds that spread. Rows come from ``results.csv``: the ``transfer`` / ``transfer-random`` cells (``mask_from``
 = A) and B's own ``parp`` cell.
 """
@@ -14,9 +14,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .tables import Difference, Tables, _mean, difference
+from ..results import TRANSFER, TRANSFER_RANDOM
+from .stats import Difference, difference, mean, sign_test
+from .verdicts import ClaimVerdict, Comparison, Verdict, judge
 
-TRANSFER, TRANSFER_RANDOM = "transfer", "transfer-random"  # the methods parp.experiments.transfer writes
 OWN = "parp"  # B with its own start: the reference every transfer is measured against
 
 
@@ -44,7 +45,7 @@ def transfer_pairs(rows: list[dict[str, Any]], metric: str) -> list[TransferPair
         own = _values(rows, metric, method=OWN, language=target, sparsity_target=s, mask_from=None)
         moved = _values(rows, metric, method=TRANSFER, language=target, sparsity_target=s, mask_from=source)
         twin = _values(rows, metric, method=TRANSFER_RANDOM, language=target, sparsity_target=s, mask_from=source)
-        pairs.append(TransferPair(source, target, s, _mean(own), difference(moved, own), difference(twin, own),
+        pairs.append(TransferPair(source, target, s, mean(own), difference(moved, own), difference(twin, own),
                                   difference(moved, twin)))
     return pairs
 
@@ -76,41 +77,21 @@ def transfer_margins(pairs: list[TransferPair], sparsity: float, which: str = "t
     for language in sorted({a for a, _, _ in chosen} | {b for _, b, _ in chosen}):
         given = [d for a, _, d in chosen if a == language]
         received = [d for _, b, d in chosen if b == language]
-        result[language] = (_mean(given), len(given), _mean(received), len(received))
+        result[language] = (mean(given), len(given), mean(received), len(received))
     return result
 
 
-def _counts(points: list[Difference]) -> str:
-    worse = sum(p.separable and p.diff > 0 for p in points)
-    better = sum(p.separable and p.diff < 0 for p in points)
-    return f"{worse} worse and {better} better beyond the seed spread, {len(points) - worse - better} within it"
-
-
-def sign_test(diffs: list[float]) -> tuple[int, int, float]:
-    """(lower, non-zero, two-sided exact sign-test p) over pairs: whether differences too small for the seed spread
-    of any one pair still lean one way across many. Pairs sharing a language are not independent, so p is optimistic."""
-    lower, n = sum(d < 0 for d in diffs), sum(d != 0 for d in diffs)
-    tail = sum(math.comb(n, k) for k in range(min(lower, n - lower) + 1)) / 2**n if n else 1.0
-    return lower, n, min(1.0, 2 * tail)
-
-
-def _across_pairs(points: list[Difference]) -> str:
-    lower, n, p = sign_test([d.diff for d in points])
-    return f"{lower} of {n} lower, sign test over pairs p = {p:.2g}"
-
-
-def transfer_claim(pairs: list[TransferPair], metric: str) -> str:
-    """The verdict on "a mask found on one language transfers to another with no loss", with the control."""
-    moved = [p.transfer for p in pairs if p.transfer is not None]
+def transfer_claim(pairs: list[TransferPair], metric: str) -> ClaimVerdict:
+    """(d) "a mask found on one language transfers to another with no loss", with the control: comparisons
+    ``transfer − parp`` (B from A's mask vs its own start) and ``transfer − transfer-random`` (vs A's random twin)
+    per pair; ``figures``: ``sign_test`` and ``control_sign_test`` (lower, non-zero, p) across pairs."""
+    moved = [Comparison((TRANSFER, OWN), p.transfer, p.target, p.sparsity, mask_from=p.source)
+             for p in pairs if p.transfer is not None]
     if not moved:
-        return ("Not measured (the sweep needs transfer: true, with PARP and OMP cells of every language it "
-                "transfers between).")
-    label = metric.upper()
-    verdict = Tables.verdict(moved, lower_is_claimed=True)
-    twin = [p.versus_random for p in pairs if p.versus_random is not None]
-    text = (f"{verdict}: {label}(B | mask of A) − {label}(B | own start) over {len(moved)} ordered pairs: "
-            f"{_counts(moved)} (mean {_mean(d.diff for d in moved):+.3f}; {_across_pairs(moved)})")
+        return ClaimVerdict("d", Verdict.NOT_MEASURED, metric)
+    twin = [Comparison((TRANSFER, TRANSFER_RANDOM), p.versus_random, p.target, p.sparsity, mask_from=p.source)
+            for p in pairs if p.versus_random is not None]
+    figures = {"sign_test": sign_test([c.diff for c in moved])}
     if twin:
-        text += (f"; {label}(B | mask of A) − {label}(B | random twin of A, same per-tensor sparsities): "
-                 f"{_counts(twin)} (mean {_mean(d.diff for d in twin):+.3f}; {_across_pairs(twin)})")
-    return text + "."
+        figures["control_sign_test"] = sign_test([c.diff for c in twin])
+    return ClaimVerdict("d", judge(moved, lower_is_claimed=True), metric, tuple(moved + twin), figures=figures)

@@ -1,7 +1,7 @@
 """Carry the real speech to a lent GPU machine, which cannot see ../shared and takes at most 64 MiB of tree.
 
-    python bench/gpu_audio.py encode            # here: Mboshi train + FSDD -> .gpu/audio/ as Opus (~40 MB)
-    python bench/gpu_audio.py decode            # there: .gpu/audio/ -> runs/gpu-audio/ as 16-bit WAV, 16 processes
+    python scripts/gpu/gpu_audio.py encode            # here: Mboshi train + FSDD -> .gpu/audio/ as Opus (~40 MB)
+    python scripts/gpu/gpu_audio.py decode            # there: .gpu/audio/ -> runs/gpu-audio/ as 16-bit WAV, 16 processes
 
 Each corpus keeps its manifest (every column, ``path`` renamed to the new file), so ``parp pretrain`` and
 ``parp finetune`` read the copy exactly as they read ``../shared/data``. Opus at about 13 kbit/s keeps what speech

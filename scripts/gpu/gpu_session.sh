@@ -9,9 +9,9 @@
 #   3. bench/bench_inference.py on the quiet GPU in fp16 then bf16 (dense / unstructured / ffn / 2:4 kernels), in
 #      the time left before LIMIT.
 #
-#   bash bench/gpu_session.sh            # on the GPU machine, from the repository root; results under $OUT
+#   bash scripts/gpu/gpu_session.sh            # on the GPU machine, from the repository root; results under $OUT
 #
-# Needs there (bench/make_gpu_carry.sh builds them; carry .whl .gpu/synth-whl .gpu/shim .gpu/phones-cells.tar.gz):
+# Needs there (scripts/gpu/make_gpu_carry.sh builds them; carry .whl .gpu/synth-whl .gpu/shim .gpu/phones-cells.tar.gz):
 # the wheels of jiwer rapidfuzz soundfile cffi pycparser soxr in .whl/, espeakng-loader's in .gpu/synth-whl/ and, in
 # .gpu/shim/, a stand-in for wordfreq holding the top-5000 lists parp synth reads (the real package is too large
 # to carry); see docs/results/cross-language-phones-gpu/README.md. A .gpu/phones-cells.tar.gz (finished cells of an
@@ -19,9 +19,9 @@
 # CPU): DEADLINE, WORKERS, UTTS, CFG, BENCH_ARGS, TESTS (none: skip), BENCH (0: skip), MASKS (0: pack none),
 # NO_WHEELS. The full transfer matrix of issue 13, after the first session's cells:
 #   CFG=docs/results/cross-language-phones-gpu/transfer-all.yaml TESTS=none BENCH=0 MASKS=0 DEADLINE=480 \
-#       bash bench/gpu_session.sh
+#       bash scripts/gpu/gpu_session.sh
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 OUT="${OUT:-runs/gpu-session/out}"
 W=runs/gpu-session
 mkdir -p "$OUT" "$W"
@@ -36,7 +36,7 @@ LANGS="es fr it ky nl ru sv tr tt zh"
 PY="${PYTHON:-python3}"
 log() { echo "[gpu-session ${SECONDS}s] $*" | tee -a "$W/session.log"; }
 
-source bench/gpu_wheels.sh
+source scripts/gpu/gpu_wheels.sh
 log "embedded encoder: $(grep -m1 -o '"steps": [0-9]*' src/parp/assets/parp-ssl-small/pretraining.json) pretraining updates"
 # shellcheck disable=SC2046
 install_wheels $(ls .gpu/synth-whl/*.whl 2>/dev/null) || exit 1

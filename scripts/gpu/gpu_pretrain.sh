@@ -7,12 +7,12 @@
 #      one-process sweep workers (three start on the IMP chains) until DEADLINE seconds after the start; finished
 #      cells' records and their 50 % masks come back, unfinished cells are dropped.
 #
-#   here:  python bench/gpu_audio.py encode     (Mboshi train + FSDD as Opus in .gpu/audio, ~27 MiB; ~5 min on 2 idle
+#   here:  python scripts/gpu/gpu_audio.py encode     (Mboshi train + FSDD as Opus in .gpu/audio, ~27 MiB; ~5 min on 2 idle
 #                                                cores; a trial on the CPU: --limit 40, then PT_STEPS=4 PT_MINUTES=0.5
 #                                                BATCH_SECONDS=20 DEADLINE=120 WORKERS=4 NO_WHEELS=1
 #                                                PYTHON=.venv/bin/python)
-#          bash bench/make_gpu_carry.sh         (wheels in .whl; espeakng_loader is not needed by this call)
-#   there: bash bench/gpu_pretrain.sh           (carry [".whl", ".gpu/audio"], not all of .gpu:
+#          bash scripts/gpu/make_gpu_carry.sh         (wheels in .whl; espeakng_loader is not needed by this call)
+#   there: bash scripts/gpu/gpu_pretrain.sh           (carry [".whl", ".gpu/audio"], not all of .gpu:
 #                                                the tree is ~26 MB; the call refused 64.4 MB of all three)
 #
 # Results under $OUT: model-fp16.safetensors plus the new encoder's config (fp16 to pass the 16 MiB file limit; stored
@@ -21,7 +21,7 @@
 # Environment overrides (also for a trial on a CPU): PT_STEPS, PT_MINUTES, LOADERS, BATCH_SECONDS, SWEEP, WORKERS,
 # DEADLINE, SWEEP_DIR (a folder with sweep.yaml and imp.yaml), NO_WHEELS.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 OUT="${OUT:-runs/gpu-pretrain/out}"
 W=runs/gpu-pretrain
 mkdir -p "$OUT" "$W"
@@ -36,7 +36,7 @@ SWEEP_DIR="${SWEEP_DIR:-docs/results/mboshi-gpu}"
 PY="${PYTHON:-python3}"
 log() { echo "[gpu-pretrain ${SECONDS}s] $*" | tee -a "$W/session.log"; }
 
-source bench/gpu_wheels.sh
+source scripts/gpu/gpu_wheels.sh
 install_wheels || exit 1
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 "$PY" -c "import parp, jiwer, soundfile, torch; print('torch', torch.__version__,
@@ -44,7 +44,7 @@ torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU')" | tee 
     || { log "imports failed"; exit 1; }
 
 log "decoding the carried audio"
-"$PY" bench/gpu_audio.py decode > "$W/decode.log" 2>&1 || { log "decode failed"; tail -3 "$W/decode.log"; exit 1; }
+"$PY" scripts/gpu/gpu_audio.py decode > "$W/decode.log" 2>&1 || { log "decode failed"; tail -3 "$W/decode.log"; exit 1; }
 M=runs/gpu-audio/mboshi/manifest.tsv
 F=runs/gpu-audio/fsdd/manifest.tsv
 [[ "$SWEEP" == 1 ]] && start_mps

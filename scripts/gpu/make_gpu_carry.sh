@@ -1,21 +1,21 @@
 #!/usr/bin/env bash
-# Builds what bench/gpu_session.sh needs on a lent GPU machine and cannot find there, in two ignored folders:
+# Builds what scripts/gpu/gpu_session.sh needs on a lent GPU machine and cannot find there, in two ignored folders:
 #   .whl/       cp312 x86-64 wheels of the packages its image lacks (jiwer rapidfuzz soundfile cffi pycparser soxr;
 #               the image has torch, transformers, accelerate, matplotlib, PyYAML), the versions installed here;
 #   .gpu/synth-whl/  espeakng-loader's wheel (10 MB, eSpeak NG for `parp synth`), apart so that a call that does
-#               not synthesise (bench/gpu_pretrain.sh) need not carry it;
+#               not synthesise (scripts/gpu/gpu_pretrain.sh) need not carry it;
 #   .gpu/shim/  a stand-in `wordfreq` holding only what `parp synth` reads of the real one (the top-5000 list and
 #               those words' frequencies for the GPU sweep's languages, dumped from the wordfreq installed here, with
 #               its version), because the real package (~30 MB of data) does not fit the 64 MiB the tree may carry;
 #   .gpu/phones-cells.tar.gz  where runs/cross-language-phones-gpu/cells exists: every finished cell's run.json and
 #               the OMP cells' masks (~12 MB), so that a later GPU session skips those cells and starts the transfer
-#               cells from these masks (bench/gpu_session.sh unpacks it).
-#   bash bench/make_gpu_carry.sh      # from the repository root, in the project's venv
+#               cells from these masks (scripts/gpu/gpu_session.sh unpacks it).
+#   bash scripts/gpu/make_gpu_carry.sh      # from the repository root, in the project's venv
 # then carry what the call needs, within the 64 MiB a call takes (the tracked tree is ~26 MB):
-#   bench/gpu_session.sh:  [".whl", ".gpu/synth-whl", ".gpu/shim", ".gpu/phones-cells.tar.gz"]
-#   bench/gpu_pretrain.sh: [".whl", ".gpu/audio"]   (after `python bench/gpu_audio.py encode`)
+#   scripts/gpu/gpu_session.sh:  [".whl", ".gpu/synth-whl", ".gpu/shim", ".gpu/phones-cells.tar.gz"]
+#   scripts/gpu/gpu_pretrain.sh: [".whl", ".gpu/audio"]   (after `python scripts/gpu/gpu_audio.py encode`)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 PY="${PYTHON:-.venv/bin/python}"
 grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo /.whl/ >> .git/info/exclude
 grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo /.gpu/ >> .git/info/exclude
@@ -45,7 +45,7 @@ for lang in "es fr it nl ru sv tr zh".split():
     data[lang] = {"words": words, "freqs": {w: freqs.get(w, 0.0) for w in words}}
 (shim / "wordfreq").mkdir(parents=True)
 (shim / "wordfreq" / "data.json").write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-(shim / "wordfreq" / "__init__.py").write_text('''"""Carry-only stand-in for wordfreq (made by bench/make_gpu_carry.sh): what parp synth reads, nothing else."""
+(shim / "wordfreq" / "__init__.py").write_text('''"""Carry-only stand-in for wordfreq (made by scripts/gpu/make_gpu_carry.sh): what parp synth reads, nothing else."""
 import json
 from pathlib import Path
 
