@@ -2,11 +2,14 @@
 
     python scripts/gpu/gpu_audio.py encode            # here: Mboshi train + FSDD -> .gpu/audio/ as Opus (~40 MB)
     python scripts/gpu/gpu_audio.py decode            # there: .gpu/audio/ -> runs/gpu-audio/ as 16-bit WAV, 16 processes
+    python scripts/gpu/gpu_audio.py encode --corpora yo rw --carry .gpu/audio2   # other corpora, another folder
+                                                      # (a second call's carry); decode reads every folder given
 
 Each corpus keeps its manifest (every column, ``path`` renamed to the new file), so ``parp pretrain`` and
 ``parp finetune`` read the copy exactly as they read ``../shared/data``. Opus at about 13 kbit/s keeps what speech
 recognition needs; the decoded WAV is not bit-identical to the source (a lossy round trip), which the GPU runs'
-notes must say.
+notes must say. The seven newer corpora are Opus already (~15 kbit/s): their files are copied as they are, with no
+second lossy pass.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import shutil
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -21,13 +25,18 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-CORPORA = {"mboshi": "../shared/data/mboshi/train.tsv", "fsdd": "../shared/data/fsdd/all.tsv"}
+CORPORA = {"mboshi": "../shared/data/mboshi/train.tsv", "fsdd": "../shared/data/fsdd/all.tsv",
+           **{lang: f"../shared/data/{lang}/train.tsv" for lang in ("yo", "qu", "rw", "pcm", "sw", "br", "tus")}}
+DEFAULT_CORPORA = ("mboshi", "fsdd")
 CARRY = Path(".gpu/audio")
 DECODED = Path("runs/gpu-audio")
 
 
 def _convert(job: tuple[str, str, str]) -> str:
     source, target, kind = job
+    if kind == "opus" and source.endswith((".ogg", ".opus")) and sf.info(source).subtype == "OPUS":
+        shutil.copyfile(source, target)  # Opus already: no second lossy pass
+        return target
     audio, rate = sf.read(source, dtype="float32", always_2d=True)
     audio = audio.mean(axis=1)
     if kind == "opus":  # libsndfile's Opus takes 8/12/16/24/48 kHz; both corpora are 16 or 8 kHz
@@ -70,11 +79,17 @@ def main() -> None:
     parser.add_argument("step", choices=["encode", "decode"])
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--limit", type=int, default=0, help="only the first N files of each corpus (a trial)")
+    parser.add_argument("--corpora", nargs="+", choices=sorted(CORPORA), default=list(DEFAULT_CORPORA),
+                        help="encode: which corpora")
+    parser.add_argument("--carry", nargs="+", type=Path, default=[CARRY],
+                        help="the carried folder(s): encode writes the first, decode reads them all")
     args = parser.parse_args()
     if args.step == "encode":
-        convert({c: Path(m) for c, m in CORPORA.items()}, CARRY, ".opus", "opus", args.workers, args.limit)
+        convert({c: Path(CORPORA[c]) for c in args.corpora}, args.carry[0], ".opus", "opus", args.workers,
+                args.limit)
     else:
-        convert({c: CARRY / c / "manifest.tsv" for c in CORPORA}, DECODED, ".wav", "wav", args.workers)
+        convert({m.parent.name: m for folder in args.carry for m in sorted(folder.glob("*/manifest.tsv"))}, DECODED,
+                ".wav", "wav", args.workers)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ def probes(folder: Path) -> dict[tuple[str, float], dict[int, dict]]:
     while it runs, its last checkpoint)."""
     result: dict[tuple[str, float], dict[int, dict]] = {}
     for run_dir in sorted(folder.glob("*-h*-seed*")):
-        language, hours, seed = re.fullmatch(r"(.+)-h([\d.]+)-seed(\d+)", run_dir.name).groups()
+        language, hours, seed = re.fullmatch(r"(.+)-h([\d.]+|all)-seed(\d+)", run_dir.name).groups()
         run = read_run(run_dir)
         history, finished = (run.data.get("history") or [], run.completed) if run else ([], False)
         if not finished:  # still running: its last checkpoint holds the curve so far
@@ -43,9 +43,13 @@ def probes(folder: Path) -> dict[tuple[str, float], dict[int, dict]]:
         if not curve:
             continue
         best_step, best = min(curve, key=lambda point: (point[1], point[0]))
-        result.setdefault((language, float(hours)), {})[int(seed)] = {
+        result.setdefault((language, math.inf if hours == "all" else float(hours)), {})[int(seed)] = {
             "curve": curve, "best_step": best_step, "best_cer": best, "last_step": curve[-1][0], "finished": finished}
     return result
+
+
+def _size(hours: float) -> str:
+    return "all" if math.isinf(hours) else f"{hours:g} h"
 
 
 def main(probe_dir: str, out_dir: str, eval_every: int = 100) -> None:
@@ -56,15 +60,16 @@ def main(probe_dir: str, out_dir: str, eval_every: int = 100) -> None:
     for ax, ((language, hours), seeds) in zip(axes[0], sorted(data.items())):
         done = all(s["finished"] for s in seeds.values())
         n_d = eval_every * math.ceil(max(s["best_step"] for s in seeds.values()) / eval_every)
-        summary[f"{language} {hours:g}h"] = {"seeds": {seed: {k: v for k, v in s.items() if k != "curve"}
-                                           for seed, s in seeds.items()},
-                                 "n_updates": n_d if done else None, "all_seeds_stopped": done}
+        token = "all" if math.isinf(hours) else f"{hours:g}"
+        summary[f"{language}-h{token}"] = {  # named as the probe's folder
+            "seeds": {seed: {k: v for k, v in s.items() if k != "curve"} for seed, s in seeds.items()},
+            "n_updates": n_d if done else None, "all_seeds_stopped": done}
         for seed, s in sorted(seeds.items()):
             steps, cers = zip(*s["curve"])
             ax.plot(steps, cers, label=f"seed {seed} (best {s['best_cer']:.3f} at {s['best_step']})")
         if done:
             ax.axvline(n_d, color="grey", linestyle="--", label=f"N(d) = {n_d}")
-        ax.set_title(f"{language}, {hours:g} h of training audio" + ("" if done else " (still running)"))
+        ax.set_title(f"{language}, {_size(hours)} of training audio" + ("" if done else " (still running)"))
         ax.set_xlabel("updates")
         ax.set_ylabel("validation CER (200 utterances)")
         ax.grid(alpha=0.3)
