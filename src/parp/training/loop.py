@@ -28,14 +28,14 @@ from typing import Any, Protocol, Sequence
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from ..data.batching import LengthGroupedBatchSampler
 from ..errors import ConfigError
 from . import tracking
-from .checkpoint import load_training_state, save_training_state
+from .checkpoint import load_training_state, read_hook_tensors, read_trainer_state, save_training_state
 from .divergence import DivergenceWatch, check_weights
 from .hooks import LoopState, TrainingHook
 from .resume_check import refuse_changed
@@ -279,7 +279,11 @@ def _latest_checkpoint(output_dir: Path) -> Path | None:
     pointer = output_dir / "checkpoints" / "latest"
     if not pointer.exists():
         return None
-    path = output_dir / "checkpoints" / pointer.read_text().strip()
+    try:
+        path = output_dir / "checkpoints" / pointer.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        raise ConfigError(f"{pointer}: unreadable checkpoint pointer; delete {pointer.parent} to train this phase "
+                          f"again from its start, or start over with --overwrite-output-dir") from None
     return path if (path / "trainer_state.json").exists() else None
 
 
@@ -369,14 +373,13 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
     resumed_from = 0
     checkpoint = _latest_checkpoint(output_dir) if config.resume else None
     if checkpoint is not None:
-        saved = json.loads((checkpoint / "trainer_state.json").read_text())
+        saved = read_trainer_state(checkpoint, required=progress_state)
         refuse_changed({"train": saved.get("config", {})}, {"train": asdict(config)}, f"checkpoint {checkpoint}")
         load_training_state(checkpoint, accelerator, *resumable)
         state.step, state.epoch, state.history = saved["step"], saved["epoch"], saved["history"]
         progress_state.update({k: saved[k] for k in progress_state})
         earlier_wall = saved.get("wall_seconds", 0.0)
-        hook_tensors = load_file(str(checkpoint / "hooks.safetensors")) if (checkpoint / "hooks.safetensors").exists() else {}
-        _restore_hook_state(hooks, hook_tensors, saved.get("hooks", {}))
+        _restore_hook_state(hooks, read_hook_tensors(checkpoint), saved.get("hooks", {}))
         resumed_from = state.step
         accelerator.print(f"parp: resuming from {checkpoint} (step {state.step})")
 
