@@ -48,3 +48,7 @@ class ClusterError(ParpError):
 
 class StorageError(ParpError):
     """Output cannot be written: the disk is full (the last good checkpoint stays valid)."""
+
+
+class SynthError(ParpError):
+    """eSpeak NG produced no speech (or no phonemes) for a language: nothing usable was synthesised."""
