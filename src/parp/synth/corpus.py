@@ -19,7 +19,7 @@ import soundfile as sf
 import soxr
 from tqdm.auto import tqdm
 
-from parp.errors import ConfigError
+from parp.errors import ConfigError, SynthError
 from parp.synth.espeak import (
     DEFAULT_VARIANTS, ESpeakSynthesizer, available_languages, available_variants, espeak_version, voice_name,
 )

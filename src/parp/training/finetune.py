@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -118,8 +119,8 @@ def open_run_record(command: str, arguments: dict, config: TrainConfig,
     rank = int(os.environ.get("RANK", "0"))
     if finished is not None:
         release_output_lock(output_dir)
-        log.warning("%s: this run already completed with these settings (%s); nothing rerun. To run it "
-                    "again, add --overwrite-output-dir or use a new --output-dir", output_dir, finished.path)
+        print(f"parp: {output_dir}: this run already completed with these settings ({finished.path}); nothing "
+              f"rerun. To run it again, add --overwrite-output-dir or use a new --output-dir", file=sys.stderr)
         return None, rank, finished
     record = RunRecord(output_dir / ("run.json" if rank == 0 else f"run.rank{rank}.json"), command, arguments)
     record.set("encoder", encoder_identity(model_args.model))
