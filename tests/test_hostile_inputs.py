@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from helpers import synthetic_corpus, tiny_model_dir
+from helpers import sigkill_after_checkpoint, synthetic_corpus, tiny_model_dir
 
 from parp.cli import main
 from parp.sparsity import Mask
@@ -355,19 +355,6 @@ def test_the_claim_heartbeat_refreshes_the_owners_claim_only(tmp_path):
     assert claim.stat().st_mtime == old and claim.read_text() == other
 
 
-_KILL_AFTER_FIRST_CHECKPOINT = """
-import os, signal, sys
-import parp.training.loop as loop
-real = loop._save_checkpoint
-def save_then_die(*args, **kwargs):
-    real(*args, **kwargs)
-    os.kill(os.getpid(), signal.SIGKILL)  # a real SIGKILL, right after the first checkpoint is complete
-loop._save_checkpoint = save_then_die
-from parp.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
-
-
 @pytest.mark.slow
 def test_a_sweep_worker_killed_mid_cell_is_taken_over_and_its_cell_resumed(data, tmp_path, capsys):
     import yaml
@@ -380,7 +367,7 @@ def test_a_sweep_worker_killed_mid_cell_is_taken_over_and_its_cell_resumed(data,
     config = _sweep_config(data, out, max_steps=3, save_every=1)
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump({k: v for k, v in config.__dict__.items() if v is not None}))
-    worker = subprocess.Popen([sys.executable, "-c", _KILL_AFTER_FIRST_CHECKPOINT, "sweep", "--config", str(path)],
+    worker = subprocess.Popen([*sigkill_after_checkpoint(1), "sweep", "--config", str(path)],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)})
     log = worker.communicate(timeout=300)[0]
