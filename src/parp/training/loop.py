@@ -82,7 +82,8 @@ class TrainConfig:
     resume: bool = field(default=True, metadata={
         "help": "Resume from output_dir/checkpoints if present (only with the settings that wrote them)."})
     overwrite_output_dir: bool = field(default=False, metadata={
-        "help": "Delete the run already in output_dir and start over (instead of resuming it)."})
+        "help": "Delete the run already in output_dir (only what parp wrote there) and start over (instead of "
+                "resuming it)."})
     num_workers: int = field(default=0, metadata={"help": "DataLoader worker processes."})
     progress: bool = field(default=True, metadata={"help": "Show a progress bar."})
     torch_compile: bool = field(default=False, metadata={
