@@ -54,3 +54,25 @@ def run_tiny_prune(corpus: tuple[Path, Path], output_dir: Path, method: str, hoo
                     eval_every=0, save_every=0, max_batch_seconds=4, progress=False, lr_schedule="constant"),
         PruneArguments(method=method, sparsity=sparsity, **prune), extra_hooks=[hook])
 
+
+
+_KILL_AFTER_CHECKPOINT = """
+import os, signal, sys
+import parp.training.loop as loop
+real = loop._save_checkpoint
+def save_then_die(accelerator, output_dir, state, *args, **kwargs):
+    real(accelerator, output_dir, state, *args, **kwargs)
+    if state.step >= {step}:
+        os.kill(os.getpid(), signal.SIGKILL)  # a real SIGKILL, right after this checkpoint is complete
+loop._save_checkpoint = save_then_die
+from parp.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def sigkill_after_checkpoint(step: int) -> list[str]:
+    """The start of a command line that runs ``parp ARGS...`` and SIGKILLs itself right after its first checkpoint
+    of update >= ``step``: a real kill at a known point, not one timed by polling the wall clock."""
+    import sys
+
+    return [sys.executable, "-c", _KILL_AFTER_CHECKPOINT.format(step=step)]

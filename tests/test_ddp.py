@@ -135,11 +135,13 @@ def test_torchrun_two_cpu_processes_sweep(tmp_path):
     assert {r["method"]: r["sparsity_achieved"] for r in rows} == \
         pytest.approx({r["method"]: r["sparsity_achieved"] for r in single}, abs=1e-6)
 
-    # rank 0's refusal (finished cells ran with another schedule) reaches rank 1 too: both exit, neither hangs
+    # rank 0's refusal (finished cells ran with another schedule) reaches rank 1 too: both exit, neither hangs.
+    # Guaranteed: the launch fails within the timeout with rank 0's line and no other error. Rank 1 prints the
+    # same line when it gets there first; under load torchrun may stop it as soon as rank 0 has exited.
     config.write_text(yaml.safe_dump({**values, "max_steps": 3, "output_dir": str(out)}))
     refused = subprocess.run(command, capture_output=True, text=True, timeout=120, env={**env, "OMP_NUM_THREADS": "1"})
     errors = [line for line in refused.stderr.splitlines() if line.startswith("parp: error:")]
-    assert refused.returncode != 0 and len(errors) == 2, refused.stderr[-3000:]
+    assert refused.returncode != 0 and 1 <= len(errors) <= 2, refused.stderr[-3000:]
     assert all("ran with other settings" in line for line in errors)
     assert not re.search(r'File "[^"]*/parp/', refused.stderr)  # one line per rank, no traceback from parp's code
 

@@ -6,11 +6,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import soundfile as sf
+from helpers import sigkill_after_checkpoint
 
 from parp.models import load_finetuned_model, tiny_ctc_model
 from parp.records import phase_cost_seconds
@@ -68,24 +68,12 @@ def _latest_step(out: Path) -> int:
 
 
 def _run_killed_then_resumed(command: list[str], out: Path) -> tuple[int, subprocess.CompletedProcess]:
-    """Start the run, SIGKILL it once a checkpoint of step >= 10 exists, then run the same command again."""
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_env())
-    deadline = time.time() + 180
-    killed_at = -1
-    while time.time() < deadline:
-        step = _latest_step(out)
-        if step >= 10:
-            proc.send_signal(signal.SIGKILL)
-            killed_at = step
-            break
-        if proc.poll() is not None:
-            break
-        time.sleep(0.02)
-    else:
-        proc.kill()
-    first_output = proc.communicate(timeout=60)[0].decode(errors="replace")
-    assert proc.returncode == -signal.SIGKILL, f"run was not killed (rc={proc.returncode}):\n{first_output[-3000:]}"
-    assert 10 <= killed_at < MAX_STEPS, f"killed too late (latest checkpoint step {killed_at})"
+    """Run the command, SIGKILLed by itself right after its checkpoint of step 10, then run it again."""
+    killed = subprocess.run(sigkill_after_checkpoint(10) + command[3:], capture_output=True, text=True, env=_env(),
+                            timeout=300)  # command[3:]: the arguments after ``python -m parp``
+    assert killed.returncode == -signal.SIGKILL, f"run was not killed (rc={killed.returncode}):\n{killed.stderr[-3000:]}"
+    killed_at = _latest_step(out)
+    assert killed_at == 10, f"killed at checkpoint step {killed_at}, not 10"
     assert not (out / "model").exists(), "the killed run must not have written its final model"
     second = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=300)
     assert second.returncode == 0, second.stderr[-3000:]

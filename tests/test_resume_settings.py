@@ -52,7 +52,14 @@ def test_changed_settings_refused_harmless_recorded_overwrite_restarts(data, tmp
         assert named in line, (named, line)
     assert json.loads((out / "run.json").read_text()) == first  # the stored run is untouched
 
-    # harmless: progress, eval/log/save frequency, workers -> resumes and records what changed
+    # the same settings (harmless ones may differ) on the completed run: already completed, nothing rerun
+    assert main(_finetune_argv(data, out, "--learning-rate", "1e-3", "--seed", "1", "--log-every", "3")) == 0
+    assert "already completed" in capsys.readouterr().err
+    assert json.loads((out / "run.json").read_text()) == first
+
+    # harmless: progress, eval/log/save frequency, workers -> a killed run (its last checkpoint written) resumes
+    # and records what changed
+    (out / "run.json").write_text(json.dumps({**first, "status": "running"}))
     assert main(_finetune_argv(data, out, "--learning-rate", "1e-3", "--seed", "1", "--log-every", "3",
                                "--eval-every", "5")) == 0
     again = json.loads((out / "run.json").read_text())

@@ -59,12 +59,16 @@ def _transcribe_main(argv: Sequence[str]) -> None:
     parser.add_argument("--precision", default="auto", help="auto (bf16 on a GPU) | fp32 | bf16.")
     parser.add_argument("--max-batch-seconds", type=float, default=120.0, help="Cap on padded audio per batch.")
     args = parser.parse_args(list(argv))
+    from .errors import AudioError
     from .evaluation.evaluate import transcribe
 
     results = transcribe(args.model, args.files, args.device, args.precision, args.max_batch_seconds)
     for path, text in results:
         print(f"{path}\t{text}")
     failed = sum(text.startswith("<error: ") for _, text in results)
+    if failed == len(results):  # nothing transcribed is a failure, not an empty success
+        raise AudioError(f"{len(results)} file(s)" if len(results) > 1 else results[0][0],
+                         "none could be transcribed (see <error: ...> above)")
     if failed:  # skipped and counted, like bad audio in training and evaluation
         print(f"parp: {failed} of {len(results)} file(s) could not be transcribed (see <error: ...> above)",
               file=sys.stderr)

@@ -44,3 +44,11 @@ class TrainingError(ParpError):
 
 class ClusterError(ParpError):
     """A Ray cluster cannot be started or joined, or a sweep cell's worker kept dying."""
+
+
+class StorageError(ParpError):
+    """Output cannot be written: the disk is full (the last good checkpoint stays valid)."""
+
+
+class SynthError(ParpError):
+    """eSpeak NG produced no speech (or no phonemes) for a language: nothing usable was synthesised."""

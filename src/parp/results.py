@@ -46,11 +46,26 @@ def read_results(path: str | Path) -> list[dict[str, Any]]:
         path = path / "results.csv"
     if not path.is_file():
         raise ConfigError(f"{path}: no results file (run parp sweep first)")
+    try:
+        return _read_results(path)
+    except (UnicodeDecodeError, csv.Error, ValueError, TypeError, AttributeError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+        raise ConfigError(f"{path}: not a results table written by parp sweep ({reason})") from None
+
+
+def _read_results(path: Path) -> list[dict[str, Any]]:
     if path.suffix == ".json":
-        return json.loads(path.read_text(encoding="utf-8"))
+        rows = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise ValueError("a JSON list of rows is needed")
+        return rows
     with open(path, encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
-    numbers = {"train_hours", "sparsity_target", "sparsity_achieved", "wer", "cer", "per", "wall_seconds", "iou_with_language_mask",
+    missing = [c for c in ("cell", "method") if rows and c not in rows[0]]
+    if missing:
+        raise ValueError(f"no {', '.join(missing)} column")
+    numbers = {"train_hours", "sparsity_target", "sparsity_achieved", "wer", "cer", "per", "wall_seconds",
+               "iou_with_language_mask",
                "iou_with_pretrained_mask"}
     integers = {"seed", "finetune_steps", "finetunings", "dense_bytes", "compressed_bytes"}
     parsed = []

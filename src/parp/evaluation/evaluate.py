@@ -23,7 +23,8 @@ from ..inference import fast_form
 from ..models import audio_input, load_finetuned_model, resolve_model_source
 from ..records import RunRecord
 from .decode import BeamSearchDecoder, greedy_decode
-from .inference import DEVICE_HELP, PRECISION_HELP, batch_seconds, resolve_device, resolve_precision
+from .inference import (DEVICE_HELP, PRECISION_HELP, batch_seconds, receptive_field_samples, resolve_device,
+                        resolve_precision)
 from .metrics import METRICS
 from .predict import predict, score
 
@@ -85,6 +86,9 @@ def run_evaluate(args: EvaluateArguments) -> dict:
     """Decode a manifest, write ``metrics.json`` + ``predictions.tsv`` + ``run.json``; return the metrics."""
     if args.manifest is None:
         raise ConfigError("--manifest is required: the TSV/CSV file with the audio to score")
+    if args.max_utterances is not None and args.max_utterances < 1:
+        raise ConfigError(f"--max-utterances must be at least 1 (leave it out to evaluate everything), got "
+                          f"{args.max_utterances}")
     device = resolve_device(args.device)
     dtype = resolve_precision(args.precision, device)
     model, vocabulary = load_model_and_vocabulary(args.model, device, dtype)
@@ -96,8 +100,12 @@ def run_evaluate(args: EvaluateArguments) -> dict:
         utterances = utterances[: args.max_utterances]
     audio = audio_input(args.model)  # the sampling rate and normalisation the model was trained with
     dataset = SpeechDataset(utterances, vocabulary, audio.sampling_rate, allow_unknown=args.allow_unknown_chars,
-                            min_seconds=0.0, source=args.manifest, normalize=audio.do_normalize
-                            ).validate(args.progress)
+                            min_seconds=receptive_field_samples(model) / audio.sampling_rate, source=args.manifest,
+                            normalize=audio.do_normalize).validate(args.progress)
+    if len(dataset) == 0:
+        first = f"; first: {dataset.skipped[0][0]}: {dataset.skipped[0][1]}" if dataset.skipped else ""
+        raise ConfigError(f"--manifest {args.manifest}: no usable utterance to score ({len(dataset.skipped)} "
+                          f"skipped{first})")
     sampler = LengthGroupedBatchSampler(dataset.durations, batch_seconds(model, args.max_batch_seconds),
                                         shuffle=False)
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=CTCCollator(vocabulary.pad_id))
@@ -108,6 +116,10 @@ def run_evaluate(args: EvaluateArguments) -> dict:
                        reference=lambda index: dataset.normalizer(dataset.utterances[index].text))
         phase.update(utterances=len(rows), device=str(device), precision=str(dtype or torch.float32),
                      audio_seconds=round(float(sum(dataset.durations)), 3))
+    if not rows:
+        raise ConfigError(f"--manifest {args.manifest}: every utterance failed to decode ({len(failed)}; first: "
+                          f"{failed[0][0]}: {failed[0][1]})" if failed else f"--manifest {args.manifest}: nothing "
+                          f"was decoded")
     unit = vocabulary.unit
     utterance_metric = METRICS[unit][0]  # cer per utterance for characters, per for phones
     rates = score(rows, unit, per_utterance=True)
@@ -140,19 +152,28 @@ def transcribe(model_dir: str, files: Sequence[str], device: str = "auto", preci
         raise ConfigError("give one or more audio files to transcribe")
     if not max_batch_seconds > 0:
         raise ConfigError(f"--max-batch-seconds must be a positive number, got {max_batch_seconds!r}")
+    folders = [f for f in files if Path(f).is_dir()]
+    if folders:
+        raise ConfigError(f"{folders[0]}: a folder; give the audio files themselves (e.g. {folders[0]}/*.wav)")
     where = resolve_device(device)
     dtype = resolve_precision(precision, where)
     model, vocabulary = load_model_and_vocabulary(model_dir, where, dtype)
+    shortest = receptive_field_samples(model)
     results: list[str | None] = [None] * len(files)
     audio, slots = [], []
     front = audio_input(model_dir)  # the sampling rate and normalisation the model was trained with
     for i, path in enumerate(files):
         try:
             samples = load_audio(path, front.sampling_rate)
-            audio.append(normalize_waveform(samples) if front.do_normalize else samples)
-            slots.append(i)
         except AudioError as exc:
             results[i] = f"<error: {exc.reason}>"
+            continue
+        if len(samples) < shortest:  # skipped and counted, like a too-short clip in training
+            results[i] = (f"<error: too short ({len(samples) / front.sampling_rate:.4f} s; the model needs at least "
+                          f"{shortest / front.sampling_rate:.4f} s)>")
+            continue
+        audio.append(normalize_waveform(samples) if front.do_normalize else samples)
+        slots.append(i)
     sampler = LengthGroupedBatchSampler([len(a) / front.sampling_rate for a in audio],
                                         batch_seconds(model, max_batch_seconds),
                                         shuffle=False)

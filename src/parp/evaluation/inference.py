@@ -47,6 +47,20 @@ def batch_seconds(model: torch.nn.Module, max_batch_seconds: float) -> float:
     return max_batch_seconds if norm == "layer" else 1e-9
 
 
+def receptive_field_samples(model: torch.nn.Module) -> int:
+    """Samples the CNN feature encoder needs for one output frame (400 for wav2vec 2.0): a shorter clip has no
+    frame to decode, and the convolution would fail on it (0 when the model does not say)."""
+    config = getattr(model, "config", None)
+    kernels, strides = getattr(config, "conv_kernel", None), getattr(config, "conv_stride", None)
+    if not kernels or not strides:
+        return 0
+    field, jump = 1, 1
+    for kernel, stride in zip(kernels, strides):
+        field += (kernel - 1) * jump
+        jump *= stride
+    return field
+
+
 @torch.no_grad()
 def ctc_logits(model: torch.nn.Module, input_values: torch.Tensor, attention_mask: torch.Tensor | None,
                device: torch.device | None, dtype: torch.dtype | None) -> tuple[torch.Tensor, list[int]]:

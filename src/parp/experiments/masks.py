@@ -46,23 +46,24 @@ def compare_masks(paths: Sequence[str | Path]) -> dict[str, Any]:
     """Every pair of the given mask files, plus the IoU matrix."""
     if len(paths) < 2:
         raise ConfigError("give at least two mask files to compare")
-    masks = {str(p): Mask.load(p) for p in paths}
-    names = list(masks)
+    names = [str(p) for p in paths]  # the same file twice is a pair too (its IoU with itself is 1)
+    loaded = {name: Mask.load(name) for name in dict.fromkeys(names)}
     pairs = []
-    for x, y in itertools.combinations(names, 2):
-        pairs.append({"a": x, "b": y, **compare_pair(masks[x], masks[y])})
-    matrix = [[1.0 if x == y else None for y in names] for x in names]
-    for pair in pairs:
-        i, j = names.index(pair["a"]), names.index(pair["b"])
+    matrix: list[list[float | None]] = [[None] * len(names) for _ in names]
+    for i, j in itertools.combinations(range(len(names)), 2):
+        pair = {"a": names[i], "b": names[j], **compare_pair(loaded[names[i]], loaded[names[j]])}
+        pairs.append(pair)
         matrix[i][j] = matrix[j][i] = pair["overall"]["iou"]
-    return {"masks": names, "sparsity": {n: masks[n].sparsity() for n in names}, "iou_matrix": matrix,
+    for i in range(len(names)):
+        matrix[i][i] = 1.0
+    return {"masks": names, "sparsity": {n: loaded[n].sparsity() for n in names}, "iou_matrix": matrix,
             "pairs": pairs}
 
 
 def format_comparison(result: dict[str, Any], per_parameter: bool = False) -> str:
     """Plain-text tables: the pairs overall, then each pair per layer."""
-    labels = {name: f"[{i}]" for i, name in enumerate(result["masks"])}
-    lines = [f"{labels[n]} {n}  (sparsity {result['sparsity'][n]:.4f})" for n in result["masks"]]
+    labels = {name: f"[{i}]" for i, name in reversed(list(enumerate(result["masks"])))}  # a repeat: its first
+    lines = [f"[{i}] {n}  (sparsity {result['sparsity'][n]:.4f})" for i, n in enumerate(result["masks"])]
     header = f"{'pair':<9} {'IoU':>7} {'random':>7} {'A in B':>7} {'B in A':>7} {'sp A':>7} {'sp B':>7}"
     lines += ["", "overall (IoU of pruned sets; random = expected IoU of random masks, same per-tensor sparsity)",
               header]

@@ -24,7 +24,7 @@ from ..records import is_completed
 from ..sparsity import Mask
 from .cells import (MULTILINGUAL, Cell, LanguageData, cell_result, data_arguments, data_sizes, prune_arguments,
                     seeds_of, train_config_for)
-from .claims import claim_cell
+from .claims import claim_cell, claim_heartbeat
 
 if TYPE_CHECKING:
     from ..training.loop import TrainConfig
@@ -91,7 +91,8 @@ def run_multilingual(config: SweepConfig, languages: list[LanguageData], output_
             while not (is_completed(directory) and all(p.is_file() for p in metrics_paths.values())):
                 if claim_cell(directory):
                     try:
-                        _train_and_score(config, languages, data, cell, directory, metrics_paths)
+                        with claim_heartbeat(directory):
+                            _train_and_score(config, languages, data, cell, directory, metrics_paths)
                     finally:
                         (directory / "claimed.pid").unlink(missing_ok=True)
                     break

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from ..records import is_completed
 from ..results import write_results
 from .cells import (Cell, CellRunner, LanguageData, cell_arguments, collect_results, done_line, prerequisite,
                     previous_imp_cell)
-from .claims import claim_cell
+from .claims import claim_cell, claim_heartbeat
 from .grid import SweepConfig, check_finished_cells, validate_sweep
 from .transfer import prepare_start_mask
 from .launchers import LaunchArguments, run_cells_on_ray, validate_launch
@@ -79,7 +80,8 @@ def run_sweep(config: SweepConfig, poll_seconds: float = 10.0, launch: LaunchArg
         try:
             if is_main():
                 print(f"[{i}/{total}] {cell.label()}: running -> {directory}", flush=True)
-            summary = cell_runner(config, by_name[cell.language], cell, output_dir)  # it reuses `dense` too
+            with claim_heartbeat(directory) if is_main() else nullcontext():
+                summary = cell_runner(config, by_name[cell.language], cell, output_dir)  # it reuses `dense` too
         finally:
             if is_main():
                 (directory / "claimed.pid").unlink(missing_ok=True)

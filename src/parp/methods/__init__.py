@@ -16,7 +16,9 @@ from ..export import compression_report, save_compact_model, save_compressed, sa
 from ..models import ModelArguments
 from ..sparsity import measure_sparsity
 from ..training.finetune import open_run_record, prepare_finetune, record_decode_failures
+from ..records import Run, RunRecord
 from ..training.loop import TrainConfig, validate_train_config
+from ..training.output_lock import release_output_lock
 from . import full, imp, mpi, omp, parp
 from .base import METHOD_NAMES, MethodContext, PruneArguments, validate_prune_arguments
 from .hooks import FixedMaskHook, PARPHook
@@ -36,9 +38,27 @@ def run_prune(data_args: DataArguments, model_args: ModelArguments, config: Trai
     """Run one pruning method end to end; returns the run record's essentials."""
     validate_prune_arguments(args)
     validate_train_config(config)
-    output_dir = Path(config.output_dir)
     arguments = {"prune": args, "data": data_args, "model": model_args, "train": config}
-    record, rank = open_run_record("prune", arguments, config, model_args)  # exports from rank 0 only
+    record, rank, finished = open_run_record("prune", arguments, config, model_args)  # exports from rank 0 only
+    if finished is not None:
+        return _completed_summary(finished)
+    try:
+        return _prune(record, rank, data_args, model_args, config, args, extra_hooks)
+    finally:
+        release_output_lock(config.output_dir)
+
+
+def _completed_summary(run: Run) -> dict:
+    """What ``run_prune`` returns for a run that had already completed, read from its record."""
+    prune = run.section("prune")
+    return {**run.metrics, "wall_seconds": run.wall_seconds,
+            "reused_dense": bool(prune.get("dense_checkpoint") or prune.get("imp_checkpoint")),
+            "cost_wall_seconds": run.cost_seconds, "record": str(run.path), "already_completed": True}
+
+
+def _prune(record: RunRecord, rank: int, data_args: DataArguments, model_args: ModelArguments, config: TrainConfig,
+           args: PruneArguments, extra_hooks) -> dict:
+    output_dir = Path(config.output_dir)
     setup = prepare_finetune(data_args, model_args, progress=config.progress)
     record.update("data", setup.data_summary)
     ctx = MethodContext(setup, config, args, record, extra_hooks)

@@ -38,7 +38,8 @@ class PruneArguments:
                 "sparse kernels on GPU) | ffn (whole feed-forward neurons by L2 norm, the same number per layer; "
                 "also exported with the neurons removed: a smaller, faster model)."})
     prune_every: int = field(default=50, metadata={
-        "help": "PARP: re-prune to the target every N updates (official code: ~50-150)."})
+        "help": "PARP: re-prune to the target every N updates (official code: ~50-150); 0 = never during "
+                "fine-tuning, the final re-prune only (recorded as prune_every 0)."})
     imp_rounds: int = field(default=3, metadata={"help": "IMP: number of prune/rewind/fine-tune rounds."})
     initial_mask: str | None = field(default=None, metadata={
         "help": "PARP-P': start PARP from this mask file (e.g. OMP on another language)."})

@@ -50,6 +50,10 @@ def resolve_model_source(name_or_path: str | os.PathLike | None) -> str:
             raise ModelError(f"--model {name}: expected a model folder, found a file")
         if not (path / "config.json").exists():
             raise ModelError(f"--model {name}: the folder has no config.json, so it is not a Hugging Face model folder")
+        if not any(path.glob("*.safetensors")) and any(path.glob("*.bin")):
+            raise ModelError(f"--model {name}: its only weights are pickled (*.bin), which parp never loads (a pickle "
+                             f"can run code); convert them to safetensors where you trust them (transformers: "
+                             f"from_pretrained, then save_pretrained) and use that folder")
         return str(path)
     if _looks_like_local_path(name):
         raise ModelError(f"--model {name}: model folder does not exist")

@@ -19,7 +19,7 @@ import soundfile as sf
 import soxr
 from tqdm.auto import tqdm
 
-from parp.errors import ConfigError
+from parp.errors import ConfigError, SynthError
 from parp.synth.espeak import (
     DEFAULT_VARIANTS, ESpeakSynthesizer, available_languages, available_variants, espeak_version, voice_name,
 )
@@ -123,7 +123,7 @@ def synthesize_language(
             if audio.size >= 0.3 * config.sampling_rate:
                 break
         else:
-            raise RuntimeError(f"eSpeak produced no speech for {language!r} after 5 sentences (last: {text!r})")
+            raise SynthError(f"eSpeak produced no speech for {language!r} after 5 sentences (last: {text!r})")
         name = f"{language}_{i:06d}.flac"
         sf.write(audio_dir / name, audio, config.sampling_rate, format="FLAC", subtype="PCM_16")
         duration = audio.size / config.sampling_rate
@@ -132,7 +132,7 @@ def synthesize_language(
         if with_phones:  # what this voice spoke, sentence-final "." included, as eSpeak's own phonemiser has it
             phones = phone_string(synthesizer.phonemes(spoken, language, variant))
             if not phones:
-                raise RuntimeError(f"eSpeak gave no phonemes for {language!r} sentence {text!r}")
+                raise SynthError(f"eSpeak gave no phonemes for {language!r} sentence {text!r}")
             row += f"\t{phones}"
         rows.append(row)
         if bar is not None:
@@ -216,6 +216,8 @@ def run_synth(config: SynthConfig) -> list[Path]:
             sources[lang] = {"voice": voice_name(lang), "text": word_list(lang)[2]}
             if config.transcripts == "phones":
                 inventories[lang] = _phone_inventory(manifest)
+    if not manifests or not sum(seconds.values()) > 0:
+        raise SynthError(f"--out-dir {out_dir}: nothing was synthesised (no speech from eSpeak NG)")
     record = {
         "command": "synth",
         "config": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()},

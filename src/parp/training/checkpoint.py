@@ -17,8 +17,11 @@ Files of one checkpoint folder::
 
 from __future__ import annotations
 
+import errno
 import json
 import random
+import shutil
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +30,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 
-from ..errors import ConfigError
+from ..errors import ConfigError, StorageError
 
 
 def _write_json(path: Path, payload: Any) -> None:
@@ -37,12 +40,51 @@ def _write_json(path: Path, payload: Any) -> None:
     path.write_text(json.dumps(payload, default=refuse), encoding="utf-8")
 
 
+def _start_over(path: Path) -> str:
+    """How to go on from a damaged checkpoint (parp keeps only the newest one, so there is none to fall back to)."""
+    checkpoints = next((p for p in path.parents if p.name == "checkpoints"), path.parent)
+    return (f"delete {checkpoints} to train this phase again from its start (the run's settings are kept), or "
+            f"start over with --overwrite-output-dir")
+
+
+def _damaged(path: Path, reason: str) -> ConfigError:
+    return ConfigError(f"{path}: damaged checkpoint state ({reason}); {_start_over(path)}")
+
+
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path}: unreadable checkpoint state ({exc}); delete the checkpoint folder or use "
-                          f"--overwrite-output-dir") from None
+        raise _damaged(path, f"unreadable: {exc}") from None
+
+
+# trainer_state.json keys the loop resumes from (besides its progress counters, passed as ``required``)
+_TRAINER_KEYS = {"step": int, "epoch": int, "history": list}
+
+
+def read_trainer_state(directory: Path, required=()) -> dict[str, Any]:
+    """The loop's ``trainer_state.json`` of a checkpoint, checked for every key the loop resumes from."""
+    path = directory / "trainer_state.json"
+    saved = _read_json(path)
+    if not isinstance(saved, dict):
+        raise _damaged(path, f"a JSON object is needed, found {type(saved).__name__}")
+    missing = [k for k in (*_TRAINER_KEYS, *required) if k not in saved]
+    wrong = [k for k, kind in _TRAINER_KEYS.items() if k in saved and not isinstance(saved[k], kind)]
+    if missing or wrong:
+        raise _damaged(path, "; ".join(filter(None, [missing and f"missing {', '.join(missing)}",
+                                                     wrong and f"{', '.join(wrong)} of the wrong type"])))
+    return saved
+
+
+def read_hook_tensors(directory: Path) -> dict[str, torch.Tensor]:
+    """The hooks' tensors of a checkpoint (``hooks.safetensors``; none where the hooks kept no tensors)."""
+    path = directory / "hooks.safetensors"
+    if not path.exists():
+        return {}
+    try:
+        return load_file(str(path))
+    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
+        raise _damaged(path, (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:200]) from None
 
 
 # --------------------------------------------------------------------------------------------- optimizer
@@ -99,8 +141,39 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 # ------------------------------------------------------------------------------------------- save / load
 
 
+@contextmanager
+def disk_full_is_one_line(directory: Path, model: torch.nn.Module):
+    """A full disk while writing checkpoint ``directory``: its partial files go, ``checkpoints/latest`` still names
+    the last complete checkpoint (it is moved only after a checkpoint is whole), and the error names the folder
+    and about how much space one checkpoint needs."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        pointer = directory.parent / "latest"
+        last = pointer.read_text().strip() if pointer.is_file() else None
+        if last != directory.name:  # never the last good checkpoint itself
+            shutil.rmtree(directory, ignore_errors=True)
+        needed = 3 * sum(p.numel() * p.element_size() for p in model.parameters())  # weights + two Adam moments
+        try:
+            free = f", {shutil.disk_usage(directory.parent).free / 1e6:.0f} MB free"
+        except OSError:
+            free = ""
+        kept = f"the last good checkpoint ({directory.parent / last}) is kept" if last else "no checkpoint was kept"
+        raise StorageError(f"{directory}: disk full while writing a checkpoint (one needs about "
+                           f"{needed / 1e6:.0f} MB{free}); {kept}: free space, then run the same command again "
+                           f"to resume") from None
+
+
 def save_training_state(directory: Path, accelerator, model: torch.nn.Module, optimizer, scheduler) -> None:
     """Write model, optimizer, scheduler, scaler and RNG state of this step (every process writes its RNG)."""
+    with disk_full_is_one_line(directory, accelerator.unwrap_model(model)):
+        _save_training_state(directory, accelerator, model, optimizer, scheduler)
+    accelerator.wait_for_everyone()
+
+
+def _save_training_state(directory: Path, accelerator, model: torch.nn.Module, optimizer, scheduler) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     if accelerator.is_main_process:
         save_model(accelerator.unwrap_model(model), str(directory / "model.safetensors"))
@@ -112,7 +185,6 @@ def save_training_state(directory: Path, accelerator, model: torch.nn.Module, op
             _write_json(directory / "scaler.json", accelerator.scaler.state_dict())
         _write_json(directory / "accelerator.json", {"step": accelerator.step})
     _write_json(directory / f"rng_state_{accelerator.process_index}.json", _rng_state())
-    accelerator.wait_for_everyone()
 
 
 def load_training_state(directory: Path, accelerator, model: torch.nn.Module, optimizer, scheduler) -> None:
@@ -131,10 +203,16 @@ def load_training_state(directory: Path, accelerator, model: torch.nn.Module, op
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:200]
         raise ConfigError(f"{directory}: checkpoint does not fit this run or is damaged ({reason}); use "
                           f"--overwrite-output-dir or a new --output-dir") from None
-    scheduler.load_state_dict(_read_json(directory / "scheduler.json"))
     if accelerator.scaler is not None and (directory / "scaler.json").is_file():
         accelerator.scaler.load_state_dict(_read_json(directory / "scaler.json"))
-    accelerator.step = _read_json(directory / "accelerator.json")["step"]
+    try:
+        scheduler.load_state_dict(_read_json(directory / "scheduler.json"))
+        accelerator.step = _read_json(directory / "accelerator.json")["step"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _damaged(directory, f"scheduler.json or accelerator.json: {type(exc).__name__} {exc}") from None
     rng = directory / f"rng_state_{accelerator.process_index}.json"
     if rng.is_file():
-        _set_rng_state(_read_json(rng))
+        try:
+            _set_rng_state(_read_json(rng))
+        except (KeyError, TypeError, ValueError, IndexError, RuntimeError, OverflowError) as exc:
+            raise _damaged(rng, f"not the RNG states parp writes: {type(exc).__name__} {exc}"[:200]) from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -22,9 +23,10 @@ from ..data.text import Vocabulary, make_normalizer
 from ..errors import ConfigError
 from ..export.card import write_model_card
 from ..models import ModelArguments, audio_input, encoder_identity, load_ctc_model, resolve_model_source
-from ..records import RunRecord
+from ..records import Run, RunRecord
 from .ctc import CTC_HEAD_INITS, CTCObjective, init_head_bias_to_prior
 from .loop import TrainConfig, TrainResult, train, validate_train_config
+from .output_lock import release_output_lock
 from .resume_check import prepare_output_dir
 
 log = logging.getLogger(__name__)
@@ -110,26 +112,55 @@ class FinetuneResult:
 
 
 def open_run_record(command: str, arguments: dict, config: TrainConfig,
-                    model_args: ModelArguments) -> tuple[RunRecord, int]:
-    """The record of a ``parp finetune`` / ``parp prune`` run and this process's rank: a resumed folder's settings are
-    checked first, under torchrun every process keeps its own record, and the record names the encoder (a default
+                    model_args: ModelArguments) -> tuple[RunRecord | None, int, Run | None]:
+    """The record of a ``parp finetune`` / ``parp prune`` run, this process's rank, and the earlier run where the
+    folder already holds this run completed (then no record is opened: nothing is rerun or rewritten).
+
+    The folder's earlier run is checked first, the folder is locked for this run (``release_output_lock`` when
+    it ends), under torchrun every process keeps its own record, and the record names the encoder (a default
     ``--model`` follows whichever encoder parp ships)."""
     output_dir = Path(config.output_dir)
-    changes = prepare_output_dir(output_dir, config.overwrite_output_dir, command, arguments)
+    changes, finished = prepare_output_dir(output_dir, config.overwrite_output_dir, command, arguments)
     rank = int(os.environ.get("RANK", "0"))
+    if finished is not None:
+        release_output_lock(output_dir)
+        print(f"parp: {output_dir}: this run already completed with these settings ({finished.path}); nothing "
+              f"rerun. To run it again, add --overwrite-output-dir or use a new --output-dir", file=sys.stderr)
+        return None, rank, finished
     record = RunRecord(output_dir / ("run.json" if rank == 0 else f"run.rank{rank}.json"), command, arguments)
     record.set("encoder", encoder_identity(model_args.model))
     if changes:
         record.set("changed_on_resume", changes)
-    return record, rank
+    return record, rank, None
+
+
+def _completed_result(run: Run) -> FinetuneResult:
+    """What ``run_finetune`` returns for a run that had already completed, read from its record."""
+    metrics, outputs, phase = run.metrics, run.data.get("outputs") or {}, run.phase("finetune")
+    train_result = TrainResult(
+        steps=phase.total_steps if phase else 0, epochs=0, wall_seconds=0.0,
+        train_seconds=phase.train_seconds if phase else 0.0, train_audio_seconds=0.0, resumed_from_step=0,
+        final_metrics=metrics.get("final") or {}, best_metrics=metrics.get("best") or {},
+        best_step=metrics.get("best_step") or 0, history=run.history,
+        model_dir=outputs.get("model") or str(run.path.parent / "model"), best_dir=outputs.get("best"))
+    return FinetuneResult(train_result, run.path)
 
 
 def run_finetune(data_args: DataArguments, model_args: ModelArguments, config: TrainConfig) -> FinetuneResult:
     """``parp finetune``: full fine-tuning (the 0 % sparsity baseline)."""
     validate_train_config(config)
-    output_dir = Path(config.output_dir)
     arguments = {"data": data_args, "model": model_args, "train": config}
-    record, rank = open_run_record("finetune", arguments, config, model_args)
+    record, rank, finished = open_run_record("finetune", arguments, config, model_args)
+    if finished is not None:
+        return _completed_result(finished)
+    try:
+        return _finetune(record, rank, data_args, model_args, config)
+    finally:
+        release_output_lock(config.output_dir)
+
+
+def _finetune(record: RunRecord, rank: int, data_args: DataArguments, model_args: ModelArguments,
+              config: TrainConfig) -> FinetuneResult:
     setup = prepare_finetune(data_args, model_args, progress=config.progress)
     record.update("data", setup.data_summary)
     model = setup.new_model(config.seed)

@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from ..data.batching import LengthGroupedBatchSampler
 from ..errors import ConfigError
 from . import tracking
-from .checkpoint import load_training_state, save_training_state
+from .checkpoint import load_training_state, read_hook_tensors, read_trainer_state, save_training_state
 from .divergence import DivergenceWatch, check_weights
 from .hooks import LoopState, TrainingHook
 from .resume_check import refuse_changed
@@ -88,7 +88,8 @@ class TrainConfig:
     resume: bool = field(default=True, metadata={
         "help": "Resume from output_dir/checkpoints if present (only with the settings that wrote them)."})
     overwrite_output_dir: bool = field(default=False, metadata={
-        "help": "Delete the run already in output_dir and start over (instead of resuming it)."})
+        "help": "Delete the run already in output_dir (only what parp wrote there) and start over (instead of "
+                "resuming it)."})
     num_workers: int = field(default=0, metadata={"help": "DataLoader worker processes."})
     progress: bool = field(default=True, metadata={"help": "Show a progress bar."})
     torch_compile: bool = field(default=False, metadata={
@@ -143,6 +144,8 @@ def validate_train_config(config: TrainConfig) -> None:
 
 
 LR_SCHEDULES = ("linear", "cosine", "constant", "tri-stage")
+# progress counters a checkpoint of an older parp lacks: they resume at their start values
+PROGRESS_ADDED_LATER = ("evals_without_improvement",)
 TRI_STAGE_HOLD_UNTIL = 0.5  # fraction of max_steps held at the peak (wav2vec 2.0: 10 % warm-up + 40 % hold)
 TRI_STAGE_FINAL_SCALE = 0.05  # the LR decays exponentially to this fraction of the peak
 
@@ -297,7 +300,11 @@ def _latest_checkpoint(output_dir: Path) -> Path | None:
     pointer = output_dir / "checkpoints" / "latest"
     if not pointer.exists():
         return None
-    path = output_dir / "checkpoints" / pointer.read_text().strip()
+    try:
+        path = output_dir / "checkpoints" / pointer.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        raise ConfigError(f"{pointer}: unreadable checkpoint pointer; delete {pointer.parent} to train this phase "
+                          f"again from its start, or start over with --overwrite-output-dir") from None
     return path if (path / "trainer_state.json").exists() else None
 
 
@@ -388,14 +395,13 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
     resumed_from = 0
     checkpoint = _latest_checkpoint(output_dir) if config.resume else None
     if checkpoint is not None:
-        saved = json.loads((checkpoint / "trainer_state.json").read_text())
+        saved = read_trainer_state(checkpoint, required=[k for k in progress_state if k not in PROGRESS_ADDED_LATER])
         refuse_changed({"train": saved.get("config", {})}, {"train": asdict(config)}, f"checkpoint {checkpoint}")
         load_training_state(checkpoint, accelerator, *resumable)
         state.step, state.epoch, state.history = saved["step"], saved["epoch"], saved["history"]
-        progress_state.update({k: saved.get(k, v) for k, v in progress_state.items()})  # older: fewer keys
+        progress_state.update({k: saved.get(k, v) for k, v in progress_state.items()})
         earlier_wall = saved.get("wall_seconds", 0.0)
-        hook_tensors = load_file(str(checkpoint / "hooks.safetensors")) if (checkpoint / "hooks.safetensors").exists() else {}
-        _restore_hook_state(hooks, hook_tensors, saved.get("hooks", {}))
+        _restore_hook_state(hooks, read_hook_tensors(checkpoint), saved.get("hooks", {}))
         resumed_from = state.step
         accelerator.print(f"parp: resuming from {checkpoint} (step {state.step})")
 

@@ -8,13 +8,17 @@ way out is ``--overwrite-output-dir`` or a new ``--output-dir``. Settings that o
 from __future__ import annotations
 
 import json
+import logging
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..records import jsonable, read_run
+from ..records import Run, jsonable, read_run
+from .output_lock import acquire_output_lock, release_output_lock
+from .output_safety import refuse_unsafe_overwrite, remove_parp_outputs
+
+log = logging.getLogger(__name__)
 
 # may differ between a run and its resumption: where files go and how the run is watched, not what it learns
 HARMLESS_ON_RESUME = frozenset({"output_dir", "progress", "resume", "save_every", "log_every", "eval_every",
@@ -52,13 +56,14 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def refuse_changed(stored: dict, new: dict, where: str) -> dict[str, list]:
+def refuse_changed(stored: dict, new: dict, where: str, what: str = "a run") -> dict[str, list]:
     """Raise one line naming every result-affecting setting that differs; return the harmless changes."""
     changes = _changes(stored, new)
     bad = {k: v for k, v in changes.items() if k not in HARMLESS_ON_RESUME}
     if bad:
+        consequence = "rerunning would replace it" if "completed" in what else "resuming would mix them"
         listed = ", ".join(f"{_flag(k)} {_short(a)} -> {_short(b)}" for k, (a, b) in bad.items())
-        raise ConfigError(f"{where} holds a run with other settings ({listed}); resuming would mix them: rerun "
+        raise ConfigError(f"{where} holds {what} with other settings ({listed}); {consequence}: rerun "
                           f"with the same settings, or start over with --overwrite-output-dir or a new --output-dir")
     return {k: [a, b] for k, (a, b) in changes.items() if k != "output_dir"}
 
@@ -76,27 +81,49 @@ def check_writable(output_dir: Path) -> None:
         raise ConfigError(f"--output-dir {output_dir}: cannot write there ({exc.strerror or exc})") from None
 
 
-def prepare_output_dir(output_dir: str | Path, overwrite: bool, command: str, arguments: dict) -> dict[str, list]:
-    """Before a run writes its record: start over if asked, else refuse a resume whose settings changed.
+def prepare_output_dir(output_dir: str | Path, overwrite: bool, command: str,
+                       arguments: dict) -> tuple[dict[str, list], Run | None]:
+    """Before a run writes its record: start over if asked, else refuse a run whose settings changed.
 
-    ``arguments`` are the run's dataclasses by section (as stored in ``run.json``); returns the harmless
-    changes (setting -> [before, now]) for the new record.
+    ``arguments`` are the run's dataclasses by section (as stored in ``run.json``). A folder holding a run record
+    (finished or not, checkpointed or not) is compared with the new command the same way: other settings are
+    refused with the setting named. Returns the harmless changes (setting -> [before, now]) for the new record,
+    and the earlier run where it already completed with these settings (nothing is to be rerun).
     """
+    if not str(output_dir).strip():
+        raise ConfigError("--output-dir is empty: give the run its own folder (e.g. --output-dir runs/NAME)")
+    new = jsonable(arguments)
+    if overwrite:
+        refuse_unsafe_overwrite(output_dir, new.get("data"))
     output_dir = Path(output_dir)
     check_writable(output_dir)
+    acquire_output_lock(output_dir)  # held until the run ends (``release_output_lock``) or the process does
+    try:
+        return _compare_with_earlier(output_dir, overwrite, command, new)
+    except BaseException:
+        release_output_lock(output_dir)
+        raise
+
+
+def _compare_with_earlier(output_dir: Path, overwrite: bool, command: str,
+                          new: dict) -> tuple[dict[str, list], Run | None]:
     if overwrite:
-        if output_dir.is_dir() and ((output_dir / "run.json").exists() or (output_dir / "checkpoints").exists()):
-            if int(os.environ.get("RANK", "0")) == 0:
-                shutil.rmtree(output_dir)
-        return {}
-    if not has_checkpoint(output_dir):
-        return {}
+        if int(os.environ.get("RANK", "0")) == 0:
+            removed = remove_parp_outputs(output_dir)
+            if removed:
+                log.warning("--overwrite-output-dir: removed %s from %s", ", ".join(removed), output_dir)
+        return {}, None
+    has_record = (output_dir / "run.json").exists()
+    if not has_record and not has_checkpoint(output_dir):
+        return {}, None
     earlier = read_run(output_dir)
     if earlier is None or not earlier.arguments or earlier.command is None:
-        raise ConfigError(f"--output-dir {output_dir} holds checkpoints but no readable run.json, so its settings "
-                          f"cannot be checked; start over with --overwrite-output-dir or a new --output-dir")
-    stored, stored_command = earlier.arguments, earlier.command
-    if stored_command != command:
-        raise ConfigError(f"--output-dir {output_dir} holds a 'parp {stored_command}' run, not a 'parp {command}' "
+        what = "checkpoints but no readable run.json" if not has_record else "an unreadable run.json"
+        raise ConfigError(f"--output-dir {output_dir} holds {what}, so its settings cannot be checked; start over "
+                          f"with --overwrite-output-dir or use a new --output-dir")
+    if earlier.command != command:
+        raise ConfigError(f"--output-dir {output_dir} holds a 'parp {earlier.command}' run, not a 'parp {command}' "
                           f"run; start over with --overwrite-output-dir or use a new --output-dir")
-    return refuse_changed(stored, jsonable(arguments), f"--output-dir {output_dir}")
+    state = "a completed run" if earlier.completed else "a run"
+    changes = refuse_changed(earlier.arguments, new, f"--output-dir {output_dir}", state)
+    return changes, (earlier if earlier.completed else None)
