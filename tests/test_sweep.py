@@ -375,7 +375,7 @@ def test_a_second_worker_takes_the_next_seeds_imp_chain_while_the_first_runs_its
 def test_a_setting_newer_than_a_finished_cell_matches_it_at_its_default():
     """Cells recorded before an option existed match a run that sets it to what they did (not to today's default:
     ctc_head_init defaults to prior now, runs without the option had transformers' random head)."""
-    from parp.methods.base import differing_settings
+    from parp.methods.compatibility import differing_settings
 
     old = {"model": {"mask_time_prob": 0.05}, "train": {"max_steps": 600}}
     new = {"model": {"mask_time_prob": 0.05, "ctc_head_init": "random"},
