@@ -25,7 +25,7 @@ class Command:
 def _finetune_args():
     from .data import DataArguments
     from .models import ModelArguments
-    from .training.loop import TrainConfig
+    from .training.config import TrainConfig
 
     return [DataArguments, ModelArguments, TrainConfig]
 
@@ -74,7 +74,7 @@ def _prune_args():
     from .data import DataArguments
     from .methods import PruneArguments
     from .models import ModelArguments
-    from .training.loop import TrainConfig
+    from .training.config import TrainConfig
 
     return [PruneArguments, DataArguments, ModelArguments, TrainConfig]
 
@@ -102,7 +102,7 @@ def _downstream_args():
     from .data import DataArguments
     from .models import ModelArguments
     from .pretrain.downstream import DownstreamArguments
-    from .training.loop import TrainConfig
+    from .training.config import TrainConfig
 
     return [DownstreamArguments, DataArguments, ModelArguments, TrainConfig]
 

@@ -20,7 +20,7 @@ from ..methods.compatibility import differing_settings
 from ..models import ModelArguments, encoder_identity
 from ..records import is_completed, jsonable, read_run
 from ..sparsity import validate_sparsity
-from ..training.loop import TrainConfig
+from ..training.config import TrainConfig
 from .cells import MULTILINGUAL, Cell, LanguageData, cell_arguments, data_sizes, prerequisite, seeds_of
 from .transfer import transfer_cells
 

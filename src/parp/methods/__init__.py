@@ -16,7 +16,7 @@ from ..export import compression_report, save_compact_model, save_compressed, sa
 from ..models import ModelArguments
 from ..sparsity import measure_sparsity
 from ..training.finetune import open_run_record, prepare_finetune, record_decode_failures
-from ..training.loop import TrainConfig, validate_train_config
+from ..training.config import TrainConfig, validate_train_config
 from . import full, imp, mpi, omp, parp
 from .arguments import METHOD_NAMES, PruneArguments, validate_prune_arguments
 from .context import MethodContext

@@ -19,7 +19,8 @@ from ..sparsity import Mask
 from ..sparsity.scopes import sparsifier
 from ..training.finetune import FinetuneSetup, with_output_dir
 from ..training.hooks import TrainingHook
-from ..training.loop import TrainConfig, TrainResult, train
+from ..training.config import TrainConfig
+from ..training.loop import TrainResult, train
 from .arguments import PruneArguments
 from .compatibility import completed_run, load_weights
 
