@@ -122,3 +122,13 @@ def test_parp_with_heads_runs_on_the_tiny_model_and_ends_at_exactly_the_target(t
     assert any(sum(s) < HEADS for s in probe.silent[1:3]), "silenced heads must be free to grow back"
     assert summary["sparsity_achieved"] == pytest.approx(0.5)  # the final re-prune zeroes whole heads
     assert summary["mask_sparsity"] == pytest.approx(0.5)
+
+
+def test_the_trainer_callback_takes_the_heads_scope_from_the_same_registry():
+    from parp.integrations.transformers import PruningCallback, prune_now
+
+    model = _model()
+    mask = PruningCallback("mpi", sparsity=0.5, scope="heads").magnitude_mask(model)
+    assert [len(_pruned_heads(mask, b)) for b in head_blocks(model)] == [HEADS // 2, HEADS // 2]
+    assert prune_now(model, 0.5, scope="heads") == mask
+
