@@ -131,4 +131,3 @@ def test_the_trainer_callback_takes_the_heads_scope_from_the_same_registry():
     mask = PruningCallback("mpi", sparsity=0.5, scope="heads").magnitude_mask(model)
     assert [len(_pruned_heads(mask, b)) for b in head_blocks(model)] == [HEADS // 2, HEADS // 2]
     assert prune_now(model, 0.5, scope="heads") == mask
-
