@@ -15,10 +15,10 @@ from ..records import Run, RunRecord, read_run
 
 # schedule fields that do not change the trained weights (where files go, how often to log or checkpoint)
 NEUTRAL_TRAIN_FIELDS = {"output_dir", "progress", "resume", "save_every", "log_every", "num_workers", "report_to",
-                         "dense_checkpoint", "compressed_checkpoint", "overwrite_output_dir",
-                         # speed options: same schedule, at most float-rounding differences (and absent from
-                         # records written before they existed)
-                         "torch_compile", "gradient_checkpointing", "tf32"}
+                        "dense_checkpoint", "compressed_checkpoint", "overwrite_output_dir",
+                        # speed options: same schedule, at most float-rounding differences (and absent from
+                        # records written before they existed)
+                        "torch_compile", "gradient_checkpointing", "tf32"}
 
 
 # pruning settings that must match for a run's masks to continue in another run
