@@ -149,7 +149,7 @@ def test_damaged_mask_files(tmp_path):
 
 
 def test_bad_scope_and_partial_initial_mask_fail_before_fine_tuning(data, tmp_path, capsys, monkeypatch):
-    import parp.methods.base as base
+    import parp.methods.context as base
 
     manifest, model = data
     trained = []

@@ -176,3 +176,18 @@ def test_bad_ctc_head_init_is_one_line_naming_the_flag(tmp_path):
         prepare_finetune(DataArguments(train_manifest=str(manifest), valid_fraction=0.25),
                          ModelArguments(model=str(tiny_model_dir(tmp_path / "model")), ctc_head_init="zeros"),
                          progress=False)
+
+
+def test_progress_keeps_the_trainer_state_keys_and_reads_older_checkpoints():
+    """trainer_state.json keeps the keys it had as a dict, so checkpoints resume across the change; an older one
+    lacking some keys starts those at their defaults, and the file's other keys are not progress."""
+    from dataclasses import asdict
+
+    from parp.training.loop import Progress
+
+    assert list(asdict(Progress())) == ["batches_in_epoch", "best_value", "best_step", "best_metrics",
+                                        "train_seconds", "train_audio_seconds", "evals_without_improvement"]
+    old = Progress.from_saved({"batches_in_epoch": 3, "best_value": 0.5, "best_step": 40, "step": 50,
+                               "wall_seconds": 9.0, "history": []})
+    assert (old.batches_in_epoch, old.best_value, old.best_step) == (3, 0.5, 40)
+    assert (old.train_seconds, old.evals_without_improvement, old.best_metrics) == (0.0, 0, {})

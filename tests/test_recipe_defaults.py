@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from parp.experiments.grid import SweepConfig
-from parp.methods.base import PruneArguments
+from parp.methods import PruneArguments
 from parp.models import ModelArguments
 from parp.training.loop import TrainConfig
 

@@ -360,8 +360,8 @@ def test_a_second_worker_takes_the_next_seeds_imp_chain_while_the_first_runs_its
     try:
         (first / "claimed.pid").write_text(json.dumps({"pid": worker.pid, "host": socket.gethostname(),
                                                        "start": _process_start(worker.pid)}))
-        index, _ = next_cell(config, cells, out, announced=set())
-        assert cells[index - 1] == Cell("xx", "imp", 0.1, 1)  # seed 1's chain, not an error on seed 0's
+        pick = next_cell(config, cells, out, announced=set())
+        assert cells[pick.number - 1] == Cell("xx", "imp", 0.1, 1)  # seed 1's chain, not an error on seed 0's
         (Cell("xx", "imp", 0.1, 1).directory(out) / "claimed.pid").unlink()
         (first / "claimed.pid").unlink()
         # a round this process already ran and did not finish is an error, not an endless wait
@@ -375,7 +375,7 @@ def test_a_second_worker_takes_the_next_seeds_imp_chain_while_the_first_runs_its
 def test_a_setting_newer_than_a_finished_cell_matches_it_at_its_default():
     """Cells recorded before an option existed match a run that sets it to what they did (not to today's default:
     ctc_head_init defaults to prior now, runs without the option had transformers' random head)."""
-    from parp.methods.base import differing_settings
+    from parp.methods.compatibility import differing_settings
 
     old = {"model": {"mask_time_prob": 0.05}, "train": {"max_steps": 600}}
     new = {"model": {"mask_time_prob": 0.05, "ctc_head_init": "random"},

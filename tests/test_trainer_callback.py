@@ -187,4 +187,4 @@ def test_bad_callback_arguments_are_one_line_errors():
     with pytest.raises(MaskError, match="needs mask="):
         PruningCallback("fixed")
     with pytest.raises(MaskError, match="scope must be"):
-        PruningCallback(scope="heads")
+        PruningCallback(scope="rows")

@@ -16,7 +16,7 @@ from helpers import synthetic_corpus, tiny_model_dir
 from parp.errors import ConfigError
 from parp.experiments.cells import Cell, prerequisite
 from parp.experiments.grid import SweepConfig, validate_sweep
-from parp.experiments.sweep import next_cell, run_sweep
+from parp.experiments.sweep import WAIT, Decision, next_cell, run_sweep
 from parp.results import read_results
 from parp.sparsity import Mask
 
@@ -113,17 +113,17 @@ def test_transfer_cells_wait_while_their_source_omp_cell_runs(tmp_path):
             {"pid": worker.pid, "host": socket.gethostname(), "start": _process_start(worker.pid)}))
         announced: set[int] = set(range(1, len(cells) + 1)) - {i for i, c in enumerate(cells, 1) if c.mask_from}
         picked = []
-        while (pick := next_cell(config, cells, out, announced)) not in ("wait", None):
-            picked.append(cells[pick[0] - 1])
-            announced.add(pick[0])
-        assert pick == "wait"
+        while (pick := next_cell(config, cells, out, announced)).decision is Decision.RUN:
+            picked.append(cells[pick.number - 1])
+            announced.add(pick.number)
+        assert pick == WAIT
         assert sorted(c.label() for c in picked) == ["xx transfer from yy s=0.5 seed=0",
                                                      "xx transfer-random from yy s=0.5 seed=0"]
         assert not any((c.directory(out) / "claimed.pid").exists() for c in waiting)
         # the source finishes: its transfer cells are claimed next
         _complete(source.directory(out))
         pick = next_cell(config, cells, out, announced)
-        assert cells[pick[0] - 1] in waiting and pick[1] is None
+        assert pick.decision is Decision.RUN and cells[pick.number - 1] in waiting and pick.dense is None
     finally:
         worker.kill()
         worker.wait()

@@ -16,7 +16,7 @@ from .evaluation.evaluate import EvaluateArguments, run_evaluate
 from .methods import PruneArguments, run_prune
 from .models import ModelArguments
 from .training.finetune import run_finetune
-from .training.loop import TrainConfig
+from .training.config import TrainConfig
 
 
 def _build(types: Sequence[type], options: dict[str, Any], what: str) -> list:

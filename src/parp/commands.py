@@ -25,7 +25,7 @@ class Command:
 def _finetune_args():
     from .data import DataArguments
     from .models import ModelArguments
-    from .training.loop import TrainConfig
+    from .training.config import TrainConfig
 
     return [DataArguments, ModelArguments, TrainConfig]
 
@@ -78,7 +78,7 @@ def _prune_args():
     from .data import DataArguments
     from .methods import PruneArguments
     from .models import ModelArguments
-    from .training.loop import TrainConfig
+    from .training.config import TrainConfig
 
     return [PruneArguments, DataArguments, ModelArguments, TrainConfig]
 
@@ -106,7 +106,7 @@ def _downstream_args():
     from .data import DataArguments
     from .models import ModelArguments
     from .pretrain.downstream import DownstreamArguments
-    from .training.loop import TrainConfig
+    from .training.config import TrainConfig
 
     return [DownstreamArguments, DataArguments, ModelArguments, TrainConfig]
 

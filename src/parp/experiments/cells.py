@@ -12,19 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-import torch
-from safetensors import safe_open
-from transformers import AutoModelForCTC
-
 from ..config import shared_values
 from ..errors import ConfigError
 from ..data import DataArguments
 from ..methods import PruneArguments
 from ..models import ModelArguments
 from ..records import is_completed, load_run
-from ..sparsity import Mask, prunable_parameters
-from ..sparsity.mask import MASK_FORMAT
-from ..training.loop import TrainConfig
+from ..training.config import TrainConfig
+from .cell_masks import final_mask_path
 
 if TYPE_CHECKING:
     from .grid import SweepConfig
@@ -238,33 +233,3 @@ def cell_result(cell: Cell, output_dir: Path) -> dict[str, Any]:
 
 def _size(path: Path) -> int | None:
     return path.stat().st_size if path.is_file() else None
-
-
-def final_mask_path(directory: Path) -> Path:
-    """The cell's final mask file: the one export wrote, else one read off the exported model's zeros; where the
-    weights are absent too (records copied back from a GPU call without them), where export writes the mask."""
-    derived = directory / "final-mask.safetensors"
-    if derived.is_file():
-        return derived
-    for candidate in sorted(directory.glob("*.safetensors")) + sorted((directory / "model").glob("*.safetensors")):
-        if _is_mask_file(candidate, MASK_FORMAT):
-            return candidate
-    if not (directory / "model" / "model.safetensors").is_file():
-        return directory / "model" / "mask.safetensors"
-    return derive_mask_from_zeros(directory / "model", derived)
-
-
-def _is_mask_file(path: Path, mask_format: str) -> bool:
-    try:
-        with safe_open(str(path), framework="np") as f:
-            return (f.metadata() or {}).get("format") == mask_format
-    except Exception:  # not a safetensors file we can read: not a mask
-        return False
-
-
-def derive_mask_from_zeros(model_dir: Path, path: Path) -> Path:
-    """Kept = non-zero prunable weights of a saved model (exact for every method: pruned weights are exactly 0)."""
-    model = AutoModelForCTC.from_pretrained(str(model_dir))
-    with torch.no_grad():
-        mask = Mask({n: p.detach() != 0 for n, p in prunable_parameters(model).items()})
-    return mask.save(path, metadata={"derived_from": str(model_dir)})

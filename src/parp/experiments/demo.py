@@ -21,7 +21,7 @@ from ..methods import PruneArguments
 from ..models import ModelArguments, default_model_path, resolve_model_source
 from ..reports.report import build_report
 from ..synth import SynthConfig, run_synth
-from ..training.loop import TrainConfig
+from ..training.config import TrainConfig
 from .grid import SweepConfig
 from .sweep import run_sweep
 

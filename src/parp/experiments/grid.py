@@ -15,11 +15,12 @@ from ..config import CONFIG_TYPE_KEY, load_config_file, shared
 from ..data import DataArguments
 from ..errors import ConfigError
 from ..methods import PruneArguments
-from ..methods.base import METHOD_NAMES, differing_settings
+from ..methods.arguments import METHOD_NAMES
+from ..methods.compatibility import differing_settings
 from ..models import ModelArguments, encoder_identity
 from ..records import is_completed, jsonable, read_run
 from ..sparsity import validate_sparsity
-from ..training.loop import TrainConfig
+from ..training.config import TrainConfig
 from .cells import MULTILINGUAL, Cell, LanguageData, cell_arguments, data_sizes, prerequisite, seeds_of
 from .transfer import transfer_cells
 

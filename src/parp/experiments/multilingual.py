@@ -27,7 +27,7 @@ from .cells import (MULTILINGUAL, Cell, LanguageData, cell_result, data_argument
 from .claims import claim_cell, claim_heartbeat
 
 if TYPE_CHECKING:
-    from ..training.loop import TrainConfig
+    from ..training.config import TrainConfig
     from .grid import SweepConfig
 
 METHOD = "parp-multi"

@@ -16,6 +16,8 @@ import dataclasses
 import json
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from ..errors import ConfigError
 from ..methods import run_prune
 from ..records import is_completed
 from ..results import write_results
+from .cell_masks import write_missing_masks
 from .cells import (Cell, CellRunner, LanguageData, cell_arguments, collect_results, done_line, prerequisite,
                     previous_imp_cell)
 from .claims import claim_cell, claim_heartbeat
@@ -31,6 +34,26 @@ from .transfer import prepare_start_mask
 from .launchers import LaunchArguments, run_cells_on_ray, validate_launch
 from .multilingual import run_multilingual
 from .ranks import from_main, is_main, join_process_group, world_size
+
+
+class Decision(Enum):
+    RUN = "run"  # claimed a cell: run it
+    WAIT = "wait"  # other processes hold the remaining cells (or cells they need): poll again
+    DONE = "done"  # every cell finished, or was run by this process
+
+
+@dataclass(frozen=True)
+class NextCell:
+    """The scheduler's answer: run cell ``number`` (1-based, in grid order; ``dense``: the finished dense cell's
+    folder it reuses), wait, or stop."""
+
+    decision: Decision
+    number: int = 0
+    dense: str | None = None
+
+
+WAIT = NextCell(Decision.WAIT)
+DONE = NextCell(Decision.DONE)
 
 
 def run_sweep(config: SweepConfig, poll_seconds: float = 10.0, launch: LaunchArguments | None = None,
@@ -60,6 +83,7 @@ def run_sweep(config: SweepConfig, poll_seconds: float = 10.0, launch: LaunchArg
         return from_main(lambda: _collect_only(output_dir, cells))
     if is_main():
         output_dir.mkdir(parents=True, exist_ok=True)
+        write_missing_masks(cell.directory(output_dir) for cell in cells)  # cells an older parp finished
         (output_dir / "sweep.json").write_text(json.dumps(dataclasses.asdict(config), indent=2, default=str))
     total = len(cells)
     started = time.time()
@@ -68,12 +92,12 @@ def run_sweep(config: SweepConfig, poll_seconds: float = 10.0, launch: LaunchArg
         run_cells_on_ray(config, launch, languages, cells, output_dir, cell_runner)
     while launch.launcher == "local":  # this process runs cells itself, sharing the folder through claims
         pick = from_main(lambda: next_cell(config, cells, output_dir, announced))
-        if pick == "wait":
+        if pick.decision is Decision.WAIT:
             time.sleep(poll_seconds)  # other workers hold the remaining cells
             continue
-        if pick is None:
+        if pick.decision is Decision.DONE:
             break
-        i, dense = pick
+        i = pick.number
         cell = cells[i - 1]
         directory = cell.directory(output_dir)
         announced.add(i)
@@ -81,12 +105,12 @@ def run_sweep(config: SweepConfig, poll_seconds: float = 10.0, launch: LaunchArg
             if is_main():
                 print(f"[{i}/{total}] {cell.label()}: running -> {directory}", flush=True)
             with claim_heartbeat(directory) if is_main() else nullcontext():
-                summary = cell_runner(config, by_name[cell.language], cell, output_dir)  # it reuses `dense` too
+                summary = cell_runner(config, by_name[cell.language], cell, output_dir)  # it reuses pick.dense too
         finally:
             if is_main():
                 (directory / "claimed.pid").unlink(missing_ok=True)
         if is_main():
-            print(done_line(i, total, cell, summary, reused=dense is not None), flush=True)
+            print(done_line(i, total, cell, summary, reused=pick.dense is not None), flush=True)
             write_results(output_dir, collect_results(output_dir, cells))
     if config.multilingual:
         run_multilingual(config, languages, output_dir, poll_seconds)
@@ -94,9 +118,9 @@ def run_sweep(config: SweepConfig, poll_seconds: float = 10.0, launch: LaunchArg
 
 
 def next_cell(config: SweepConfig, cells: list[Cell], output_dir: Path,
-              announced: set[int]) -> tuple[int, str | None] | str | None:
-    """Claim the first cell this process can run now: ``(number, dense folder or None)``; ``"wait"`` while other
-    processes hold the remaining cells; None when every cell is done (or was run by this process)."""
+              announced: set[int]) -> NextCell:
+    """Claim the first cell this process can run now (``Decision.RUN``); ``WAIT`` while other processes hold the
+    remaining cells; ``DONE`` when every cell is done (or was run by this process)."""
     waiting = False
     for i, cell in enumerate(cells, start=1):
         directory = cell.directory(output_dir)
@@ -123,10 +147,11 @@ def next_cell(config: SweepConfig, cells: list[Cell], output_dir: Path,
         if not claim_cell(directory):
             waiting = True
             continue
-        return i, (str(needed) if earlier and earlier.method == "none" and is_completed(needed) else None)
+        dense = str(needed) if earlier and earlier.method == "none" and is_completed(needed) else None
+        return NextCell(Decision.RUN, i, dense)
     if waiting and not all(is_completed(c.directory(output_dir)) for c in cells):
-        return "wait"
-    return None
+        return WAIT
+    return DONE
 
 
 def run_cell(config: SweepConfig, language: LanguageData, cell: Cell, output_dir: Path) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
 from ..sparsity import Mask
+from ..sparsity.scopes import sparsifier, weight_scope_names
 from .cells import SOURCE_METHOD, TRANSFER, TRANSFER_RANDOM, Cell, LanguageData, seeds_of, source_cell, \
     start_mask_path
 
@@ -48,8 +49,9 @@ def transfer_cells(config: SweepConfig, languages: list[LanguageData], train_hou
     if SOURCE_METHOD not in methods or "parp" not in methods:
         raise ConfigError("transfer: true needs methods omp (the masks transferred) and parp (each language with its "
                           f"own start, the reference), got methods {sorted(methods)}")
-    if config.scope not in ("global", "layer"):
-        raise ConfigError(f"transfer: true needs scope global or layer (weight masks), got scope {config.scope!r}")
+    if not sparsifier(config.scope).weight_masks:
+        raise ConfigError(f"transfer: true needs scope {' or '.join(weight_scope_names())} (weight masks), got scope "
+                          f"{config.scope!r}")
     sources = list(config.transfer_sources or names)
     unknown = sorted(set(sources) - set(names))
     if unknown:

@@ -29,12 +29,11 @@ import torch
 from transformers import TrainerCallback
 
 from ..errors import MaskError
-from ..methods.base import rewind as base_rewind
-from ..methods.base import snapshot
+from ..methods.rewind import rewind as base_rewind
+from ..methods.rewind import snapshot
 from ..methods.hooks import FixedMaskHook, PARPHook
 from ..sparsity import Mask, validate_sparsity
-from ..sparsity.scopes import check_scope_name, parse_n_m, random_scope_mask, scope_mask, scope_parameters
-from ..sparsity.structured import silencing_part
+from ..sparsity.scopes import sparsifier
 from ..training.hooks import LoopState
 
 MASK_FILE = "parp_mask.safetensors"
@@ -48,7 +47,8 @@ class PruningCallback(TrainerCallback):
     ``targets``: ``"encoder"`` (default: attention projections and feed-forward linears of every encoder layer, any
     CTC family; Whisper's encoder), ``"decoder"`` (Whisper's decoder layers, self- and cross-attention),
     ``"layers"`` (both), another ``parp.sparsity.PRESETS`` name or parameter-name regexes. ``scope``: ``"global"``,
-    ``"layer"``, ``"ffn"`` (whole feed-forward neurons) or ``"N:M"``. ``mask``: a :class:`Mask` or a mask file
+    ``"layer"``, ``"ffn"`` (whole feed-forward neurons), ``"heads"`` (whole attention heads) or ``"N:M"``
+    (``parp.sparsity.scopes``). ``mask``: a :class:`Mask` or a mask file
     (``"fixed"``; with ``"parp"``, PARP-P''s start).
     """
 
@@ -57,13 +57,13 @@ class PruningCallback(TrainerCallback):
                  include: Iterable[str] = (), exclude: Iterable[str] = (), resume_from: str | Path | None = None):
         if method not in METHODS:
             raise MaskError(f"PruningCallback: method must be one of {', '.join(METHODS)}, got {method!r}")
-        check_scope_name(scope)
+        self.sparsifier = sparsifier(scope)
         if method == "fixed" and mask is None:
             raise MaskError("PruningCallback: method 'fixed' needs mask= (a Mask or a mask file)")
         if prune_every < 0:
             raise MaskError(f"PruningCallback: prune_every must be >= 0, got {prune_every}")
         self.method, self.scope, self.targets, self.seed = method, scope, targets, seed
-        self.sparsity = validate_sparsity(sparsity) if not parse_n_m(scope) else sparsity
+        self.sparsity = sparsity if self.sparsifier.sets_own_sparsity else validate_sparsity(sparsity)
         self.prune_every = prune_every
         self.include, self.exclude = list(include), list(exclude)
         self.given_mask = Mask.load(mask) if isinstance(mask, (str, Path)) else mask
@@ -73,10 +73,11 @@ class PruningCallback(TrainerCallback):
     # ------------------------------------------------------------------ masks
     def parameters(self, model: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
         """The parameters this callback prunes in ``model``."""
-        return scope_parameters(model, self.scope, targets=self.targets, include=self.include, exclude=self.exclude)
+        return self.sparsifier.targets(model, targets=self.targets, include=self.include, exclude=self.exclude)
 
     def magnitude_mask(self, model: torch.nn.Module) -> Mask:
-        return scope_mask(self.parameters(model), self.sparsity, self.scope)
+        with torch.no_grad():
+            return self.sparsifier.update_mask(self.parameters(model), self.sparsity)
 
     @property
     def mask(self) -> Mask | None:
@@ -85,12 +86,11 @@ class PruningCallback(TrainerCallback):
 
     def _new_hook(self, model: torch.nn.Module):
         if self.method == "parp":
-            adjusting = silencing_part if self.scope == "ffn" else None  # neurons: see parp.sparsity.structured
-            return PARPHook(self.magnitude_mask, self.prune_every, self.given_mask, adjusting)
+            return PARPHook(self.magnitude_mask, self.prune_every, self.given_mask, self.sparsifier.adjusting_part)
         if self.method == "mpi":
             return FixedMaskHook(self.magnitude_mask(model))
         if self.method == "random":
-            return FixedMaskHook(random_scope_mask(self.parameters(model), self.sparsity, self.scope, self.seed))
+            return FixedMaskHook(self.sparsifier.random_mask(self.parameters(model), self.sparsity, self.seed))
         self.given_mask.check_compatible(model)
         return FixedMaskHook(self.given_mask)
 
@@ -162,8 +162,9 @@ class PruningCallback(TrainerCallback):
 def prune_now(model: torch.nn.Module, sparsity: float, scope: str = "global", targets="encoder",
               include: Iterable[str] = (), exclude: Iterable[str] = ()) -> Mask:
     """Magnitude-prune ``model`` in place now and return the mask: OMP's and IMP's step between fine-tunings."""
-    mask = scope_mask(scope_parameters(model, scope, targets=targets, include=include, exclude=exclude),
-                      sparsity, scope)
+    chosen = sparsifier(scope)
+    with torch.no_grad():
+        mask = chosen.update_mask(chosen.targets(model, targets=targets, include=include, exclude=exclude), sparsity)
     mask.apply_(model)
     return mask
 
@@ -171,7 +172,7 @@ def prune_now(model: torch.nn.Module, sparsity: float, scope: str = "global", ta
 @torch.no_grad()
 def rewind(model: torch.nn.Module, pretrained: torch.nn.Module | dict, mask: Mask) -> torch.nn.Module:
     """IMP's rewind, as ``parp prune --method imp`` does it: every weight back to ``pretrained`` (a model or its
-    ``parp.methods.base.snapshot``, taken before the first fine-tuning), then the mask's zeros."""
+    ``parp.methods.rewind.snapshot``, taken before the first fine-tuning), then the mask's zeros."""
     base_rewind(model, snapshot(pretrained) if isinstance(pretrained, torch.nn.Module) else pretrained)
     mask.apply_(model)
     return model

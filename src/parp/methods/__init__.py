@@ -17,10 +17,11 @@ from ..models import ModelArguments
 from ..sparsity import measure_sparsity
 from ..training.finetune import open_run_record, prepare_finetune, record_decode_failures
 from ..records import Run, RunRecord
-from ..training.loop import TrainConfig, validate_train_config
+from ..training.config import TrainConfig, validate_train_config
 from ..training.output_lock import release_output_lock
 from . import full, imp, mpi, omp, parp
-from .base import METHOD_NAMES, MethodContext, PruneArguments, validate_prune_arguments
+from .arguments import METHOD_NAMES, PruneArguments, validate_prune_arguments
+from .context import MethodContext
 from .hooks import FixedMaskHook, PARPHook
 
 METHODS = {
@@ -66,6 +67,7 @@ def _prune(record: RunRecord, rank: int, data_args: DataArguments, model_args: M
     torch.manual_seed(config.seed)
     model, mask = METHODS[args.method](ctx)
 
+    compact = ctx.sparsifier.exports_compact
     with record.phase("export") as phase:
         mask.apply_(model)  # already exact after the last phase; applying again is free and makes it explicit
         measured = measure_sparsity(model, list(mask))
@@ -74,7 +76,7 @@ def _prune(record: RunRecord, rank: int, data_args: DataArguments, model_args: M
         if rank == 0:  # every rank holds the same weights and mask; two writers would race on the same files
             save_pruned_model(model, mask, model_dir)
             setup.objective.save_processor(model_dir)
-        if rank == 0 and args.scope == "ffn":  # the fast form: pruned neurons removed, a plain smaller HF model
+        if rank == 0 and compact:  # the fast form (--scope ffn): pruned neurons removed, a plain smaller HF model
             compact_dir = save_compact_model(model, mask, output_dir / "model-compact")
             setup.objective.save_processor(compact_dir)
             phase.update(compact_model=str(compact_dir), intermediate_size=_config_value(compact_dir))
@@ -92,7 +94,7 @@ def _prune(record: RunRecord, rank: int, data_args: DataArguments, model_args: M
         "finetune_steps": sum(r.steps for r in ctx.phase_results),
         "finetunings": len(ctx.phase_results),
         "model": str(model_dir),
-        **({"compact_model": str(output_dir / "model-compact")} if args.scope == "ffn" else {}),
+        **({"compact_model": str(output_dir / "model-compact")} if compact else {}),
         "sizes": sizes,
     }
     record.update("metrics", summary)
@@ -101,7 +103,7 @@ def _prune(record: RunRecord, rank: int, data_args: DataArguments, model_args: M
     record_decode_failures(record, setup)
     record.finish()
     if rank == 0:
-        for folder in (model_dir, output_dir / "model-compact") if args.scope == "ffn" else (model_dir,):
+        for folder in (model_dir, output_dir / "model-compact") if compact else (model_dir,):
             write_model_card(folder, record.data, last.final_metrics,
                              {"target": args.sparsity, "achieved": measured.overall}, record.argument_types)
     summary["wall_seconds"] = record.data["wall_seconds"]

@@ -1,7 +1,7 @@
 """Full fine-tuning: the 0 % sparsity reference. No mask is kept (an all-ones mask is returned)."""
 
 from ..sparsity import Mask
-from .base import MethodContext
+from .context import MethodContext
 
 
 def run(ctx: MethodContext):

@@ -11,8 +11,9 @@ and each point's cost counts every round before it.
 
 from pathlib import Path
 
-from .base import MethodContext, rewind, snapshot
+from .context import MethodContext
 from .hooks import FixedMaskHook
+from .rewind import rewind, snapshot
 
 
 def round_sparsities(target: float, rounds: int, start: float = 0.0) -> list[float]:

@@ -4,7 +4,7 @@ MPI prunes the *pretrained* weights by magnitude and fine-tunes with that mask f
 The random baseline does the same with a random mask of the same per-layer sparsity.
 """
 
-from .base import MethodContext
+from .context import MethodContext
 from .hooks import FixedMaskHook
 
 

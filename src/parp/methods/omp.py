@@ -1,7 +1,7 @@
 """OMP (one-shot magnitude pruning): fine-tune, prune the fine-tuned weights, fine-tune again with the mask
 fixed. Two fine-tunings: the cost PARP halves."""
 
-from .base import MethodContext
+from .context import MethodContext
 from .hooks import FixedMaskHook
 
 

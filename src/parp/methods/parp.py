@@ -8,8 +8,7 @@ schedules (hundreds to a few thousand updates) 50 leaves room for many adjust/re
 
 from ..errors import MaskError
 from ..sparsity import Mask
-from ..sparsity.structured import silencing_part
-from .base import MethodContext
+from .context import MethodContext
 from .hooks import PARPHook
 
 
@@ -25,7 +24,7 @@ def run(ctx: MethodContext):
             raise MaskError(f"--initial-mask {ctx.args.initial_mask} covers {len(initial.masks)} of the "
                             f"{len(targets)} parameters this run prunes (missing e.g. {missing[0]!r}); make it "
                             f"with the same --scope/--include-bias/--prune-* options")
-    adjusting = silencing_part if ctx.args.scope == "ffn" else None  # neurons: see parp.sparsity.structured
-    hook = PARPHook(ctx.mask_factory(), ctx.args.prune_every, initial_mask=initial, adjusting_part=adjusting)
+    hook = PARPHook(ctx.mask_factory(), ctx.args.prune_every, initial_mask=initial,
+                    adjusting_part=ctx.sparsifier.adjusting_part)
     ctx.finetune(model, "finetune", [hook])
     return model, hook.mask

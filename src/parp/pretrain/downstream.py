@@ -19,7 +19,7 @@ from ..errors import ConfigError
 from ..models import ModelArguments, default_model_path
 from ..records import DOWNSTREAM, is_completed, load_run, write_record
 from ..training.finetune import run_finetune
-from ..training.loop import TrainConfig
+from ..training.config import TrainConfig
 from .plots import plot_curves
 
 

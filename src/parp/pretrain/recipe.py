@@ -19,7 +19,8 @@ import torch
 from ..config import shared
 from ..errors import ConfigError
 from ..records import PRETRAINING, hardware, library_versions, write_record
-from ..training.loop import TrainConfig, train
+from ..training.config import TrainConfig
+from ..training.loop import train
 from .data import UnlabelledAudioDataset
 from .model import count_parameters, small_wav2vec2_config
 from .objectives import make_objective

@@ -38,6 +38,16 @@ def unpack_bits(packed: np.ndarray, shape) -> torch.Tensor:
     return torch.from_numpy(bits.copy()).reshape(tuple(shape))
 
 
+def _keep_largest(tensors: list[torch.Tensor], sparsity: float) -> list[torch.Tensor]:
+    """Keep-masks pruning the ``round(sparsity * n)`` smallest |w| of the ``n`` weights of ``tensors`` together."""
+    k = _num_to_prune(sparsity, sum(t.numel() for t in tensors))
+    return keep_masks(tensors, global_kth_smallest(tensors, k)) if k else [torch.ones_like(t, dtype=torch.bool)
+                                                                        for t in tensors]
+
+
+# Mask.magnitude's ranking pools: True = one ranking over all tensors, False = one per tensor
+_RANKING_POOLS = {"global": True, "layer": False}
+
 _SAME_SIZE_INT = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 
 
@@ -63,26 +73,18 @@ class Mask:
 
     @classmethod
     def magnitude(cls, params: Mapping[str, torch.Tensor], sparsity: float, scope: str = "global") -> "Mask":
-        """Prune the smallest |w|: exactly ``round(sparsity * n)`` weights, over all tensors or per tensor."""
+        """Prune the smallest |w|: exactly ``round(sparsity * n)`` weights, over all tensors (``scope="global"``)
+        or per tensor (``"layer"``): the ranking pool; the scopes of ``--scope`` are ``parp.sparsity.scopes``."""
         sparsity = validate_sparsity(sparsity)
-        if scope not in ("global", "layer"):
+        if scope not in _RANKING_POOLS:
             raise MaskError(f"scope must be 'global' or 'layer', got {scope!r}")
         params = dict(params)
         if not params:
             raise MaskError("no parameters to build a mask for")
         names, tensors = list(params), [p.detach() for p in params.values()]
-        if scope == "global":
-            k = _num_to_prune(sparsity, sum(t.numel() for t in tensors))
-            if k == 0:
-                return cls.ones(params)
-            keep = keep_masks(tensors, global_kth_smallest(tensors, k))
-            return cls(dict(zip(names, keep)))
-        masks = {}
-        for name, t in zip(names, tensors):
-            k = _num_to_prune(sparsity, t.numel())
-            masks[name] = (keep_masks([t], global_kth_smallest([t], k))[0] if k
-                           else torch.ones_like(t, dtype=torch.bool))
-        return cls(masks)
+        pools = [tensors] if _RANKING_POOLS[scope] else [[t] for t in tensors]
+        keep = [m for pool in pools for m in _keep_largest(pool, sparsity)]
+        return cls(dict(zip(names, keep)))
 
     @classmethod
     def random(cls, params: Mapping[str, torch.Tensor], sparsity: float, seed: int = 0) -> "Mask":

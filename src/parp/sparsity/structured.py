@@ -19,11 +19,12 @@ of them), so it could never grow back. During PARP's adjustment only the fc1 sid
 ``gelu'(0) = 1/2`` and the intact fc2 column let gradient reach its fc1 row, which may grow back. The final
 re-prune zeroes the fc2 column too. (With a ReLU encoder ``relu'(0) = 0``: still exact, but no regrowth.)
 
-Why no attention-head scope: the exported folder must load in plain ``transformers``, and its wav2vec 2.0 /
-HuBERT / WavLM / data2vec-audio attention cannot hold fewer heads. ``Wav2Vec2Attention`` fixes
+Why attention heads are masked only (``--scope heads``, ``parp.sparsity.scopes.heads``), never removed like
+neurons: the exported folder must load in plain ``transformers``, and its wav2vec 2.0 / HuBERT / WavLM /
+data2vec-audio attention cannot hold fewer heads. ``Wav2Vec2Attention`` fixes
 ``head_dim = hidden_size // num_attention_heads`` and q/k/v/out as ``hidden_size x hidden_size`` linears, one
 ``num_attention_heads`` for every layer, and these models implement no ``prune_heads``. Removing heads would
-need custom modelling code (or zeros that no kernel skips), which is what this scope exists to avoid.
+need custom modelling code, which is what this scope exists to avoid; a head scope gives zeros no kernel skips.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import torch
     from accelerate import Accelerator
 
-    from .loop import TrainConfig
+    from .config import TrainConfig
 
 
 @dataclass

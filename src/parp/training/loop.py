@@ -21,9 +21,9 @@ import os
 import re
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, ClassVar, Protocol, Sequence
 
 import torch
 from accelerate import Accelerator
@@ -36,6 +36,7 @@ from ..data.batching import LengthGroupedBatchSampler
 from ..errors import ConfigError
 from . import tracking
 from .checkpoint import load_training_state, read_hook_tensors, read_trainer_state, save_training_state
+from .config import TrainConfig, validate_train_config
 from .divergence import DivergenceWatch, check_weights
 from .hooks import LoopState, TrainingHook
 from .resume_check import refuse_changed
@@ -44,110 +45,32 @@ from .speed import apply_speed_options
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class TrainConfig:
-    """Optimisation settings shared by every job (each field is a CLI flag and a config-file key)."""
-
-    output_dir: str = field(default="runs/finetune", metadata={"help": "Where checkpoints, models and records go."})
-    # The defaults below are the CTC fine-tuning recipe measured for the embedded encoder on Mboshi within a 10-minute
-    # CPU budget (docs/results/recipe/README.md); a large encoder such as XLS-R wants a far lower peak LR (~1e-4).
-    max_steps: int = field(default=1200, metadata={"help": "Number of optimizer updates."})
-    max_minutes: float = field(default=0.0, metadata={
-        "help": "Also stop after this many minutes of training in this process (0 = no limit); the run then ends "
-                "as at max_steps (final validation, export, checkpoint)."})
-    learning_rate: float = field(default=2e-3, metadata={
-        "help": "Peak learning rate (AdamW); the default suits the small embedded encoder, ~1e-4 suits XLS-R."})
-    warmup_steps: int = field(default=100, metadata={"help": "Linear warm-up updates."})
-    lr_schedule: str = field(default="linear", metadata={
-        "help": "Decay after warm-up: linear | cosine | constant | tri-stage (wav2vec 2.0's: hold the peak until half "
-                "of max_steps, then decay exponentially to 5 percent of it)."})
-    layer_lr_decay: float = field(default=1.0, metadata={
-        "help": "Layer-wise LR decay: transformer layer i of L trains at decay**(L-i) x the peak LR, the embeddings "
-                "below it at decay**(L+1), the CTC head at the peak (1 = one LR for all)."})
-    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay (not on biases and norms)."})
-    max_batch_seconds: float = field(default=16.0, metadata={"help": "Cap on total audio seconds per batch."})
-    grad_accum_steps: int = field(default=1, metadata={"help": "Micro-batches per optimizer update."})
-    max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm (0 disables)."})
-    freeze_feature_encoder: bool = field(default=True, metadata={"help": "Keep the CNN feature encoder frozen."})
-    freeze_feature_projection: bool = field(default=False, metadata={
-        "help": "Also keep the feature projection (the layer norm and linear between the CNN and the transformer) "
-                "frozen."})
-    freeze_transformer_steps: int = field(default=0, metadata={
-        "help": "Train only the output head for the first N updates (0 = never; PARP's fair default)."})
-    mixed_precision: str = field(default="auto", metadata={"help": "auto | no | fp16 | bf16 (auto: bf16 on GPU)."})
-    eval_every: int = field(default=250, metadata={"help": "Validate every N updates (0 = only at the end)."})
-    early_stopping_patience: int = field(default=0, metadata={
-        "help": "Train to convergence: stop after N validations in a row that do not improve the best validation "
-                "metric by more than --early-stopping-min-delta, and export and score the best model (a pruned "
-                "run is validated at its target sparsity); max_steps stays the LR schedule's length. 0 = off."})
-    early_stopping_min_delta: float = field(default=0.0, metadata={
-        "help": "Smallest decrease of the validation metric (e.g. CER) that counts as an improvement."})
-    save_every: int = field(default=250, metadata={"help": "Write a resumable checkpoint every N updates (0 = never)."})
-    log_every: int = field(default=10, metadata={"help": "Record the training loss every N updates."})
-    seed: int = field(default=0, metadata={"help": "Seed for initialisation, data order and masking."})
-    resume: bool = field(default=True, metadata={
-        "help": "Resume from output_dir/checkpoints if present (only with the settings that wrote them)."})
-    overwrite_output_dir: bool = field(default=False, metadata={
-        "help": "Delete the run already in output_dir (only what parp wrote there) and start over (instead of "
-                "resuming it)."})
-    num_workers: int = field(default=0, metadata={"help": "DataLoader worker processes."})
-    progress: bool = field(default=True, metadata={"help": "Show a progress bar."})
-    torch_compile: bool = field(default=False, metadata={
-        "help": "Compile the model with torch.compile (inductor); off until measured on a GPU (bench/gpu_check.sh)."})
-    gradient_checkpointing: bool = field(default=False, metadata={
-        "help": "Recompute activations in backward (less memory for large encoders on long clips); to be measured."})
-    tf32: bool = field(default=False, metadata={"help": "Allow TF32 matmuls on Ampere+ GPUs; to be measured."})
-    report_to: str = field(default="auto", metadata={
-        "help": "Live curves: tensorboard | wandb | none | all (auto: tensorboard when installed) in output_dir/logs."})
-
-
-def validate_train_config(config: TrainConfig) -> None:
-    """One clear line per bad value, naming the flag."""
-
-    def bad(flag: str, why: str, value: Any) -> ConfigError:
-        return ConfigError(f"--{flag.replace('_', '-')} {why}, got {value!r}")
-
-    def finite(x: Any) -> bool:
-        return isinstance(x, (int, float)) and math.isfinite(x)
-
-    if not finite(config.learning_rate) or config.learning_rate <= 0:
-        raise bad("learning_rate", "must be a positive number", config.learning_rate)
-    for name in ("max_steps", "grad_accum_steps"):
-        if getattr(config, name) < 1:
-            raise bad(name, "must be at least 1", getattr(config, name))
-    if not finite(config.max_minutes) or config.max_minutes < 0:
-        raise bad("max_minutes", "must be >= 0", config.max_minutes)
-    for name in ("warmup_steps", "eval_every", "save_every", "freeze_transformer_steps", "num_workers",
-                 "early_stopping_patience"):
-        if getattr(config, name) < 0:
-            raise bad(name, "must be >= 0", getattr(config, name))
-    if config.early_stopping_patience and not config.eval_every:
-        raise bad("early_stopping_patience", "needs validation during training (--eval-every > 0)",
-                  config.early_stopping_patience)
-    if not finite(config.early_stopping_min_delta) or config.early_stopping_min_delta < 0:
-        raise bad("early_stopping_min_delta", "must be >= 0", config.early_stopping_min_delta)
-    if config.log_every < 1:
-        raise bad("log_every", "must be at least 1", config.log_every)
-    if not finite(config.max_batch_seconds) or config.max_batch_seconds <= 0:
-        raise bad("max_batch_seconds", "must be a positive number", config.max_batch_seconds)
-    if not finite(config.max_grad_norm) or config.max_grad_norm < 0:
-        raise bad("max_grad_norm", "must be >= 0", config.max_grad_norm)
-    if not finite(config.weight_decay) or config.weight_decay < 0:
-        raise bad("weight_decay", "must be >= 0", config.weight_decay)
-    if config.lr_schedule not in LR_SCHEDULES:
-        raise bad("lr_schedule", "must be " + ", ".join(LR_SCHEDULES), config.lr_schedule)
-    if not finite(config.layer_lr_decay) or not 0 < config.layer_lr_decay <= 1:
-        raise bad("layer_lr_decay", "must be in (0, 1]", config.layer_lr_decay)
-    if config.mixed_precision not in ("auto", "no", "fp16", "bf16"):
-        raise bad("mixed_precision", "must be auto, no, fp16 or bf16", config.mixed_precision)
-    tracking.resolve_report_to(config.report_to)
-
-
-LR_SCHEDULES = ("linear", "cosine", "constant", "tri-stage")
-# progress counters a checkpoint of an older parp lacks: they resume at their start values
-PROGRESS_ADDED_LATER = ("evals_without_improvement",)
 TRI_STAGE_HOLD_UNTIL = 0.5  # fraction of max_steps held at the peak (wav2vec 2.0: 10 % warm-up + 40 % hold)
 TRI_STAGE_FINAL_SCALE = 0.05  # the LR decays exponentially to this fraction of the peak
+
+
+@dataclass
+class Progress:
+    """What a resumed run must carry on from besides the weights and the step: saved in trainer_state.json under
+    these field names (a checkpoint of an older parp lacks some; they start at their defaults)."""
+
+    batches_in_epoch: int = 0
+    best_value: float | None = None
+    best_step: int = 0
+    best_metrics: dict[str, Any] = field(default_factory=dict)
+    train_seconds: float = 0.0
+    train_audio_seconds: float = 0.0
+    evals_without_improvement: int = 0
+    ADDED_LATER: ClassVar[tuple[str, ...]] = ("evals_without_improvement",)  # older checkpoints lack these
+
+    @classmethod
+    def required_keys(cls) -> list[str]:
+        """The keys every checkpoint has had: one missing means a damaged trainer_state.json."""
+        return [f.name for f in fields(cls) if f.name not in cls.ADDED_LATER]
+
+    @classmethod
+    def from_saved(cls, saved: dict[str, Any]) -> "Progress":
+        return cls(**{f.name: saved[f.name] for f in fields(cls) if f.name in saved})
 
 
 class Objective(Protocol):
@@ -327,7 +250,7 @@ def _restore_hook_state(hooks: Sequence[TrainingHook], tensors: dict[str, torch.
         hook.load_state_dict(state)
 
 
-def _save_checkpoint(accelerator: Accelerator, output_dir: Path, state: LoopState, progress: dict[str, Any],
+def _save_checkpoint(accelerator: Accelerator, output_dir: Path, state: LoopState, progress: Progress,
                      hooks: Sequence[TrainingHook], wall_seconds: float, objects: tuple) -> None:
     """``objects``: (model, optimizer, scheduler), written as safetensors + JSON (see ``checkpoint.py``)."""
     root = output_dir / "checkpoints"
@@ -337,7 +260,7 @@ def _save_checkpoint(accelerator: Accelerator, output_dir: Path, state: LoopStat
         tensors, plain = _split_hook_state(hooks)
         if tensors:
             save_file(tensors, str(target / "hooks.safetensors"))
-        payload = {**progress, "wall_seconds": round(wall_seconds, 3), "step": state.step, "epoch": state.epoch,
+        payload = {**asdict(progress), "wall_seconds": round(wall_seconds, 3), "step": state.step, "epoch": state.epoch,
                    "history": state.history,
                    "hooks": plain, "config": asdict(state.config)}
         (target / "trainer_state.json").write_text(json.dumps(payload, indent=1))
@@ -388,18 +311,16 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
 
     state = LoopState(model=accelerator.unwrap_model(model), accelerator=accelerator, config=config,
                       optimizer=optimizer)
-    progress_state: dict[str, Any] = {"batches_in_epoch": 0, "best_value": None, "best_step": 0, "best_metrics": {},
-                                      "train_seconds": 0.0, "train_audio_seconds": 0.0,
-                                      "evals_without_improvement": 0}
+    progress = Progress()
     earlier_wall = 0.0
     resumed_from = 0
     checkpoint = _latest_checkpoint(output_dir) if config.resume else None
     if checkpoint is not None:
-        saved = read_trainer_state(checkpoint, required=[k for k in progress_state if k not in PROGRESS_ADDED_LATER])
+        saved = read_trainer_state(checkpoint, required=Progress.required_keys())
         refuse_changed({"train": saved.get("config", {})}, {"train": asdict(config)}, f"checkpoint {checkpoint}")
         load_training_state(checkpoint, accelerator, *resumable)
         state.step, state.epoch, state.history = saved["step"], saved["epoch"], saved["history"]
-        progress_state.update({k: saved.get(k, v) for k, v in progress_state.items()})
+        progress = Progress.from_saved(saved)  # older checkpoints: fewer keys
         earlier_wall = saved.get("wall_seconds", 0.0)
         _restore_hook_state(hooks, read_hook_tensors(checkpoint), saved.get("hooks", {}))
         resumed_from = state.step
@@ -421,20 +342,20 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
 
     def maybe_save_best(metrics: dict[str, float]) -> None:
         value = metrics.get(objective.metric_for_best)
-        best = progress_state["best_value"]
+        best = progress.best_value
         if value is None or not math.isfinite(value) or (
                 best is not None and value >= best - config.early_stopping_min_delta):
-            progress_state["evals_without_improvement"] += 1
+            progress.evals_without_improvement += 1
             return
-        progress_state.update(best_value=value, best_step=state.step, best_metrics=dict(metrics),
-                              evals_without_improvement=0)
+        progress.best_value, progress.best_step, progress.best_metrics = value, state.step, dict(metrics)
+        progress.evals_without_improvement = 0
         if accelerator.is_main_process:
             objective.export(state.model, output_dir / "best")
         accelerator.wait_for_everyone()
 
     def converged() -> bool:
         patience = config.early_stopping_patience
-        return bool(patience) and progress_state["evals_without_improvement"] >= patience
+        return bool(patience) and progress.evals_without_improvement >= patience
 
     def out_of_time() -> bool:
         return bool(config.max_minutes) and time.time() - started >= 60 * config.max_minutes
@@ -451,7 +372,7 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
     window_audio = torch.zeros((), dtype=torch.float64, device=accelerator.device)
 
     def flush_audio() -> None:  # the one host read of the audio count, per log window / checkpoint / end
-        progress_state["train_audio_seconds"] += float(window_audio) * accelerator.num_processes
+        progress.train_audio_seconds += float(window_audio) * accelerator.num_processes
         window_audio.zero_()
     model.train()
     while state.step < config.max_steps:
@@ -459,7 +380,7 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
         # Accelerate's loader re-sets the sampler's epoch from its own pass counter, which restarts at 0 in a
         # resumed process: align it, or a resumed run replays epoch 0's batch order.
         train_loader.set_epoch(state.epoch)
-        skip = progress_state["batches_in_epoch"]
+        skip = progress.batches_in_epoch
         loader = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
         finished_epoch = True
         step_started = time.time()
@@ -471,7 +392,7 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
                     accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
-            progress_state["batches_in_epoch"] += 1
+            progress.batches_in_epoch += 1
             window_audio += _audio_seconds(batch, objective)
             window_loss += loss.detach().float()
             watch.observe(loss, state.step + 1)
@@ -482,7 +403,7 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
             state.step += 1
             for hook in hooks:
                 hook.on_step_end(state)
-            progress_state["train_seconds"] += time.time() - step_started
+            progress.train_seconds += time.time() - step_started
             bar.update(1)
             if state.step % config.log_every == 0 or state.step == config.max_steps:
                 watch.check(state.model, state.step, accelerator)
@@ -501,7 +422,7 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
             if config.save_every and state.step % config.save_every == 0 and state.step < config.max_steps:
                 flush_audio()
                 watch.check(state.model, state.step, accelerator)  # never checkpoint a diverged model
-                _save_checkpoint(accelerator, output_dir, state, progress_state, hooks,
+                _save_checkpoint(accelerator, output_dir, state, progress, hooks,
                                  earlier_wall + time.time() - started, resumable)
             step_started = time.time()
             if state.step >= config.max_steps or out_of_time() or converged():
@@ -509,20 +430,20 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
                 break
         if finished_epoch:
             state.epoch += 1
-            progress_state["batches_in_epoch"] = 0
+            progress.batches_in_epoch = 0
         if out_of_time():
             accelerator.print(f"parp: --max-minutes {config.max_minutes} reached at step {state.step}")
             break
         if converged():
             accelerator.print(f"parp: early stopping at step {state.step}: {config.early_stopping_patience} "
-                              f"validations without improvement; the best, step {progress_state['best_step']} "
-                              f"({objective.metric_for_best} {progress_state['best_value']:.4f}), is exported")
+                              f"validations without improvement; the best, step {progress.best_step} "
+                              f"({objective.metric_for_best} {progress.best_value:.4f}), is exported")
             break
     bar.close()
     flush_audio()
 
     stopped_early = converged() and state.step < config.max_steps
-    if config.early_stopping_patience and progress_state["best_value"] is not None:
+    if config.early_stopping_patience and progress.best_value is not None:
         accelerator.wait_for_everyone()
         restore_weights(state.model, output_dir / "best")  # the run's result is its best validated model
 
@@ -534,7 +455,7 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
     if accelerator.is_main_process:
         objective.export(state.model, output_dir / "model")
     if config.save_every:
-        _save_checkpoint(accelerator, output_dir, state, progress_state, hooks, earlier_wall + time.time() - started,
+        _save_checkpoint(accelerator, output_dir, state, progress, hooks, earlier_wall + time.time() - started,
                          resumable)
     accelerator.wait_for_everyone()
     for tracker in accelerator.trackers:  # not end_training(): it also destroys the process group, which
@@ -542,10 +463,10 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
     best_dir = output_dir / "best"
     return TrainResult(
         steps=state.step, epochs=state.epoch, wall_seconds=round(time.time() - started, 3),
-        train_seconds=round(progress_state["train_seconds"], 3),
-        train_audio_seconds=round(progress_state["train_audio_seconds"], 3), resumed_from_step=resumed_from,
-        final_metrics=final_metrics, best_metrics=progress_state["best_metrics"],
-        best_step=progress_state["best_step"], history=state.history, model_dir=str(output_dir / "model"),
+        train_seconds=round(progress.train_seconds, 3),
+        train_audio_seconds=round(progress.train_audio_seconds, 3), resumed_from_step=resumed_from,
+        final_metrics=final_metrics, best_metrics=progress.best_metrics,
+        best_step=progress.best_step, history=state.history, model_dir=str(output_dir / "model"),
         best_dir=str(best_dir) if best_dir.exists() else None, earlier_wall_seconds=round(earlier_wall, 3),
         stopped_early=stopped_early)
 
