@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import shutil
 import sys
 import tempfile
@@ -196,7 +197,7 @@ def manifest_clips(manifest: str, n: int) -> list[tuple[str, np.ndarray, str | N
     return clips
 
 
-def _validation_clips(record: dict, n: int) -> list[tuple[str, np.ndarray, str | None]]:
+def validation_clips(record: dict, n: int) -> list[tuple[str, np.ndarray, str | None]]:
     """The training run's own validation utterances (the ones its card's metrics come from), if they load."""
     data = (record.get("arguments") or {}).get("data") or {}
     names = {f.name for f in dataclasses.fields(DataArguments)}
@@ -243,19 +244,23 @@ def quantize_model(src: Path, dst: Path, mode: str, calibration=None) -> dict:
                                           quantize_static)
 
     facts: dict = {"mode": mode}
-    with tempfile.TemporaryDirectory() as tmp:
-        source = src
-        if mode == "int8-static":
-            convs = feature_encoder_convs(src)
-            if not convs:
-                raise ModelError(f"{src}: no feature-encoder convolutions found to quantize statically")
-            source = Path(tmp) / "convs-int8.onnx"
-            quantize_static(str(src), str(source), _Calibration(calibration), quant_format=QuantFormat.QDQ,
-                            op_types_to_quantize=["Conv"], nodes_to_quantize=convs, per_channel=True,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            calibrate_method=CalibrationMethod.MinMax)
-            facts.update(static_convs=len(convs), calibration_utterances=len(calibration))
-        quantize_dynamic(str(source), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=LINEAR_OPS)
+    logging.disable(logging.WARNING)  # onnxruntime.quantization's "consider pre-processing" advice on the root logger
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            source = src
+            if mode == "int8-static":
+                convs = feature_encoder_convs(src)
+                if not convs:
+                    raise ModelError(f"{src}: no feature-encoder convolutions found to quantize statically")
+                source = Path(tmp) / "convs-int8.onnx"
+                quantize_static(str(src), str(source), _Calibration(calibration), quant_format=QuantFormat.QDQ,
+                                op_types_to_quantize=["Conv"], nodes_to_quantize=convs, per_channel=True,
+                                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                                calibrate_method=CalibrationMethod.MinMax)
+                facts.update(static_convs=len(convs), calibration_utterances=len(calibration))
+            quantize_dynamic(str(source), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=LINEAR_OPS)
+    finally:
+        logging.disable(logging.NOTSET)
     return facts
 
 
@@ -372,7 +377,7 @@ def run_export_onnx(args: OnnxExportArguments) -> dict:
     elif calibration:
         clips, clips_from = calibration[: args.check_utterances], f"{args.calibration}, also used for calibration"
     else:
-        clips = _validation_clips(source.record, args.check_utterances)
+        clips = validation_clips(source.record, args.check_utterances)
         clips_from = "the training run's validation utterances"
         if not clips:
             rng = np.random.default_rng(0)
