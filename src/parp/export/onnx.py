@@ -48,7 +48,7 @@ SUPPORTED_TYPES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio")
 QUANTIZE = ("none", "int8-dynamic", "int8-static")
 EXPORTERS = ("torchscript", "dynamo")
 LINEAR_OPS = ["MatMul", "Gemm"]
-COPIED_FILES = ("vocab.json", FEATURES_FILE, "parp_text.json", "tokenizer_config.json", "special_tokens_map.json")
+COPIED_FILES = ("vocab.json", "parp_text.json", "tokenizer_config.json", "special_tokens_map.json")
 
 
 @dataclass
@@ -148,6 +148,19 @@ def load_source(model_dir: str) -> ExportSource:
     if "sparsity_achieved" in metrics:
         sparsity = {"target": metrics.get("sparsity_target"), "achieved": metrics["sparsity_achieved"]}
     return ExportSource(model.eval(), vocabulary, folder, form, record, sparsity)
+
+
+def feature_settings(folder: Path) -> dict:
+    """The feature extractor's settings (sampling rate, per-utterance normalisation) of a model folder: its own
+    preprocessor_config.json, or the ``feature_extractor`` section of transformers 5's processor_config.json."""
+    for name, key in ((FEATURES_FILE, None), ("processor_config.json", "feature_extractor")):
+        path = folder / name
+        if path.is_file():
+            settings = json.loads(path.read_text(encoding="utf-8"))
+            settings = settings.get(key, {}) if key else settings
+            if settings:
+                return settings
+    return {"feature_extractor_type": "Wav2Vec2FeatureExtractor", "sampling_rate": 16000, "do_normalize": True}
 
 
 def export_graph(model: nn.Module, path: Path, opset: int, exporter: str) -> None:
@@ -323,8 +336,8 @@ def _card_section(args: OnnxExportArguments, source: ExportSource, facts: dict, 
                            f"{check['transcripts_identical']} / {check['utterances']}"),
             ("accuracy change", accuracy)]
     table = "\n".join(["| | |", "|---|---|"] + [f"| {k} | {str(v).replace('|', '/')} |" for k, v in rows])
-    command = _command({"command": "export onnx", "arguments": {"onnxexport": dataclasses.asdict(args)}},
-                       [OnnxExportArguments])
+    command = _command({"command": "onnx", "arguments": {"onnxexport": dataclasses.asdict(args)}},
+                       [OnnxExportArguments]).replace("parp onnx", "parp export onnx", 1)
     return f"## ONNX export\n\n{table}\n\nExported with\n\n```bash\n{command}\n```"
 
 
@@ -365,6 +378,10 @@ def run_export_onnx(args: OnnxExportArguments) -> dict:
     for name in COPIED_FILES:
         if (source.folder / name).is_file():
             shutil.copyfile(source.folder / name, out / name)
+    settings = feature_settings(source.folder)
+    if int(settings.get("sampling_rate", 16000)) != 16000:
+        raise ModelError(f"{source.folder}: sampling rate {settings['sampling_rate']} Hz; parp's decoders feed 16 kHz")
+    (out / FEATURES_FILE).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
     facts: dict = {"mode": "none"}
     if args.quantize != "none":
         with record.phase("quantize") as phase:
