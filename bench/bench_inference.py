@@ -271,7 +271,7 @@ def bench_deploy(specs: list[str], args, audio) -> list[dict]:
         facts = info[(label, form)]
         directory = Path(dict(s.partition("=")[::2] for s in specs)[label])
         run = read_run(directory.parent)
-        clips = validation_clips(run.data if run else {}, args.valid_utterances)
+        clips = validation_clips(run.data if run else {}, args.valid_utterances) if args.valid_utterances else []
         if form == "torch":
             vocabulary = Vocabulary.load(directory)
 
@@ -435,7 +435,7 @@ def main() -> None:
     ap.add_argument("--calibration", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "mboshi"
                                                  / "train.tsv"), help="manifest calibrating int8-static")
     ap.add_argument("--calibration-utterances", type=int, default=32)
-    ap.add_argument("--valid-utterances", type=int, default=150, help="validation utterances scored per form")
+    ap.add_argument("--valid-utterances", type=int, default=150, help="validation utterances scored per form (0: no CER)")
     ap.add_argument("--work-dir", default="runs/bench-onnx", help="cache of the exported ONNX files")
     ap.add_argument("--child", choices=FORMS, help=argparse.SUPPRESS)
     ap.add_argument("--child-onnx", help=argparse.SUPPRESS)
