@@ -20,6 +20,8 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 from parp.cli import main  # noqa: E402
+from parp.data.audio import load_audio  # noqa: E402
+from parp.data.dataset import normalize_waveform  # noqa: E402
 from parp.data.text import Vocabulary  # noqa: E402
 from parp.evaluation.evaluate import transcribe  # noqa: E402
 from parp.export import save_pruned_model  # noqa: E402
@@ -55,13 +57,32 @@ def tiny_dir(clips, tmp_path_factory) -> Path:
     return folder
 
 
+def _fit_head(model, rows, vocabulary, steps: int = 200) -> None:
+    """Fit only the CTC head on the clips (encoder frozen): a random head's near-tied logits would make any
+    int8 comparison noise; a fitted one decodes these clips with confident frames, like a trained model."""
+    model.eval()
+    with torch.no_grad():
+        hidden = [model.wav2vec2(torch.from_numpy(normalize_waveform(load_audio(path)))[None]).last_hidden_state[0]
+                  for path, _ in rows]
+    labels = [torch.tensor(vocabulary.encode(text)) for _, text in rows]
+    optimizer = torch.optim.Adam(model.lm_head.parameters(), lr=1e-2)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss = sum(torch.nn.functional.ctc_loss(model.lm_head(h).log_softmax(-1), y, [len(h)], [len(y)])
+                   for h, y in zip(hidden, labels))
+        loss.backward()
+        optimizer.step()
+
+
 @pytest.fixture(scope="module")
 def embedded_dir(clips, tmp_path_factory) -> Path:
-    """The embedded encoder with a (seeded, untrained) CTC head over the clips' characters."""
+    """The embedded encoder with a CTC head fitted to the clips' transcripts."""
     folder = tmp_path_factory.mktemp("embedded") / "model"
     vocabulary = _vocabulary(text for _, text in clips[0])
     torch.manual_seed(0)
-    load_ctc_model(None, len(vocabulary)).save_pretrained(folder)
+    model = load_ctc_model(None, len(vocabulary))
+    _fit_head(model, clips[0], vocabulary)
+    model.save_pretrained(folder)
     vocabulary.save(folder)
     return folder
 
@@ -106,7 +127,7 @@ def test_int8_forms_are_quantized(tiny_dir, clips, tmp_path):
     graph = onnx.load(str(tmp_path / "static" / "model.onnx")).graph
     produced_by = {out: node.op_type for node in graph.node for out in node.output}
     quantized_convs = [n for n in graph.node if n.op_type == "Conv" and produced_by.get(n.input[0]) == "DequantizeLinear"]
-    assert len(quantized_convs) == 7  # the feature encoder's seven convolutions; the positional one stays fp32
+    assert len(quantized_convs) == 6  # the feature encoder's convolutions but the first; the positional one stays
     assert not (tmp_path / "static" / "model.fp32.onnx").exists()
     for summary in (dynamic, static):
         assert 0 < summary["max_abs_logit_diff"] < 1.0  # quantized, but still the same model
@@ -168,8 +189,12 @@ def test_embedded_export_and_torch_free_snippet_match_torch(embedded_dir, clips,
     assert dict(line.split("\t", 1) for line in onnx_backend.stdout.splitlines()) == torch_text
     _export(embedded_dir, tmp_path / "int8", clips, quantize="int8-static", calibration=str(clips[1]))
     int8_text = _run_snippet(tmp_path / "int8", files, tmp_path)
-    cer = jiwer.cer([torch_text[f] or "-" for f in files], [int8_text[f] or "-" for f in files])
+    references = [torch_text[f] for f in files]
+    normalize = Vocabulary.load(embedded_dir).normalizer
+    assert all(references) and jiwer.cer([normalize(t) for _, t in clips[0]], references) < 0.5  # it decodes
+    cer = jiwer.cer(references, [int8_text[f] for f in files])
     assert cer <= INT8_CER_TOLERANCE, f"int8 vs torch fp32 transcripts: CER {cer:.3f}"
+    print(f"int8-static vs torch fp32 transcripts: CER {cer:.4f}")
 
 
 def _error_line(capsys, argv) -> str:
