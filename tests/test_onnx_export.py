@@ -31,8 +31,9 @@ from parp.sparsity.structured import ffn_mask, ffn_parameters  # noqa: E402
 from test_cli_errors import _mboshi_clips, _write_manifest  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-# int8 changes logits a little; on the embedded encoder's greedy transcripts this much CER between the int8 file
-# and torch fp32 is allowed (measured: see the test's assertion message when it fails)
+# int8 changes logits a little: this much CER between the int8-static file's greedy transcripts and torch fp32's is
+# allowed on the embedded encoder with a fitted head (measured 0.025 on the 6 clips; the bench's trained models
+# give the CER change on 150 validation utterances)
 INT8_CER_TOLERANCE = 0.10
 
 
