@@ -2,7 +2,7 @@
 
     python bench/compute_bound.py [--seconds 8]
 
-Parts: the CNN feature encoder (7 convolutions), the positional convolution, the attention projections (q, k, v,
+Parts: the CNN feature encoder (its first convolution apart: int8-static leaves it float32), the positional convolution, the attention projections (q, k, v,
 out), the feed-forward network (FFN), attention scores (QK^T and AV, grow with the clip: --seconds), and the
 small rest (feature projection, CTC head). Forms: FFN neurons removed (the FFN part shrinks), int8 (a MAC of a
 quantized part is counted at 1/4 of a float32 one: AVX-512 VNNI does 64 int8 multiply-adds per instruction where
@@ -35,14 +35,15 @@ FORMS = [  # (label, FFN fraction removed, linears int8, CNN int8)
 def gmac_per_second(config, seconds: float) -> dict[str, float]:
     """GMAC per second of audio of each part of a wav2vec2-style CTC model."""
     samples = 16000 * seconds
-    cnn, length, channels = 0.0, samples, 1
+    convs, length, channels = [], samples, 1
     for dim, kernel, stride in zip(config.conv_dim, config.conv_kernel, config.conv_stride):
         length = (length - kernel) // stride + 1
-        cnn += length * dim * channels * kernel
+        convs.append(length * dim * channels * kernel)
         channels = dim
     frames, h, layers = length, config.hidden_size, config.num_hidden_layers
     parts = {
-        "CNN": cnn,
+        "CNN first conv": convs[0],  # reads the raw waveform: int8-static leaves it in float32
+        "CNN": sum(convs[1:]),
         "positional conv": frames * h * (h // config.num_conv_pos_embedding_groups) * config.num_conv_pos_embeddings,
         "attention projections": layers * frames * 4 * h * h,
         "FFN": layers * frames * 2 * h * config.intermediate_size,
