@@ -335,7 +335,7 @@ def _card_section(args: OnnxExportArguments, source: ExportSource, facts: dict, 
             ("quantization", quant),
             ("file size", f"{facts['onnx_mib']:.2f} MiB (torch float32 weights of the same form: "
                           f"{facts['torch_mib']:.2f} MiB)"),
-            ("self-check", f"{check['utterances']} utterances ({clips_from}): max |logit difference| "
+            ("self-check", f"{check['utterances']} utterances ({clips_from}): max abs logit difference "
                            f"{check['max_abs_logit_diff']:.3g}, greedy transcripts identical "
                            f"{check['transcripts_identical']} / {check['utterances']}"),
             ("accuracy change", accuracy)]
