@@ -321,17 +321,25 @@ def plot_deploy(rows: list[dict], out: Path) -> Path | None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 5))
-    for r in points:
-        marker = "o" if r["form"].startswith("torch") else ("s" if r["form"] == "onnx-none" else "^")
-        ax.scatter(r["speedup"], r["cer_change"], marker=marker, s=40)
-        ax.annotate(f"{r['model']} {r['form'].replace('onnx-none', 'onnx fp32').replace('torch fp32 ', 'torch ')}",
-                    (r["speedup"], r["cer_change"]), fontsize=7, xytext=(4, 3), textcoords="offset points")
-    ax.axhline(0.03, color="red", lw=0.8, ls="--", label="CER goal: within +0.03")
-    ax.axvline(1.5, color="gray", lw=0.8, ls=":", label="speed goal: 1.5x")
-    ax.margins(x=0.3, y=0.2)
+    models = list(dict.fromkeys(r["model"] for r in points))
+    forms = list(dict.fromkeys("torch fp32" if r["form"].startswith("torch") else r["form"] for r in points))
+    colors = {m: f"C{i}" for i, m in enumerate(models)}
+    markers = dict(zip(forms, "osD^v<>p*"))
+    for r in points:  # colour: the model folder; marker: the form (a legend, no labels on top of each other)
+        form = "torch fp32" if r["form"].startswith("torch") else r["form"]
+        ax.scatter(r["speedup"], r["cer_change"], color=colors[r["model"]], marker=markers[form], s=60,
+                   edgecolors="black", linewidths=0.5)
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=colors[m], marker="o", ls="", label=m) for m in models]
+    handles += [Line2D([], [], color="gray", marker=markers[f], ls="", label=f.replace("onnx-none", "onnx fp32"))
+                for f in forms]
+    handles.append(ax.axhline(0.03, color="red", lw=0.8, ls="--", label="CER goal: within +0.03"))
+    handles.append(ax.axvline(1.5, color="gray", lw=0.8, ls=":", label="speed goal: 1.5x"))
+    ax.margins(x=0.1, y=0.2)
     ax.set_xlabel(f"speed-up vs {rows[0]['model']} torch fp32 (RTF ratio, 8 s clip)")
     ax.set_ylabel("validation CER change vs the same reference")
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(handles=handles, fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.grid(alpha=0.3)
     fig.tight_layout()
     path = out / "deploy_speed_vs_cer.png"
