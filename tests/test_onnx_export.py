@@ -177,7 +177,6 @@ def test_tiny_export_decodes_like_torch_without_torch(tiny_dir, clips, tmp_path)
     assert blocked.returncode != 0 and "blocked" in blocked.stderr  # the snippet really ran without torch
 
 
-@pytest.mark.slow
 def test_embedded_export_and_torch_free_snippet_match_torch(embedded_dir, clips, tmp_path):
     files = [path for path, _ in clips[0]]
     torch_text = dict(transcribe(str(embedded_dir), files, device="cpu", precision="fp32"))
