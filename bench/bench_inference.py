@@ -76,7 +76,8 @@ from parp.sparsity.structured import ffn_mask, ffn_parameters  # noqa: E402
 SHAPES = ("embedded", "base", "large")
 ONNX_FORM = re.compile(r"^(?:ffn(\d+)-)?onnx(?:-(int8-dynamic|int8-static))?$")
 ONNX_FORMS = tuple(f"{ffn}onnx{q}" for ffn in ("", "ffn50-", "ffn70-") for q in ("", "-int8-dynamic", "-int8-static"))
-FORMS = ("dense", "unstructured", "ffn", "2:4", *ONNX_FORMS)
+TORCH_FORMS = ("dense", "unstructured", "ffn", "2:4")  # the default; the ONNX forms are asked for with --forms
+FORMS = (*TORCH_FORMS, *ONNX_FORMS)
 QUANTS = ("none", "int8-dynamic", "int8-static")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 LARGE = dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
@@ -427,7 +428,7 @@ def plot_speed_vs_cer(folder_rows: list[dict], out: Path) -> Path | None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=SHAPES)
-    ap.add_argument("--forms", nargs="+", default=list(FORMS), choices=FORMS)
+    ap.add_argument("--forms", nargs="+", default=list(TORCH_FORMS), choices=FORMS)
     ap.add_argument("--sparsity", type=float, default=0.5)
     ap.add_argument("--seconds", type=float, default=8.0, help="length of the utterance")
     ap.add_argument("--batch", type=int, default=1, help="utterances per forward pass")
