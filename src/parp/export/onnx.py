@@ -49,7 +49,7 @@ SUPPORTED_TYPES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio")
 QUANTIZE = ("none", "int8-dynamic", "int8-static")
 EXPORTERS = ("torchscript", "dynamo")
 LINEAR_OPS = ["MatMul", "Gemm"]
-COPIED_FILES = ("vocab.json", "parp_text.json", "tokenizer_config.json", "special_tokens_map.json")
+COPIED_FILES = ("vocab.json", "parp_text.json", "tokenizer_config.json", "special_tokens_map.json", "sparsity.json")
 
 
 @dataclass
