@@ -13,6 +13,10 @@ Forms of each shape, all from the same weights:
 * ``ffn``           --sparsity of the feed-forward neurons of every layer removed (--scope ffn, model-compact/);
 * ``2:4``           2:4 mask on the encoder linears run through torch's semi-structured sparse kernels
                     (CUDA 8.0+, fp16/bf16 only; elsewhere the row says why it was not run).
+* ``[ffnNN-]onnx[-int8-dynamic|-int8-static]``  the deployment forms: exported with ``parp export onnx``'s
+                    code and run by onnxruntime on the CPU (NN % of the FFN neurons removed first; int8 linears;
+                    int8 linears + statically calibrated int8 feature-encoder convolutions, calibrated on
+                    --calibration-utterances of --calibration). ONNX files are cached in --work-dir.
 
 RTF = compute seconds / audio seconds for a batch of --batch utterances of --seconds each, median of --repeats
 rounds; the forms take turns within each round, so background load hits them alike. On a GPU, batch 1 of a small
@@ -25,7 +29,11 @@ packed values and metadata.
 
 ``--model LABEL=DIR`` adds real model folders (e.g. ``parp prune`` outputs) in the form ``parp evaluate`` runs
 them; when DIR/eval/metrics.json exists (``parp evaluate --model DIR``) its CER goes into the table and the
-speed-vs-CER plot. Writes ``table.md``, ``results.json`` and (with CER) ``speed_vs_cer.png`` to --out.
+speed-vs-CER plot. ``--deploy LABEL=DIR`` (trained folders; the first is the reference, dense fp32 torch) times
+each folder in torch (its fast form) and as ONNX fp32 / int8-dynamic / int8-static, all in the same rounds, and
+scores every form on the --valid-utterances validation utterances of the folder's own training run (greedy CER):
+the deployment table and ``deploy_speed_vs_cer.png`` (speed-up vs CER change, one point per form).
+Writes ``table.md``, ``results.json`` and (with CER) ``speed_vs_cer.png`` to --out.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ import gc
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -52,13 +61,24 @@ transformers.logging.set_verbosity_error()
 transformers.utils.logging.disable_progress_bar()
 
 from parp.export.compact import compact_ffn_  # noqa: E402
+from parp.export.onnx import (OnnxExportArguments, export_graph, manifest_clips, quantize_model,  # noqa: E402
+                              run_export_onnx, validation_clips)
+from parp.export.onnx_session import OnnxCTC, import_onnxruntime, session_options  # noqa: E402
 from parp.inference import fast_form, semi_structured_unsupported, to_semi_structured_  # noqa: E402
+from parp.data.dataset import normalize_waveform  # noqa: E402
+from parp.data.text import Vocabulary  # noqa: E402
+from parp.evaluation.metrics import error_rates  # noqa: E402
 from parp.models import default_model_path  # noqa: E402
+from parp.records import read_run  # noqa: E402
 from parp.sparsity import magnitude_mask, nm_mask  # noqa: E402
 from parp.sparsity.structured import ffn_mask, ffn_parameters  # noqa: E402
 
 SHAPES = ("embedded", "base", "large")
-FORMS = ("dense", "unstructured", "ffn", "2:4")
+ONNX_FORM = re.compile(r"^(?:ffn(\d+)-)?onnx(?:-(int8-dynamic|int8-static))?$")
+ONNX_FORMS = tuple(f"{ffn}onnx{q}" for ffn in ("", "ffn50-", "ffn70-") for q in ("", "-int8-dynamic", "-int8-static"))
+TORCH_FORMS = ("dense", "unstructured", "ffn", "2:4")  # the default; the ONNX forms are asked for with --forms
+FORMS = (*TORCH_FORMS, *ONNX_FORMS)
+QUANTS = ("none", "int8-dynamic", "int8-static")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 LARGE = dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
              do_stable_layer_norm=True, feat_extract_norm="layer", conv_bias=True)
@@ -73,8 +93,43 @@ def build_shape(shape: str) -> torch.nn.Module:
     return transformers.Wav2Vec2ForCTC(config)
 
 
-def build_form(shape: str, form: str, sparsity: float, device, dtype) -> tuple[torch.nn.Module | None, str]:
-    """The model in ``form`` on ``device``/``dtype`` (None and the reason when it cannot run here)."""
+_CALIBRATION: list = []
+
+
+def onnx_file(args, shape: str, form: str) -> Path:
+    """The ONNX file of ``form`` (exported and quantized once, then cached in --work-dir)."""
+    ffn, quant = ONNX_FORM.match(form).groups()
+    work = Path(args.work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    fp32 = work / f"{shape}-ffn{ffn or 0}-none.onnx"
+    path = work / f"{shape}-ffn{ffn or 0}-{quant or 'none'}.onnx"
+    if not fp32.is_file():
+        model = build_shape(shape).eval()
+        if ffn:
+            with torch.no_grad():
+                mask = ffn_mask(ffn_parameters(model), int(ffn) / 100)
+                mask.apply_(model)
+                compact_ffn_(model, mask)
+        export_graph(model, fp32, 17, "torchscript")
+    if not path.is_file():
+        if quant == "int8-static" and not _CALIBRATION:
+            _CALIBRATION.extend(manifest_clips(args.calibration, args.calibration_utterances))
+        quantize_model(fp32, path, quant, _CALIBRATION)
+    return path
+
+
+def onnx_session(path: Path, threads: int):
+    ort = import_onnxruntime()
+    return ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
+
+
+def build_form(shape: str, form: str, sparsity: float, device, dtype, args=None) -> tuple[object | None, str]:
+    """The model in ``form`` on ``device``/``dtype`` (None and the reason when it cannot run here); an ONNX form
+    is an onnxruntime session (CPU, float32 input)."""
+    if ONNX_FORM.match(form):
+        if str(device) != "cpu" or dtype != torch.float32:
+            return None, "the ONNX forms run on onnxruntime's CPU provider with float32 input"
+        return onnx_session(onnx_file(args, shape, form), args.threads), ""
     model = build_shape(shape).eval()
     with torch.no_grad():
         if form == "unstructured":
@@ -94,6 +149,9 @@ def build_form(shape: str, form: str, sparsity: float, device, dtype) -> tuple[t
 
 
 def forward(model, audio) -> None:
+    if not isinstance(model, torch.nn.Module):  # an onnxruntime session
+        model.run(None, {"input_values": audio.numpy()})
+        return
     with torch.inference_mode():
         model(audio)
     if audio.is_cuda:
@@ -113,7 +171,10 @@ def time_forms(models: dict, audio, repeats: int) -> dict[str, list[float]]:
 
 
 def weights_mib(model) -> float:
-    """Bytes the weights hold: a semi-structured tensor counts its packed values and metadata, not its shape."""
+    """Bytes the weights hold: a semi-structured tensor counts its packed values and metadata, not its shape; an
+    ONNX form counts its file."""
+    if not isinstance(model, torch.nn.Module):
+        return Path(model._model_path).stat().st_size / 2**20
     total = 0
     for p in model.parameters():
         data = p.data
@@ -138,7 +199,12 @@ def child_peak_memory(args) -> None:
     torch.set_num_threads(args.threads)
     audio = torch.randn(args.batch, int(16000 * args.seconds), dtype=DTYPES[args.dtype])
     baseline = _rss_kib("VmRSS")
-    model, reason = build_form(args.shapes[0], args.child, args.sparsity, "cpu", DTYPES[args.dtype])
+    if args.child_onnx:
+        model, reason = onnx_session(Path(args.child_onnx), args.threads), ""
+    elif args.child_torch_dir:
+        model, reason = load_fast(Path(args.child_torch_dir), "cpu", torch.float32).model, ""
+    else:
+        model, reason = build_form(args.shapes[0], args.child, args.sparsity, "cpu", DTYPES[args.dtype], args)
     gc.collect()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)  # give the build's freed memory back before measuring
@@ -149,9 +215,10 @@ def child_peak_memory(args) -> None:
     print(json.dumps({"peak_mib": (_rss_kib("VmHWM") - baseline) / 1024, "reason": reason}))
 
 
-def peak_memory_cpu(args, shape: str, form: str) -> float | None:
+def peak_memory_cpu(args, shape: str, form: str, extra: tuple[str, ...] = ()) -> float | None:
     cmd = [sys.executable, __file__, "--child", form, "--shapes", shape, "--threads", str(args.threads),
-           "--seconds", str(args.seconds), "--batch", str(args.batch), "--sparsity", str(args.sparsity), "--dtype", args.dtype]
+           "--seconds", str(args.seconds), "--batch", str(args.batch), "--sparsity", str(args.sparsity), "--dtype", args.dtype,
+           "--work-dir", args.work_dir, *extra]
     res = subprocess.run(cmd, capture_output=True, text=True)
     try:
         return json.loads(res.stdout.strip().splitlines()[-1])["peak_mib"]
@@ -167,6 +234,119 @@ def peak_memory_gpu(model, audio) -> float:
     torch.cuda.reset_peak_memory_stats()
     forward(model, audio)
     return weights_mib(model) + (torch.cuda.max_memory_allocated() - resident) / 2**20
+
+
+def load_fast(directory: Path, device, dtype):
+    model = transformers.AutoModelForCTC.from_pretrained(directory).eval().to(device=device, dtype=dtype)
+    return fast_form(model, directory)
+
+
+def _greedy_cer(transcribe, clips, vocabulary) -> float:
+    refs = [vocabulary.normalizer(text) for _, _, text in clips]
+    return error_rates(refs, [transcribe(samples) for _, samples, _ in clips])["cer"]
+
+
+def bench_deploy(specs: list[str], args, audio) -> list[dict]:
+    """Trained folders in torch (fast form) and as ONNX fp32 / int8: timed in the same rounds, CER on the
+    validation utterances of each folder's own training run."""
+    runners, info = {}, {}
+    for spec in specs:
+        label, _, directory = spec.partition("=")
+        directory = Path(directory)
+        fast = load_fast(directory, "cpu", torch.float32)
+        runners[(label, "torch")] = fast.model
+        info[(label, "torch")] = {"file_mib": sum(p.stat().st_size for p in directory.glob("*.safetensors")
+                                                  if p.name != "mask.safetensors") / 2**20, "dir": directory,
+                                  "torch_form": fast.form}
+        for quant in QUANTS:
+            out = Path(args.work_dir) / f"deploy-{label}-{quant}"
+            if not (out / "model.onnx").is_file():
+                run_export_onnx(OnnxExportArguments(
+                    model_dir=str(directory), output_dir=str(out), quantize=quant, calibration=args.calibration,
+                    calibration_utterances=args.calibration_utterances, check_utterances=4))
+            runners[(label, f"onnx-{quant}")] = onnx_session(out / "model.onnx", args.threads)
+            info[(label, f"onnx-{quant}")] = {"file_mib": (out / "model.onnx").stat().st_size / 2**20, "dir": out}
+    times = time_forms(runners, audio, args.repeats)
+    rows = []
+    for (label, form), runner in runners.items():
+        facts = info[(label, form)]
+        directory = Path(dict(s.partition("=")[::2] for s in specs)[label])
+        run = read_run(directory.parent)
+        clips = validation_clips(run.data if run else {}, args.valid_utterances) if args.valid_utterances else []
+        if form == "torch":
+            vocabulary = Vocabulary.load(directory)
+
+            def transcribe(samples, model=runner):
+                with torch.inference_mode():
+                    logits = model(torch.from_numpy(normalize_waveform(samples))[None]).logits[0]
+                return vocabulary.decode_ids(logits.argmax(-1).numpy())
+            cer = _greedy_cer(transcribe, clips, vocabulary) if clips else None
+            child = ("--child-torch-dir", str(directory))
+        else:
+            onnx = OnnxCTC(facts["dir"], threads=args.threads)
+            cer = _greedy_cer(onnx.transcribe, clips, onnx.vocabulary) if clips else None
+            child = ("--child-onnx", str(facts["dir"] / "model.onnx"))
+        rows.append({"model": label, "form": form if form != "torch" else f"torch fp32 ({facts['torch_form']})",
+                     "rtf": statistics.median(times[(label, form)]) / audio_seconds(args),
+                     "file_mib": facts["file_mib"], "cer": cer, "valid_utterances": len(clips),
+                     "peak_mib": None if args.no_memory else peak_memory_cpu(args, "embedded", "dense", child)})
+    reference = rows[0]
+    for row in rows:
+        row["speedup"] = reference["rtf"] / row["rtf"]
+        row["file_ratio"] = row["file_mib"] / reference["file_mib"]
+        row["cer_change"] = None if row["cer"] is None or reference["cer"] is None else row["cer"] - reference["cer"]
+    return rows
+
+
+def write_deploy_table(rows: list[dict], meta: dict, out: Path) -> str:
+    lines = ["", f"Deployment forms of trained folders (reference: {rows[0]['model']}, {rows[0]['form']}); CER on the "
+             f"validation utterances of each folder's training run; {meta['threads']} thread(s).", "",
+             "| model | form | RTF | speed-up | file MiB | file vs ref | peak MiB | CER | CER change |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        cer = "" if r["cer"] is None else f"{r['cer']:.4f}"
+        change = "" if r["cer_change"] is None else f"{r['cer_change']:+.4f}"
+        peak = "n/a" if r.get("peak_mib") is None else f"{r['peak_mib']:.0f}"
+        lines.append(f"| {r['model']} | {r['form']} | {r['rtf']:.4f} | {r['speedup']:.2f}x | {r['file_mib']:.1f} | "
+                     f"{r['file_ratio']:.2f}x | {peak} | {cer} | {change} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_deploy(rows: list[dict], out: Path) -> Path | None:
+    points = [r for r in rows if r["cer_change"] is not None]
+    if not points:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    models = list(dict.fromkeys(r["model"] for r in points))
+    forms = list(dict.fromkeys("torch fp32" if r["form"].startswith("torch") else r["form"] for r in points))
+    colors = {m: f"C{i}" for i, m in enumerate(models)}
+    markers = dict(zip(forms, "osD^v<>p*"))
+    for r in points:  # colour: the model folder; marker: the form (a legend, no labels on top of each other)
+        form = "torch fp32" if r["form"].startswith("torch") else r["form"]
+        ax.scatter(r["speedup"], r["cer_change"], color=colors[r["model"]], marker=markers[form], s=60,
+                   edgecolors="black", linewidths=0.5)
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=colors[m], marker="o", ls="", label=m) for m in models]
+    handles += [Line2D([], [], color="gray", marker=markers[f], ls="", label=f.replace("onnx-none", "onnx fp32"))
+                for f in forms]
+    handles.append(ax.axhline(0.03, color="red", lw=0.8, ls="--", label="CER goal: within +0.03"))
+    handles.append(ax.axvline(1.5, color="gray", lw=0.8, ls=":", label="speed goal: 1.5x"))
+    ax.margins(x=0.1, y=0.2)
+    ax.set_xlabel(f"speed-up vs {rows[0]['model']} torch fp32 (RTF ratio, 8 s clip)")
+    ax.set_ylabel("validation CER change vs the same reference")
+    ax.legend(handles=handles, fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = out / "deploy_speed_vs_cer.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def bench_folders(specs: list[str], args, device, dtype, audio) -> list[dict]:
@@ -248,7 +428,7 @@ def plot_speed_vs_cer(folder_rows: list[dict], out: Path) -> Path | None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=SHAPES)
-    ap.add_argument("--forms", nargs="+", default=list(FORMS), choices=FORMS)
+    ap.add_argument("--forms", nargs="+", default=list(TORCH_FORMS), choices=FORMS)
     ap.add_argument("--sparsity", type=float, default=0.5)
     ap.add_argument("--seconds", type=float, default=8.0, help="length of the utterance")
     ap.add_argument("--batch", type=int, default=1, help="utterances per forward pass")
@@ -259,7 +439,16 @@ def main() -> None:
     ap.add_argument("--model", action="append", default=[], metavar="LABEL=DIR", help="a model folder to add")
     ap.add_argument("--no-memory", action="store_true", help="skip the per-form peak memory processes (CPU)")
     ap.add_argument("--out", default="docs/results/inference")
+    ap.add_argument("--deploy", action="append", default=[], metavar="LABEL=DIR",
+                    help="a trained folder to time and score in torch and as ONNX fp32 / int8 (first: reference)")
+    ap.add_argument("--calibration", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "mboshi"
+                                                 / "train.tsv"), help="manifest calibrating int8-static")
+    ap.add_argument("--calibration-utterances", type=int, default=32)
+    ap.add_argument("--valid-utterances", type=int, default=150, help="validation utterances scored per form (0: no CER)")
+    ap.add_argument("--work-dir", default="runs/bench-onnx", help="cache of the exported ONNX files")
     ap.add_argument("--child", choices=FORMS, help=argparse.SUPPRESS)
+    ap.add_argument("--child-onnx", help=argparse.SUPPRESS)
+    ap.add_argument("--child-torch-dir", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         return child_peak_memory(args)
@@ -277,13 +466,14 @@ def main() -> None:
     for shape in args.shapes:
         models, shape_rows = {}, {}
         for form in args.forms:
-            model, reason = build_form(shape, form, args.sparsity, device, dtype)
+            model, reason = build_form(shape, form, args.sparsity, device, dtype, args)
             if model is None:
                 shape_rows[form] = {"shape": shape, "form": form, "skipped": reason}
                 continue
             models[form] = model
             shape_rows[form] = {"shape": shape, "form": form, "weights_mib": weights_mib(model),
-                                "params_m": sum(p.numel() for p in model.parameters()) / 1e6}
+                                "params_m": sum(p.numel() for p in model.parameters()) / 1e6
+                                if isinstance(model, torch.nn.Module) else None}
         times = time_forms(models, audio, args.repeats)
         dense_rtf = statistics.median(times["dense"]) / audio_seconds(args) if "dense" in times else None
         for form, seconds in times.items():
@@ -306,12 +496,19 @@ def main() -> None:
     folder_rows = bench_folders(args.model, args, device, dtype, audio) if args.model else []
     for row in folder_rows:
         print(json.dumps(row), flush=True)
+    deploy_rows = bench_deploy(args.deploy, args, audio) if args.deploy else []
     meta["load_average_end"] = os.getloadavg()
-    (out / "results.json").write_text(json.dumps({"meta": meta, "rows": rows, "models": folder_rows}, indent=2))
+    (out / "results.json").write_text(json.dumps({"meta": meta, "rows": rows, "models": folder_rows,
+                                                  "deploy": deploy_rows}, indent=2))
     print(write_table(rows, folder_rows, meta, out))
-    plot = plot_speed_vs_cer(folder_rows, out)
-    if plot:
-        print(f"plot: {plot}")
+    if deploy_rows:
+        text = write_deploy_table(deploy_rows, meta, out)
+        with open(out / "table.md", "a", encoding="utf-8") as f:
+            f.write(text)
+        print(text)
+    for plot in (plot_speed_vs_cer(folder_rows, out), plot_deploy(deploy_rows, out) if deploy_rows else None):
+        if plot:
+            print(f"plot: {plot}")
 
 
 if __name__ == "__main__":

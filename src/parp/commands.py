@@ -58,11 +58,19 @@ def _transcribe_main(argv: Sequence[str]) -> None:
     parser.add_argument("--device", default="auto", help="auto (cuda when a GPU is visible, else cpu) | cpu | cuda.")
     parser.add_argument("--precision", default="auto", help="auto (bf16 on a GPU) | fp32 | bf16.")
     parser.add_argument("--max-batch-seconds", type=float, default=120.0, help="Cap on padded audio per batch.")
+    parser.add_argument("--backend", default="torch", choices=["torch", "onnx"],
+                        help="torch (the model folder) | onnx (a folder of parp export onnx; onnxruntime on CPU).")
     args = parser.parse_args(list(argv))
     from .errors import AudioError
-    from .evaluation.evaluate import transcribe
 
-    results = transcribe(args.model, args.files, args.device, args.precision, args.max_batch_seconds)
+    if args.backend == "onnx":
+        from .export.onnx_session import OnnxCTC
+
+        results = OnnxCTC(args.model).transcribe_files(args.files)
+    else:
+        from .evaluation.evaluate import transcribe
+
+        results = transcribe(args.model, args.files, args.device, args.precision, args.max_batch_seconds)
     for path, text in results:
         print(f"{path}\t{text}")
     failed = sum(text.startswith("<error: ") for _, text in results)
@@ -193,6 +201,18 @@ def _card_update(args):
     print(run_card_update(args))
 
 
+def _export_onnx_args():
+    from .export.onnx import OnnxExportArguments
+
+    return [OnnxExportArguments]
+
+
+def _export_onnx(args):
+    from .export.onnx import run_export_onnx
+
+    print(json.dumps(run_export_onnx(args), indent=2))
+
+
 def _masks_main(argv):
     from .experiments.masks import masks_main
 
@@ -217,6 +237,8 @@ COMMANDS: dict[str, Command] = {
                       _report_args, _report),
     "demo": Command("Offline demo: synthesise a small unseen-language task, fine-tune, OMP + PARP, report.",
                     _demo_args, _demo),
+    "export onnx": Command("Export a CTC model folder to ONNX (optionally int8), checked against torch.",
+                           _export_onnx_args, _export_onnx),
     # maintainer commands: a pretraining run becomes the embedded default, its card written from its records
     "card install": Command("Install a parp pretrain run as the embedded default model with its model card.",
                             _card_install_args, _card_install),

@@ -146,12 +146,18 @@ class _Parser(HfArgumentParser):
         for name, (dest, on, off) in self._parp_switches.items():
             self.add_argument(f"--{name}", dest=dest, action=_Switch, on=on, off=off,
                               help=f"transformers' name: sets {dest} to {on!r}")
+        for t in types:  # ``metadata={"positional": True}``: the field is also the command's positional argument
+            for f in dataclasses.fields(t):
+                if f.metadata.get("positional"):
+                    self.add_argument(f.name, nargs="?", default=argparse.SUPPRESS, metavar=f.name.upper(),
+                                      help=f"{f.metadata.get('help', '')} (or --{f.name.replace('_', '-')})")
 
     def _parse_dataclass_field(self, parser, field):  # HfArgumentParser calls it as self._parse_dataclass_field
         extra = [f"--{a}" for a, target in self._parp_aliases.items() if target == field.name]
-        if extra or SHARED_KEY in field.metadata or CONFIG_TYPE_KEY in field.metadata:  # argparse knows neither
+        private = (SHARED_KEY, CONFIG_TYPE_KEY, "positional")  # argparse knows none of them
+        if extra or any(key in field.metadata for key in private):
             field = copy.copy(field)
-            metadata = {k: v for k, v in field.metadata.items() if k not in (SHARED_KEY, CONFIG_TYPE_KEY)}
+            metadata = {k: v for k, v in field.metadata.items() if k not in private}
             field.metadata = types.MappingProxyType({**metadata, **({"aliases": extra} if extra else {})})
         HfArgumentParser._parse_dataclass_field(parser, field)
 

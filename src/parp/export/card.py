@@ -53,9 +53,17 @@ def _fmt(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
+TRANSFORMERS_USAGE = ("Loads with plain transformers, no parp needed:\n\n```python\n"
+                      "from transformers import AutoModelForCTC, Wav2Vec2Processor\n\n"
+                      "model = AutoModelForCTC.from_pretrained(\"path/to/this/folder\")  # zeros are in the weights\n"
+                      "processor = Wav2Vec2Processor.from_pretrained(\"path/to/this/folder\")\n```")
+
+
 def model_card(record: dict, metrics: dict[str, float], sparsity: dict[str, float] | None = None,
-               argument_types: Sequence[type] = ()) -> str:
-    """Markdown card for one exported folder; ``metrics`` are that folder's validation metrics."""
+               argument_types: Sequence[type] = (), usage: str = TRANSFORMERS_USAGE, extra: str = "") -> str:
+    """Markdown card for one exported folder; ``metrics`` are that folder's validation metrics. ``usage`` says how
+    to load the folder (default: plain transformers); ``extra`` is Markdown added before the closing line (e.g.
+    the ONNX export's own facts)."""
     arguments = record.get("arguments") or {}
     prune = arguments.get("prune") or {}
     data = record.get("data") or {}
@@ -87,18 +95,17 @@ def model_card(record: dict, metrics: dict[str, float], sparsity: dict[str, floa
              ("validation metrics", ", ".join(f"{k} {_fmt(v)}" for k, v in metrics.items()) or "none"),
              ("parp version", version)]
     table = "\n".join(["| | |", "|---|---|"] + [f"| {k} | {str(v).replace('|', '/')} |" for k, v in rows])
-    usage = ("```python\nfrom transformers import AutoModelForCTC, Wav2Vec2Processor\n\n"
-             "model = AutoModelForCTC.from_pretrained(\"path/to/this/folder\")  # zeros are in the weights\n"
-             "processor = Wav2Vec2Processor.from_pretrained(\"path/to/this/folder\")\n```")
+    extra_block = f"{extra}\n\n" if extra else ""
     return (f"---\n{yaml.safe_dump(front, sort_keys=False, allow_unicode=True)}---\n\n"
             f"# {base.split('/')[-1]} fine-tuned for CTC, pruned with parp ({method.split(' ')[0]})\n\n"
             f"{table}\n\nMade with\n\n```bash\n{_command(record, argument_types)}\n```\n\n"
-            f"Loads with plain transformers, no parp needed:\n\n{usage}\n\n"
+            f"{usage}\n\n{extra_block}"
             f"The full record (arguments, library versions, hardware, per-phase time) is the run's `run.json`.\n")
 
 
 def write_model_card(folder, record: dict, metrics: dict[str, float], sparsity: dict[str, float] | None = None,
-                     argument_types: Sequence[type] = ()) -> Path:
+                     argument_types: Sequence[type] = (), **sections: str) -> Path:
+    """Write README.md into ``folder``; ``sections``: ``usage`` / ``extra`` of :func:`model_card`."""
     path = Path(folder) / "README.md"
-    path.write_text(model_card(record, metrics, sparsity, argument_types), encoding="utf-8")
+    path.write_text(model_card(record, metrics, sparsity, argument_types, **sections), encoding="utf-8")
     return path

@@ -73,6 +73,16 @@ def _set_intermediate_size(config, width: int) -> None:
     config.intermediate_size = width
 
 
+def compact_if_ffn_(model: nn.Module, mask: Mask) -> nn.Module | None:
+    """``model`` with its pruned neurons removed (in place) when ``mask`` prunes whole feed-forward neurons, the
+    same number in every layer; None for any other mask (the model is left as it is)."""
+    kept = kept_neurons(mask)
+    if kept is None or len({int(i.numel()) for i in kept.values()}) != 1:
+        return None
+    mask.apply_(model)  # the saved weights already carry it; applying makes removal exact by construction
+    return compact_ffn_(model, mask)
+
+
 def save_compact_model(model: nn.Module, mask: Mask, out_dir) -> Path:
     """Save a copy of ``model`` with the pruned neurons removed as a plain HF folder (``model`` is untouched)."""
     out_dir = Path(out_dir)

@@ -13,11 +13,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from parp.export.compact import compact_ffn_
+from parp.export.compact import compact_if_ffn_
 from parp.inference.semi_structured import (fallback_note, is_2_4, semi_structured_unsupported,
                                             to_semi_structured_)
 from parp.sparsity.mask import Mask
-from parp.sparsity.structured import kept_neurons
 
 
 @dataclass
@@ -40,10 +39,9 @@ def fast_form(model: nn.Module, model_dir, dtype: torch.dtype | None = None) -> 
     mask.check_compatible(model)
     if not mask.num_pruned():
         return FastForm(model, "dense")
-    kept = kept_neurons(mask)
-    if kept is not None and len({int(i.numel()) for i in kept.values()}) == 1:
-        mask.apply_(model)  # the saved weights already carry it; applying makes removal exact by construction
-        return FastForm(compact_ffn_(model, mask), "ffn-compact")
+    compact = compact_if_ffn_(model, mask)
+    if compact is not None:
+        return FastForm(compact, "ffn-compact")
     if is_2_4(mask):
         weight = next(model.parameters())
         reason = semi_structured_unsupported(weight.device, dtype or weight.dtype)
