@@ -76,3 +76,22 @@ def sigkill_after_checkpoint(step: int) -> list[str]:
     import sys
 
     return [sys.executable, "-c", _KILL_AFTER_CHECKPOINT.format(step=step)]
+
+
+class Killed(Exception):
+    """Raised by ``KillAt``: the run died between two checkpoints."""
+
+
+def kill_at(step: int):
+    """A training hook that dies after update ``step`` (after the checkpoint of step - 1), like a SIGKILL between
+    checkpoints, in the test's own process."""
+    from parp.training.hooks import TrainingHook
+
+    class KillAt(TrainingHook):
+        name = "kill"
+
+        def on_step_end(self, state):
+            if state.step == step:
+                raise Killed
+
+    return KillAt()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import run_tiny_prune, synthetic_corpus, tiny_model_dir
+from helpers import Killed, kill_at, run_tiny_prune, synthetic_corpus, tiny_model_dir
 from safetensors.torch import load_file
 
 from parp.data import DataArguments
@@ -151,30 +151,13 @@ def test_patience_needs_validation_during_training():
         validate_train_config(TrainConfig(early_stopping_min_delta=-0.1))
 
 
-class _Killed(Exception):
-    pass
-
-
-class _KillAt(TrainingHook):
-    """Dies after update ``step`` (after the checkpoint of step - 1), like a SIGKILL between checkpoints."""
-
-    name = "kill"
-
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, state):
-        if state.step == self.step:
-            raise _Killed
-
-
 def test_a_killed_early_stopping_run_resumes_to_the_same_stop_and_model(setup, tmp_path):
     straight = train(setup.new_model(1), setup.train_set, setup.valid_set, _config(tmp_path / "a"),
                      _Scripted(setup.objective, SCRIPT))
     scripted = _Scripted(setup.objective, SCRIPT)
-    with pytest.raises(_Killed):  # killed at step 7: after the validations of steps 2, 4, 6 and checkpoint 6
+    with pytest.raises(Killed):  # killed at step 7: after the validations of steps 2, 4, 6 and checkpoint 6
         train(setup.new_model(1), setup.train_set, setup.valid_set, _config(tmp_path / "b"), scripted,
-              hooks=[_KillAt(7)])
+              hooks=[kill_at(7)])
     assert scripted.calls == 3
     resumed = train(setup.new_model(1), setup.train_set, setup.valid_set, _config(tmp_path / "b"),
                     _Scripted(setup.objective, SCRIPT[3:]))  # the resumed process validates from step 8 on

@@ -149,7 +149,6 @@ def test_claims_that_fail_are_said_to_fail(sweep_dir):
 def test_one_seed_is_not_separable_however_large_the_gap(sweep_dir):
     """The demo once said claim (b) "holds" on CER 0.820 vs 0.838 from one seed: without a spread, nothing is."""
     from parp.results import read_results
-    from parp.reports.report import build_report
 
     rows = [r for r in read_results(sweep_dir / "results.csv") if r["seed"] == 0]
     write_results(sweep_dir, rows)
@@ -162,7 +161,6 @@ def test_one_seed_is_not_separable_however_large_the_gap(sweep_dir):
 
 def test_differences_within_the_seed_spread_are_not_separable(sweep_dir):
     from parp.results import read_results
-    from parp.reports.report import build_report
 
     rows = read_results(sweep_dir / "results.csv")
     for row in rows:  # seed-to-seed spread of 0.1 swamps the 0.01-0.02 gaps between methods
@@ -180,7 +178,6 @@ def test_report_without_results_is_one_clear_error(tmp_path, capsys):
 
 def test_claims_use_cer_when_every_wer_is_saturated(sweep_dir):
     from parp.results import read_results
-    from parp.reports.report import build_report
 
     rows = read_results(sweep_dir / "results.csv")
     for row in rows:  # short runs: no word right anywhere, but characters differ by method
@@ -336,7 +333,6 @@ def test_masks_of_the_methods_are_compared_with_each_other_across_seeds_and_with
 def test_claims_use_cer_when_words_are_almost_never_right(sweep_dir):
     """WER of 0.985-1.005 (the Mboshi sweep at 600 updates) is noise around saturation: CER carries the claims."""
     from parp.results import read_results
-    from parp.reports.report import build_report
 
     rows = read_results(sweep_dir / "results.csv")
     for i, row in enumerate(rows):

@@ -10,13 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import synthetic_corpus, tiny_model_dir
+from helpers import Killed, kill_at, synthetic_corpus, tiny_model_dir
 
 from parp.data import DataArguments
 from parp.models import ModelArguments
 from parp.training.checkpoint import _rng_state, _set_rng_state
 from parp.training.finetune import prepare_finetune
-from parp.training.hooks import TrainingHook
 from parp.training.loop import TrainConfig, train
 
 
@@ -47,28 +46,11 @@ def _config(out: Path, max_steps: int) -> TrainConfig:
                        learning_rate=1e-3, max_batch_seconds=3, progress=False, seed=1, log_every=1)
 
 
-class _Killed(Exception):
-    pass
-
-
-class _KillAt(TrainingHook):
-    """Dies after update ``step`` (after the checkpoint of step - 1), like a SIGKILL between checkpoints."""
-
-    name = "kill"
-
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, state):
-        if state.step == self.step:
-            raise _Killed
-
-
 def test_resume_reads_no_pickle_and_runs_no_planted_code(setup, tmp_path, monkeypatch):
     out = tmp_path / "run"
-    with pytest.raises(_Killed):
+    with pytest.raises(Killed):
         train(setup.new_model(1), setup.train_set, setup.valid_set, _config(out, 4), setup.objective,
-              hooks=[_KillAt(3)])
+              hooks=[kill_at(3)])
     checkpoint = out / "checkpoints" / "step-2"
     assert checkpoint.is_dir()
     # what the loop writes is safetensors and JSON only
@@ -101,9 +83,9 @@ def test_pickle_free_resume_matches_an_uninterrupted_run(setup, tmp_path):
 
     straight = train(setup.new_model(1), setup.train_set, setup.valid_set, _config(tmp_path / "a", 4),
                      setup.objective)
-    with pytest.raises(_Killed):
+    with pytest.raises(Killed):
         train(setup.new_model(1), setup.train_set, setup.valid_set, _config(tmp_path / "b", 4), setup.objective,
-              hooks=[_KillAt(3)])
+              hooks=[kill_at(3)])
     resumed = train(setup.new_model(1), setup.train_set, setup.valid_set, _config(tmp_path / "b", 4),
                     setup.objective)
     assert resumed.resumed_from_step == 2

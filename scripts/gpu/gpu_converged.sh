@@ -33,11 +33,7 @@ PY="${PYTHON:-python3}"
 log() { echo "[gpu-converged ${SECONDS}s] $*" | tee -a "$W/session.log"; }
 
 source scripts/gpu/gpu_wheels.sh
-install_wheels || exit 1
-export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-"$PY" -c "import parp, jiwer, soundfile, torch; print('torch', torch.__version__,
-torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU')" | tee -a "$W/session.log" \
-    || { log "imports failed"; exit 1; }
+install_wheels && check_imports || exit 1
 
 carried=(); for d in .gpu/audio .gpu/audio2; do [[ -d $d ]] && carried+=("$d"); done
 if (( ${#carried[@]} )); then

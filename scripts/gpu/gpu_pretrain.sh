@@ -37,11 +37,7 @@ PY="${PYTHON:-python3}"
 log() { echo "[gpu-pretrain ${SECONDS}s] $*" | tee -a "$W/session.log"; }
 
 source scripts/gpu/gpu_wheels.sh
-install_wheels || exit 1
-export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-"$PY" -c "import parp, jiwer, soundfile, torch; print('torch', torch.__version__,
-torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU')" | tee -a "$W/session.log" \
-    || { log "imports failed"; exit 1; }
+install_wheels && check_imports || exit 1
 
 log "decoding the carried audio"
 "$PY" scripts/gpu/gpu_audio.py decode > "$W/decode.log" 2>&1 || { log "decode failed"; tail -3 "$W/decode.log"; exit 1; }

@@ -9,6 +9,17 @@ install_wheels() {
     export PYTHONPATH=/tmp/site
 }
 
+# `check_imports [MODULE ...]`: parp's sources first on PYTHONPATH, then parp, jiwer, soundfile, torch (and any MODULE
+# given) must import; prints torch's version and the device into the session log.
+check_imports() {
+    export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+    local modules
+    modules=$(printf ', %s' parp jiwer soundfile "$@" torch)
+    "$PY" -c "import ${modules:2}; print('torch', torch.__version__,
+torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU')" | tee -a "$W/session.log" \
+        || { log "imports failed"; return 1; }
+}
+
 # `start_mps`: many small processes on one GPU run concurrently under MPS; without it they take turns. Used only if
 # it starts and a CUDA call works under it; a no-op where there is no MPS daemon (a CPU trial).
 start_mps() {

@@ -18,6 +18,7 @@ from ..data import DataArguments
 from ..methods import PruneArguments
 from ..models import ModelArguments
 from ..records import is_completed, load_run
+from ..results import TRANSFER
 from ..training.config import TrainConfig
 from .cell_masks import final_mask_path
 
@@ -25,9 +26,8 @@ if TYPE_CHECKING:
     from .grid import SweepConfig
 
 MULTILINGUAL = "multi"  # the cell folder of the one-run multilingual subnetwork
-# transfer cells (``parp.experiments.transfer``): PARP-P' on a language from another language's OMP mask, and the
-# control that starts PARP from a random mask with that mask's per-tensor sparsities
-from ..results import TRANSFER, TRANSFER_RANDOM  # noqa: E402  (defined once, in the results table's floor)
+# transfer cells (``parp.experiments.transfer``; their method names, TRANSFER and TRANSFER_RANDOM, are defined once,
+# in ``parp.results``) start PARP from this method's mask on another language
 SOURCE_METHOD = "omp"  # the method whose masks are transferred
 
 

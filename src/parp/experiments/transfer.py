@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
+from ..results import TRANSFER, TRANSFER_RANDOM
 from ..sparsity import Mask
 from ..sparsity.scopes import sparsifier, weight_scope_names
-from .cells import SOURCE_METHOD, TRANSFER, TRANSFER_RANDOM, Cell, LanguageData, seeds_of, source_cell, \
-    start_mask_path
+from .cells import SOURCE_METHOD, Cell, LanguageData, seeds_of, source_cell, start_mask_path
 
 if TYPE_CHECKING:
     from .grid import SweepConfig

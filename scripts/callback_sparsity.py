@@ -2,7 +2,7 @@
 scripts, 6 updates with checkpoints at 3 and 6, on tiny random models (the test builders of tests/test_examples.py)
 and six real Mboshi clips under 3 s.
 
-    PYTHONPATH=src python bench/callback_sparsity.py [MBOSHI_DIR]
+    PYTHONPATH=src python scripts/callback_sparsity.py [MBOSHI_DIR]
 """
 
 from __future__ import annotations
