@@ -31,10 +31,7 @@ def _build(types: Sequence[type], options: dict[str, Any], what: str) -> list:
 def finetune(**options) -> dict:
     """Fine-tune with CTC, no pruning; returns final/best metrics, steps, model folder and record path."""
     data, model, train = _build([DataArguments, ModelArguments, TrainConfig], options, "finetune")
-    result = run_finetune(data, model, train)
-    r = result.train
-    return {"final": r.final_metrics, "best": r.best_metrics, "best_step": r.best_step, "steps": r.steps,
-            "model": r.model_dir, "best_model": r.best_dir, "record": str(result.record_path)}
+    return run_finetune(data, model, train).summary()
 
 
 def prune(method: str = "parp", sparsity: float = 0.5, **options) -> dict:

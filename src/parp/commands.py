@@ -33,10 +33,7 @@ def _finetune_args():
 def _finetune(data, model, train):
     from .training.finetune import run_finetune
 
-    result = run_finetune(data, model, train)
-    r = result.train
-    print(json.dumps({"final": r.final_metrics, "best": r.best_metrics, "best_step": r.best_step, "steps": r.steps,
-                      "model": r.model_dir, "best_model": r.best_dir, "record": str(result.record_path)}, indent=2))
+    print(json.dumps(run_finetune(data, model, train).summary(), indent=2))
 
 
 def _evaluate_args():

@@ -15,10 +15,9 @@ from ..data import DataArguments
 from ..export import compression_report, save_compact_model, save_compressed, save_pruned_model, write_model_card
 from ..models import ModelArguments
 from ..sparsity import measure_sparsity
-from ..training.finetune import open_run_record, prepare_finetune, record_decode_failures
 from ..records import Run, RunRecord
-from ..training.config import TrainConfig, validate_train_config
-from ..training.output_lock import release_output_lock
+from ..training.config import TrainConfig
+from ..training.finetune import FinetuneSetup, run_job
 from . import full, imp, mpi, omp, parp
 from .arguments import METHOD_NAMES, PruneArguments, validate_prune_arguments
 from .context import MethodContext
@@ -38,15 +37,9 @@ def run_prune(data_args: DataArguments, model_args: ModelArguments, config: Trai
               args: PruneArguments, extra_hooks=()) -> dict:
     """Run one pruning method end to end; returns the run record's essentials."""
     validate_prune_arguments(args)
-    validate_train_config(config)
     arguments = {"prune": args, "data": data_args, "model": model_args, "train": config}
-    record, rank, finished = open_run_record("prune", arguments, config, model_args)  # exports from rank 0 only
-    if finished is not None:
-        return _completed_summary(finished)
-    try:
-        return _prune(record, rank, data_args, model_args, config, args, extra_hooks)
-    finally:
-        release_output_lock(config.output_dir)
+    return run_job("prune", arguments, _completed_summary,
+                   lambda record, rank, setup: _prune(record, rank, setup, config, args, extra_hooks))
 
 
 def _completed_summary(run: Run) -> dict:
@@ -57,11 +50,9 @@ def _completed_summary(run: Run) -> dict:
             "cost_wall_seconds": run.cost_seconds, "record": str(run.path), "already_completed": True}
 
 
-def _prune(record: RunRecord, rank: int, data_args: DataArguments, model_args: ModelArguments, config: TrainConfig,
-           args: PruneArguments, extra_hooks) -> dict:
+def _prune(record: RunRecord, rank: int, setup: FinetuneSetup, config: TrainConfig, args: PruneArguments,
+           extra_hooks):
     output_dir = Path(config.output_dir)
-    setup = prepare_finetune(data_args, model_args, progress=config.progress)
-    record.update("data", setup.data_summary)
     ctx = MethodContext(setup, config, args, record, extra_hooks)
     ctx.check_scope()
     torch.manual_seed(config.seed)
@@ -100,19 +91,21 @@ def _prune(record: RunRecord, rank: int, data_args: DataArguments, model_args: M
     record.update("metrics", summary)
     record.update("metrics", {"iou_with_pretrained_mask": ctx.iou_with_pretrained(mask)})
     record.set("per_layer_sparsity", measured.per_layer)
-    record_decode_failures(record, setup)
-    record.finish()
-    if rank == 0:
-        for folder in (model_dir, output_dir / "model-compact") if compact else (model_dir,):
-            write_model_card(folder, record.data, last.final_metrics,
-                             {"target": args.sparsity, "achieved": measured.overall}, record.argument_types)
-    summary["wall_seconds"] = record.data["wall_seconds"]
-    # reused phases (--dense-checkpoint, --imp-checkpoint) and the part of a resumed phase done before its
-    # checkpoint ran in other processes; their time is still this method's cost
-    summary["reused_dense"] = bool(args.dense_checkpoint or args.imp_checkpoint)
-    summary["cost_wall_seconds"] = round(record.data["wall_seconds"] + ctx.elsewhere_wall_seconds, 3)
-    summary["record"] = str(record.path)
-    return summary
+
+    def write_cards(summary: dict) -> dict:
+        if rank == 0:
+            for folder in (model_dir, output_dir / "model-compact") if compact else (model_dir,):
+                write_model_card(folder, record.data, last.final_metrics,
+                                 {"target": args.sparsity, "achieved": measured.overall}, record.argument_types)
+        summary["wall_seconds"] = record.data["wall_seconds"]
+        # reused phases (--dense-checkpoint, --imp-checkpoint) and the part of a resumed phase done before its
+        # checkpoint ran in other processes; their time is still this method's cost
+        summary["reused_dense"] = bool(args.dense_checkpoint or args.imp_checkpoint)
+        summary["cost_wall_seconds"] = round(record.data["wall_seconds"] + ctx.elsewhere_wall_seconds, 3)
+        summary["record"] = str(record.path)
+        return summary
+
+    return summary, write_cards
 
 
 def _config_value(model_dir: Path, key: str = "intermediate_size"):

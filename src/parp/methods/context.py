@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-from accelerate import PartialState
 
 from ..records import Phase, Run, RunRecord
 from ..sparsity import Mask
 from ..sparsity.scopes import sparsifier
-from ..training.finetune import FinetuneSetup, with_output_dir
+from ..training.finetune import FinetuneSetup, phase_facts, with_output_dir
 from ..training.hooks import TrainingHook
 from ..training.config import TrainConfig
 from ..training.loop import TrainResult, train
@@ -84,14 +83,8 @@ class MethodContext:
             result = train(model, self.setup.train_set, self.setup.valid_set, with_output_dir(self.config, name),
                            self.setup.objective, [*hooks, *self.extra_hooks])
             upkeep = sum(getattr(h, "upkeep_seconds", 0.0) for h in hooks)
-            phase.update(steps=result.steps - result.resumed_from_step, total_steps=result.steps,
-                         resumed_from_step=result.resumed_from_step, final=result.final_metrics,
-                         mask_upkeep_seconds=round(upkeep, 3), train_seconds=result.train_seconds,
-                         processes=PartialState().num_processes, best_step=result.best_step,
-                         stopped_early=result.stopped_early, validation_curve=result.validation_curve)
-            if result.earlier_wall_seconds:
-                phase["earlier_wall_seconds"] = result.earlier_wall_seconds
-                self.elsewhere_wall_seconds += result.earlier_wall_seconds
+            phase.update(phase_facts(result), mask_upkeep_seconds=round(upkeep, 3))
+            self.elsewhere_wall_seconds += result.earlier_wall_seconds
             for hook in hooks:
                 if getattr(hook, "reprunes", None):  # the report plots how far the mask moved from its start
                     phase["reprunes"] = thinned(hook.reprunes)

@@ -12,6 +12,7 @@ import os
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, Callable, TypeVar
 
 from accelerate import PartialState
 from accelerate.utils import set_seed
@@ -30,6 +31,7 @@ from .output_lock import release_output_lock
 from .resume_check import prepare_output_dir
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -110,6 +112,12 @@ class FinetuneResult:
     train: TrainResult
     record_path: Path
 
+    def summary(self) -> dict[str, Any]:
+        """What ``parp finetune`` prints and ``parp.finetune`` returns."""
+        r = self.train
+        return {"final": r.final_metrics, "best": r.best_metrics, "best_step": r.best_step, "steps": r.steps,
+                "model": r.model_dir, "best_model": r.best_dir, "record": str(self.record_path)}
+
 
 def open_run_record(command: str, arguments: dict, config: TrainConfig,
                     model_args: ModelArguments) -> tuple[RunRecord | None, int, Run | None]:
@@ -146,44 +154,66 @@ def _completed_result(run: Run) -> FinetuneResult:
     return FinetuneResult(train_result, run.path)
 
 
-def run_finetune(data_args: DataArguments, model_args: ModelArguments, config: TrainConfig) -> FinetuneResult:
-    """``parp finetune``: full fine-tuning (the 0 % sparsity baseline)."""
+def run_job(command: str, arguments: dict, completed: Callable[[Run], T],
+            body: Callable[[RunRecord, int, FinetuneSetup], tuple[T, Callable[[T], T]]]) -> T:
+    """The one skeleton of a ``parp finetune`` / ``parp prune`` run (every method, ``none`` included): the run record
+    (a finished run with the same settings is answered from its record, ``completed``), the output folder's lock, the
+    data, vocabulary and model source once, then ``body`` (its phases and exports), and the record finished. ``body``
+    returns its result and what to do once the record is final (model cards quote it)."""
+    config, model_args = arguments["train"], arguments["model"]
     validate_train_config(config)
-    arguments = {"data": data_args, "model": model_args, "train": config}
-    record, rank, finished = open_run_record("finetune", arguments, config, model_args)
+    record, rank, finished = open_run_record(command, arguments, config, model_args)
     if finished is not None:
-        return _completed_result(finished)
+        return completed(finished)
     try:
-        return _finetune(record, rank, data_args, model_args, config)
+        setup = prepare_finetune(arguments["data"], model_args, progress=config.progress)
+        record.update("data", setup.data_summary)
+        result, after_finish = body(record, rank, setup)
+        record_decode_failures(record, setup)
+        record.finish()
+        return after_finish(result)
     finally:
         release_output_lock(config.output_dir)
 
 
-def _finetune(record: RunRecord, rank: int, data_args: DataArguments, model_args: ModelArguments,
-              config: TrainConfig) -> FinetuneResult:
-    setup = prepare_finetune(data_args, model_args, progress=config.progress)
-    record.update("data", setup.data_summary)
+def phase_facts(result: TrainResult) -> dict[str, Any]:
+    """What every recorded fine-tuning phase says of itself (its cost, where it stopped, its learning curve)."""
+    facts = dict(steps=result.steps - result.resumed_from_step, total_steps=result.steps,
+                 resumed_from_step=result.resumed_from_step, final=result.final_metrics,
+                 train_seconds=result.train_seconds,
+                 audio_seconds_per_second=round(result.audio_seconds_per_second, 2),
+                 processes=PartialState().num_processes, best_step=result.best_step,
+                 stopped_early=result.stopped_early, validation_curve=result.validation_curve)
+    if result.earlier_wall_seconds:
+        facts["earlier_wall_seconds"] = result.earlier_wall_seconds
+    return facts
+
+
+def run_finetune(data_args: DataArguments, model_args: ModelArguments, config: TrainConfig) -> FinetuneResult:
+    """``parp finetune``: full fine-tuning (the 0 % sparsity baseline)."""
+    return run_job("finetune", {"data": data_args, "model": model_args, "train": config}, _completed_result,
+                   lambda record, rank, setup: _finetune(record, rank, setup, config))
+
+
+def _finetune(record: RunRecord, rank: int, setup: FinetuneSetup, config: TrainConfig):
     model = setup.new_model(config.seed)
     with record.phase("finetune") as phase:
         result = train(model, setup.train_set, setup.valid_set, config, setup.objective)
-        phase.update(steps=result.steps - result.resumed_from_step, total_steps=result.steps,
-                     resumed_from_step=result.resumed_from_step,
-                     audio_seconds_per_second=round(result.audio_seconds_per_second, 2),
-                     processes=PartialState().num_processes, best_step=result.best_step,
-                     stopped_early=result.stopped_early)
-        if result.earlier_wall_seconds:
-            phase["earlier_wall_seconds"] = result.earlier_wall_seconds
+        phase.update(phase_facts(result))
     record.update("metrics", {"final": result.final_metrics, "best": result.best_metrics,
                               "best_step": result.best_step})
     record.set("history", result.history)
     record.set("outputs", {"model": result.model_dir, "best": result.best_dir})
-    record_decode_failures(record, setup)
-    record.finish()
-    if rank == 0:
-        write_model_card(result.model_dir, record.data, result.final_metrics, argument_types=record.argument_types)
-        if result.best_dir:
-            write_model_card(result.best_dir, record.data, result.best_metrics, argument_types=record.argument_types)
-    return FinetuneResult(result, record.path)
+
+    def write_cards(done: FinetuneResult) -> FinetuneResult:
+        if rank == 0:
+            write_model_card(result.model_dir, record.data, result.final_metrics, argument_types=record.argument_types)
+            if result.best_dir:
+                write_model_card(result.best_dir, record.data, result.best_metrics,
+                                 argument_types=record.argument_types)
+        return done
+
+    return FinetuneResult(result, record.path), write_cards
 
 
 def with_output_dir(config: TrainConfig, sub: str) -> TrainConfig:
