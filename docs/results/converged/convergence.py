@@ -6,7 +6,7 @@ writes
   N(d) marked;
 - ``convergence.json``: per language, data size and seed the best step and CER, where the run stopped, and N(d).
 
-The rule: N(d) is the latest best step over the seeds, rounded up to a validation; every seed then trained
+The rule: N(d) is the latest best step over two or more seeds, rounded up to a validation; every seed then trained
 ``patience`` more validations without improving, the evidence that more updates do not help.
 
     python docs/results/converged/convergence.py runs/converged/probe docs/results/converged
@@ -40,6 +40,8 @@ def probes(folder: Path) -> dict[tuple[str, float], dict[int, dict]]:
             states = sorted(run_dir.glob("checkpoints/step-*/trainer_state.json"))
             history = json.loads(states[-1].read_text())["history"] if states else []
         curve = [(h["step"], h["valid_cer"]) for h in history if "valid_cer" in h]
+        if len(curve) >= 2 and curve[-1][0] == curve[-2][0]:
+            curve = curve[:-1]  # the final validation of the restored best model, at the stop step: not a new point
         if not curve:
             continue
         best_step, best = min(curve, key=lambda point: (point[1], point[0]))
@@ -58,7 +60,7 @@ def main(probe_dir: str, out_dir: str, eval_every: int = 100) -> None:
     summary = {}
     fig, axes = plt.subplots(1, len(data), figsize=(5 * len(data), 3.6), squeeze=False)
     for ax, ((language, hours), seeds) in zip(axes[0], sorted(data.items())):
-        done = all(s["finished"] for s in seeds.values())
+        done = len(seeds) >= 2 and all(s["finished"] for s in seeds.values())  # the rule needs two seeds
         n_d = eval_every * math.ceil(max(s["best_step"] for s in seeds.values()) / eval_every)
         token = "all" if math.isinf(hours) else f"{hours:g}"
         summary[f"{language}-h{token}"] = {  # named as the probe's folder
@@ -69,7 +71,8 @@ def main(probe_dir: str, out_dir: str, eval_every: int = 100) -> None:
             ax.plot(steps, cers, label=f"seed {seed} (best {s['best_cer']:.3f} at {s['best_step']})")
         if done:
             ax.axvline(n_d, color="grey", linestyle="--", label=f"N(d) = {n_d}")
-        ax.set_title(f"{language}, {_size(hours)} of training audio" + ("" if done else " (still running)"))
+        state = "" if done else " (one seed so far)" if all(s["finished"] for s in seeds.values()) else " (running)"
+        ax.set_title(f"{language}, {_size(hours)} of training audio" + state)
         ax.set_xlabel("updates")
         ax.set_ylabel("validation CER (200 utterances)")
         ax.grid(alpha=0.3)
