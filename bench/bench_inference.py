@@ -312,14 +312,21 @@ def write_deploy_table(rows: list[dict], meta: dict, out: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_deploy(rows: list[dict], out: Path) -> Path | None:
-    points = [r for r in rows if r["cer_change"] is not None]
-    if not points:
-        return None
+def _pyplot():
+    """matplotlib's pyplot on the file backend, imported only when a plot is drawn."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_deploy(rows: list[dict], out: Path) -> Path | None:
+    points = [r for r in rows if r["cer_change"] is not None]
+    if not points:
+        return None
+    plt = _pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 5))
     models = list(dict.fromkeys(r["model"] for r in points))
@@ -405,10 +412,7 @@ def plot_speed_vs_cer(folder_rows: list[dict], out: Path) -> Path | None:
     points = [r for r in folder_rows if r["cer"] is not None]
     if not points:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     fig, ax = plt.subplots(figsize=(5, 4))
     for r in points:
