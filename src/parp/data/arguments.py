@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import AudioError, ConfigError
-from .audio import audio_info
 from .manifest import Utterance, load_hf_corpus, read_manifest
 from .splits import hours_subset, split_train_valid
 from .text import DEFAULT_DROP_CHARS
@@ -91,9 +90,7 @@ def _seconds(utterance: Utterance) -> float:
     skips and counts it later)."""
     if utterance.duration is not None:
         return float(utterance.duration)
-    if utterance.audio is not None:
-        return len(utterance.audio) / (utterance.sampling_rate or 16000)
     try:
-        return audio_info(utterance.path).duration
+        return utterance.audio_seconds()
     except AudioError:  # unreadable audio is the dataset's to report
         return 0.0

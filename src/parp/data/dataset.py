@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from parp.data.audio import audio_info, check_finite, load_audio, to_mono_resampled
+from parp.data.audio import check_finite, load_audio, to_mono_resampled
 from parp.data.manifest import Utterance
 from parp.data.text import TextNormalizer, Vocabulary
 from parp.errors import AudioError
@@ -103,25 +103,18 @@ class SpeechDataset:
         """Seconds per item (from validation, the manifest, in-memory audio or the file header)."""
         for i, duration in enumerate(self._durations):
             if duration is None:
-                utterance = self.utterances[i]
-                if utterance.audio is not None:
-                    self._durations[i] = len(utterance.audio) / (utterance.sampling_rate or self.sampling_rate)
-                else:
-                    self._durations[i] = audio_info(utterance.path).duration
+                self._durations[i] = self.utterances[i].audio_seconds(self.sampling_rate)
         return list(self._durations)
 
     def _check(self, i: int) -> tuple[str | None, float | None]:
         """Reason to drop item ``i`` (None if usable) and its true duration."""
         utterance = self.utterances[i]
-        if utterance.audio is not None:
-            if len(utterance.audio) == 0:
-                return "zero-length audio (0 samples)", None
-            duration = len(utterance.audio) / (utterance.sampling_rate or self.sampling_rate)
-        else:
-            try:
-                duration = audio_info(utterance.path).duration
-            except AudioError as exc:
-                return exc.reason, None
+        if utterance.audio is not None and len(utterance.audio) == 0:
+            return "zero-length audio (0 samples)", None
+        try:
+            duration = utterance.audio_seconds(self.sampling_rate)
+        except AudioError as exc:
+            return exc.reason, None
         if not self.labels[i]:
             return "empty transcript after normalisation", duration
         if duration < self.min_seconds:

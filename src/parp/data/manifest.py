@@ -17,7 +17,7 @@ from typing import Iterable
 import numpy as np
 import soundfile
 
-from parp.data.audio import load_audio, to_mono_resampled
+from parp.data.audio import audio_info, load_audio, to_mono_resampled
 from parp.errors import AudioError, ManifestError, ParpError
 
 logger = logging.getLogger(__name__)
@@ -38,6 +38,12 @@ class Utterance:
     duration: float | None = None
     audio: np.ndarray | None = None
     sampling_rate: int | None = None
+
+    def audio_seconds(self, default_rate: int = 16000) -> float:
+        """The audio's true length: in-memory samples, else the file's header (AudioError when unreadable)."""
+        if self.audio is not None:
+            return len(self.audio) / (self.sampling_rate or default_rate)
+        return audio_info(self.path).duration
 
 
 _DELIMITERS = {".tsv": "\t", ".csv": ","}
