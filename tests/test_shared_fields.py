@@ -15,7 +15,7 @@ from parp.data import DataArguments
 from parp.experiments.cells import Cell, cell_arguments
 from parp.experiments.demo import DemoArguments, demo_sweep_config
 from parp.experiments.launchers import LaunchArguments
-from parp.experiments.grid import SweepConfig, load_sweep_config, parse_languages
+from parp.experiments.grid import SweepConfig, load_sweep_config, parse_languages, validate_sweep
 from parp.methods import PruneArguments
 from parp.models import ModelArguments
 from parp.pretrain.recipe import PretrainConfig
@@ -76,7 +76,7 @@ def test_the_sweep_keeps_the_cells_defaults():
     same DataArguments / ModelArguments as ``parp prune`` would."""
     assert set(shared_fields(SweepConfig, DataArguments)) == {
         "max_train_utterances", "max_valid_utterances", "valid_fraction", "text_column", "token_unit",
-        "allow_unknown_chars", "split_seed"}
+        "allow_unknown_chars", "split_seed", "max_seconds"}
     assert set(shared_fields(SweepConfig, ModelArguments)) == {"model", "mask_time_prob", "ctc_head_init"}
     assert set(shared_fields(SweepConfig, PruneArguments)) == {"prune_every", "imp_rounds", "scope"}
     config = SweepConfig(languages=["xx=a.tsv"])
@@ -111,7 +111,7 @@ def test_the_flags_are_those_of_before():
     assert names == {"languages", "methods", "sparsities", "seeds", "train_hours", "model", "mask_time_prob", "ctc_head_init",
                      "max_train_utterances",
                      "max_valid_utterances", "valid_fraction", "text_column", "token_unit", "allow_unknown_chars",
-                     "split_seed", "prune_every", "imp_rounds", "imp_chain", "scope", "reuse_dense", "multilingual",
+                     "split_seed", "max_seconds", "prune_every", "imp_rounds", "imp_chain", "scope", "reuse_dense", "multilingual",
                      "multilingual_steps", "transfer", "transfer_sources", "only_cells", "collect_only"}
     assert [f.name for f in dataclasses.fields(DemoArguments)] == [
         "model", "output_dir", "language", "utterances", "valid_fraction", "methods", "sparsities", "max_steps",
@@ -133,7 +133,7 @@ def test_the_demo_runs_the_sweep_it_ran_before(tmp_path):
     assert (config.eval_every, config.save_every, config.log_every) == (0, 175, 10)
 
 
-@pytest.mark.parametrize("path", sorted([*RESULTS.glob("*.yaml"), *RESULTS.glob("archive/*.yaml")]), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted([*RESULTS.glob("*.yaml"), *RESULTS.glob("*/*.yaml")]), ids=lambda p: p.name)
 def test_the_sweep_yamls_of_docs_results_still_load(path):
     config = load_sweep_config(path)
     parsed, _ = parse_dataclasses([SweepConfig, LaunchArguments], ["--config", str(path)], prog="parp sweep")
@@ -145,3 +145,5 @@ def test_the_sweep_yamls_of_docs_results_still_load(path):
     assert (model.model, model.mask_time_prob) == (config.model, config.mask_time_prob)
     assert (train.max_steps, train.learning_rate, prune.prune_every) == (config.max_steps, config.learning_rate,
                                                                         config.prune_every)
+    languages, cells = validate_sweep(config)  # every language's own options and the whole grid are valid
+    assert cells and {cell.language for cell in cells} >= {lang.name for lang in languages}

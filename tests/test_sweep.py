@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 
 import pytest
@@ -303,15 +304,56 @@ def test_a_claim_being_written_is_respected_and_a_dead_one_taken_over(tmp_path):
 
 
 def test_phone_sweep_passes_its_transcript_column_and_unit_to_every_cell():
-    from parp.experiments.cells import data_arguments
+    from parp.experiments.cells import LanguageData, data_arguments
     from parp.experiments.grid import SweepConfig
 
-    phones = data_arguments(SweepConfig(text_column="phones", token_unit="phone", allow_unknown_chars=True),
-                            "es/train.tsv", None)
+    es = LanguageData("es", "es/train.tsv")
+    phones = data_arguments(SweepConfig(text_column="phones", token_unit="phone", allow_unknown_chars=True), es)
     assert (phones.text_column, phones.token_unit, phones.allow_unknown_chars) == ("phones", "phone", True)
     # defaults stay None, so cells recorded before these options still match their settings when resumed
-    plain = data_arguments(SweepConfig(), "es/train.tsv", None)
+    plain = data_arguments(SweepConfig(), es)
     assert (plain.text_column, plain.token_unit, plain.allow_unknown_chars) == (None, None, False)
+
+
+def test_a_language_of_a_sweep_can_have_its_own_units_and_clip_lengths():
+    """Eight real languages in one grid: East Tusom as IPA phones, Quechua with its 30 s clips, the rest as
+    letters with the grid's settings; the multilingual union keeps the languages that share one vocabulary."""
+    from parp.experiments.cells import data_arguments
+    from parp.experiments.grid import SweepConfig, parse_languages
+    from parp.experiments.multilingual import union_languages
+
+    config = SweepConfig(max_seconds=25.0, languages={
+        "yo": "yo/train.tsv",
+        "qu": {"train": "qu/train.tsv", "max_seconds": 30},
+        "tus": {"train": "tus/train.tsv", "token_unit": "ipa-phone", "allow_unknown_chars": True}})
+    yo, qu, tus = parse_languages(config.languages)
+    assert [(d.token_unit, d.allow_unknown_chars, d.max_seconds) for d in
+            (data_arguments(config, lang, 1.0) for lang in (yo, qu, tus))] == [
+        (None, False, 25.0), (None, False, 30.0), ("ipa-phone", True, 25.0)]
+    assert data_arguments(config, qu, 1.0).train_hours == 1.0
+    kept, left_out = union_languages(config, [yo, qu, tus])
+    assert ([lang.name for lang in kept], left_out) == (["yo", "qu"], ["tus"])
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"tokens": "phone"}, "language 'tus': unknown option(s) tokens"),
+    ({"token_unit": "phones"}, "language 'tus': token_unit must be char | phone | ipa-phone"),
+    ({"max_seconds": "long"}, "language 'tus': max_seconds must be a number of seconds"),
+    ({"allow_unknown_chars": "yes"}, "language 'tus': allow_unknown_chars must be true or false")])
+def test_a_languages_own_options_are_checked_before_any_cell_runs(options, message):
+    from parp.experiments.grid import parse_languages
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_languages({"tus": {"train": "tus/train.tsv", **options}})
+
+
+def test_multilingual_needs_two_languages_that_share_a_vocabulary():
+    from parp.experiments.grid import SweepConfig, validate_sweep
+
+    config = SweepConfig(multilingual=True, languages={
+        "yo": "yo/train.tsv", "tus": {"train": "tus/train.tsv", "token_unit": "ipa-phone"}})
+    with pytest.raises(ConfigError, match="at least two languages with the grid's token_unit"):
+        validate_sweep(config)
 
 
 def test_a_claim_whose_pid_was_reused_by_another_process_is_stale(tmp_path):

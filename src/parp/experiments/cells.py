@@ -31,11 +31,21 @@ MULTILINGUAL = "multi"  # the cell folder of the one-run multilingual subnetwork
 SOURCE_METHOD = "omp"  # the method whose masks are transferred
 
 
+#: DataArguments a language of a sweep may set for itself (``languages: {tus: {train: ..., token_unit: ipa-phone}}``):
+#: how its text is cut into units and which of its clips are usable; everything else is the grid's, shared.
+LANGUAGE_OPTIONS = ("token_unit", "allow_unknown_chars", "text_column", "min_seconds", "max_seconds")
+
+
 @dataclass(frozen=True)
 class LanguageData:
     name: str
     train_manifest: str
     valid_manifest: str | None = None
+    options: tuple[tuple[str, Any], ...] = ()  # (LANGUAGE_OPTIONS name, value) pairs overriding the grid's
+
+    def data_options(self, config: SweepConfig) -> dict[str, Any]:
+        """The grid's data settings with this language's own ones on top."""
+        return {**shared_values(config, DataArguments), **dict(self.options)}
 
 
 @dataclass(frozen=True)
@@ -104,7 +114,7 @@ def cell_arguments(config: SweepConfig, language: LanguageData, cell: Cell, outp
     if config.imp_chain and cell.method == "imp":  # one more round per cell, from the previous cell if any
         prune = dataclasses.replace(prune, imp_rounds=1, dense_checkpoint=None if earlier else dense_checkpoint,
                                     imp_checkpoint=str(earlier.directory(output_dir)) if earlier else None)
-    return (data_arguments(config, language.train_manifest, language.valid_manifest, cell.train_hours),
+    return (data_arguments(config, language, cell.train_hours),
             ModelArguments(**shared_values(config, ModelArguments)),
             train_config_for(config, cell.directory(output_dir), cell.seed), prune)
 
@@ -117,10 +127,10 @@ def previous_imp_cell(config: SweepConfig, cell: Cell) -> Cell | None:
     return dataclasses.replace(cell, sparsity=max(lower)) if lower else None
 
 
-def data_arguments(config: SweepConfig, train_manifest: str, valid_manifest: str | None,
-                   train_hours: float | None = None):
-    return DataArguments(train_manifest=train_manifest, valid_manifest=valid_manifest, train_hours=train_hours,
-                         **shared_values(config, DataArguments))
+def data_arguments(config: SweepConfig, language: LanguageData, train_hours: float | None = None) -> DataArguments:
+    """A cell's data: the language's manifests and own options, the grid's shared settings, the data size."""
+    return DataArguments(train_manifest=language.train_manifest, valid_manifest=language.valid_manifest,
+                         train_hours=train_hours, **language.data_options(config))
 
 
 def prune_arguments(config: SweepConfig, method: str, sparsity: float, dense_checkpoint: str | None = None,

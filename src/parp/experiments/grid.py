@@ -13,6 +13,7 @@ from typing import Any
 
 from ..config import CONFIG_TYPE_KEY, load_config_file, shared
 from ..data import DataArguments
+from ..data.text import TOKEN_UNITS
 from ..errors import ConfigError
 from ..methods import PruneArguments
 from ..methods.arguments import METHOD_NAMES
@@ -21,7 +22,9 @@ from ..models import ModelArguments, encoder_identity
 from ..records import is_completed, jsonable, read_run
 from ..sparsity import validate_sparsity
 from ..training.config import TrainConfig
-from .cells import MULTILINGUAL, Cell, LanguageData, cell_arguments, data_sizes, prerequisite, seeds_of
+from .cells import (LANGUAGE_OPTIONS, MULTILINGUAL, Cell, LanguageData, cell_arguments, data_sizes, prerequisite,
+                    seeds_of)
+from .multilingual import union_languages
 from .transfer import transfer_cells
 
 
@@ -36,7 +39,8 @@ class SweepConfig(TrainConfig):
     output_dir: str = shared(TrainConfig, "output_dir", default="runs/sweep",
                              help="Sweep folder: cells/, results.csv, report.")
     languages: list[str] = field(default_factory=list, metadata={
-        "help": "NAME=TRAIN.tsv[,VALID.tsv] per language (in YAML also a mapping name -> path or {train, valid}).",
+        "help": "NAME=TRAIN.tsv[,VALID.tsv] per language (in YAML also a mapping name -> path or {train, valid, "
+                "and the language's own token_unit, allow_unknown_chars, text_column, min_seconds, max_seconds}).",
         CONFIG_TYPE_KEY: dict})
     methods: list[str] = field(default_factory=lambda: ["omp", "parp"], metadata={
         "help": "Pruning methods (parp omp imp mpi random); the unpruned 'none' cell always runs as reference."})
@@ -67,6 +71,8 @@ class SweepConfig(TrainConfig):
         "Validation characters/phones missing from a cell's training vocabulary count as errors ([UNK]) "
         "instead of stopping the cell (rare phones of a tonal language can occur only in validation)."))
     split_seed: int = shared(DataArguments, "split_seed", help="Seed of the held-out split (the same in every cell).")
+    max_seconds: float = shared(DataArguments, "max_seconds", help=(
+        "Drop longer clips in every cell (a language's own max_seconds in 'languages:' wins)."))
     prune_every: int = shared(PruneArguments, "prune_every")
     imp_rounds: int = shared(PruneArguments, "imp_rounds", help="IMP: prune/rewind/fine-tune rounds (per cell).")
     imp_chain: bool = field(default=False, metadata={
@@ -109,7 +115,8 @@ def load_sweep_config(path: str | Path, **overrides: Any) -> SweepConfig:
 
 
 def parse_languages(languages: Any) -> list[LanguageData]:
-    """``["fi=train.tsv,valid.tsv"]`` or ``{"fi": "train.tsv"}`` / ``{"fi": {"train": ..., "valid": ...}}``."""
+    """``["fi=train.tsv,valid.tsv"]`` or ``{"fi": "train.tsv"}`` / ``{"fi": {"train": ..., "valid": ...}}``, the
+    mapping form also with the language's own data options (``LANGUAGE_OPTIONS``, e.g. ``token_unit: ipa-phone``)."""
     entries: list[tuple[str, Any]] = []
     if isinstance(languages, dict):
         entries = list(languages.items())
@@ -121,20 +128,45 @@ def parse_languages(languages: Any) -> list[LanguageData]:
             entries.append((name, paths))
     result = []
     for name, value in entries:
+        options: dict[str, Any] = {}
         if isinstance(value, dict):
             train, valid = value.get("train"), value.get("valid")
+            options = {k: v for k, v in value.items() if k not in ("train", "valid")}
+            unknown = sorted(set(options) - set(LANGUAGE_OPTIONS))
+            if unknown:
+                raise ConfigError(f"language {name!r}: unknown option(s) {', '.join(map(str, unknown))} (a language "
+                                  f"may set train, valid, {', '.join(LANGUAGE_OPTIONS)})")
         else:
             train, _, valid = str(value).partition(",")
         if not train:
             raise ConfigError(f"language {name!r}: no training manifest given")
         if "/" in str(name) or str(name) in (MULTILINGUAL, ""):
             raise ConfigError(f"language name {name!r} cannot be a folder name (or {MULTILINGUAL!r})")
-        result.append(LanguageData(str(name), str(train), str(valid) if valid else None))
+        result.append(LanguageData(str(name), str(train), str(valid) if valid else None,
+                                   tuple(sorted(_checked_options(name, options).items()))))
     if not result:
         raise ConfigError("the sweep names no languages: give --languages NAME=TRAIN.tsv (or a 'languages:' mapping)")
     if len({r.name for r in result}) != len(result):
         raise ConfigError(f"duplicate language names in {[r.name for r in result]}")
     return result
+
+
+def _checked_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """A language's own data options, typed like DataArguments' fields (YAML gives strings and numbers)."""
+    checked = {}
+    for key, value in options.items():
+        if key in ("min_seconds", "max_seconds"):
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                raise ConfigError(f"language {name!r}: {key} must be a number of seconds, got {value!r}") from None
+        elif key == "allow_unknown_chars":
+            if not isinstance(value, bool):
+                raise ConfigError(f"language {name!r}: allow_unknown_chars must be true or false, got {value!r}")
+        elif key == "token_unit" and value not in TOKEN_UNITS:
+            raise ConfigError(f"language {name!r}: token_unit must be {' | '.join(TOKEN_UNITS)}, got {value!r}")
+        checked[key] = value
+    return checked
 
 
 def validate_sweep(config: SweepConfig) -> tuple[list[LanguageData], list[Cell]]:
@@ -145,8 +177,9 @@ def validate_sweep(config: SweepConfig) -> tuple[list[LanguageData], list[Cell]]
             raise ConfigError(f"--methods: unknown method {method!r} (choose from {', '.join(METHOD_NAMES)})")
     for s in config.sparsities:
         validate_sparsity(s, "--sparsities")
-    if config.multilingual and len(languages) < 2:
-        raise ConfigError("multilingual: true needs at least two languages")
+    if config.multilingual and len(union_languages(config, languages)[0]) < 2:
+        raise ConfigError("multilingual: true needs at least two languages with the grid's token_unit and "
+                          "text_column (one vocabulary for all of them)")
     pruned = sorted({float(s) for s in config.sparsities if s > 0})
     methods = [m for m in dict.fromkeys(config.methods) if m != "none"]
     sizes = data_sizes(config)

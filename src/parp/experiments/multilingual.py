@@ -59,17 +59,33 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def union_languages(config: SweepConfig, languages: list[LanguageData]) -> tuple[list[LanguageData], list[str]]:
+    """The languages one multilingual model can learn together: one vocabulary needs one kind of unit, so a
+    language with its own ``token_unit`` or ``text_column`` (East Tusom as IPA phones among letters) is left out,
+    by name. Returns (the union's languages, the names left out)."""
+    def unit(language):
+        data = data_arguments(config, language)
+        return data.token_unit or "char", data.text_column
+    shared_unit = unit(LanguageData("", ""))  # a language without options of its own: the grid's unit
+    kept = [language for language in languages if unit(language) == shared_unit]
+    return kept, [language.name for language in languages if language not in kept]
+
+
 def build_multilingual_data(config: SweepConfig, languages: list[LanguageData], folder: Path) -> dict[str, Any]:
-    """Union train / valid manifests plus one validation manifest per language, from the cells' own splits."""
+    """Union train / valid manifests plus one validation manifest per language, from the cells' own splits (each
+    language's clips chosen by its own options), and the data settings the union run needs to keep all of them."""
     train_all, valid_all, per_language = [], [], {}
-    for language in languages:
-        train, valid, _ = load_utterances(data_arguments(config, language.train_manifest, language.valid_manifest,
-                                                         data_sizes(config)[0]))
+    settings = [data_arguments(config, language, data_sizes(config)[0]) for language in languages]
+    for language, data in zip(languages, settings):
+        train, valid, _ = load_utterances(data)
         train_all += train
         valid_all += valid
         per_language[language.name] = str(write_manifest(folder / f"valid-{language.name}.tsv", valid))
     return {"train": str(write_manifest(folder / "train.tsv", train_all)),
-            "valid": str(write_manifest(folder / "valid.tsv", valid_all)), "valid_per_language": per_language}
+            "valid": str(write_manifest(folder / "valid.tsv", valid_all)), "valid_per_language": per_language,
+            "settings": {"min_seconds": min(d.min_seconds for d in settings),
+                         "max_seconds": max(d.max_seconds for d in settings),
+                         "allow_unknown_chars": any(d.allow_unknown_chars for d in settings)}}
 
 
 def run_multilingual(config: SweepConfig, languages: list[LanguageData], output_dir: Path,
@@ -78,6 +94,10 @@ def run_multilingual(config: SweepConfig, languages: list[LanguageData], output_
 
     Each cell is claimed like every sweep cell (``claimed.pid``): with two workers on one folder, one trains and
     scores it while the other waits for it instead of training it a second time."""
+    languages, left_out = union_languages(config, languages)
+    if left_out:
+        print(f"[multilingual] left out of the union (their units differ from the grid's): {', '.join(left_out)}",
+              flush=True)
     data = build_multilingual_data(config, languages, output_dir / "multilingual-data")
     method = multilingual_method(config)
     hours = data_sizes(config)[0]  # one data size (the grid refuses more)
@@ -135,7 +155,7 @@ def _train_and_score(config: SweepConfig, languages: list[LanguageData], data: d
     if not is_completed(directory):
         print(f"[multilingual] {cell.label()}: PARP on {', '.join(l.name for l in languages)} at once", flush=True)
         run_prune(DataArguments(train_manifest=data["train"], valid_manifest=data["valid"],
-                                token_unit=config.token_unit, allow_unknown_chars=config.allow_unknown_chars),
+                                token_unit=config.token_unit, **data["settings"]),
                   ModelArguments(**shared_values(config, ModelArguments)),
                   multilingual_train_config(config, directory, cell.seed), prune_arguments(config, "parp", cell.sparsity))
     for language in languages:
