@@ -34,6 +34,8 @@ DECODED = Path("runs/gpu-audio")
 
 def _convert(job: tuple[str, str, str]) -> str:
     source, target, kind = job
+    if kind == "wav" and os.path.isfile(target):  # written whole (below), so present means complete
+        return target  # decoded by an earlier call on this warm machine
     if kind == "opus" and source.endswith((".ogg", ".opus")) and sf.info(source).subtype == "OPUS":
         shutil.copyfile(source, target)  # Opus already: no second lossy pass
         return target
@@ -42,8 +44,9 @@ def _convert(job: tuple[str, str, str]) -> str:
     if kind == "opus":  # libsndfile's Opus takes 8/12/16/24/48 kHz; both corpora are 16 or 8 kHz
         # ~13 kbit/s on Mboshi: 22.6 MiB, so that tree (25 MiB), wheels and audio pass the 64 MB a call carries
         sf.write(target, audio, rate, format="OGG", subtype="OPUS", compression_level=0.98)
-    else:
-        sf.write(target, np.clip(audio, -1, 1), rate, subtype="PCM_16")
+    else:  # whole files only: a call cut short leaves no half-written WAV for the next one to trust
+        sf.write(target + ".part", np.clip(audio, -1, 1), rate, format="WAV", subtype="PCM_16")
+        os.replace(target + ".part", target)
     return target
 
 
