@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,8 @@ from parp.data.splits import hours_subset, split_train_valid
 from parp.errors import ConfigError
 from parp.models import ModelArguments
 from parp.records import load_run
+
+ROOT = Path(__file__).resolve().parents[1]
 from parp.sparsity import Mask
 from parp.training.finetune import prepare_finetune
 from parp.training.hooks import TrainingHook
@@ -253,3 +256,35 @@ def test_a_sweep_over_data_sizes_keeps_each_size_apart_and_reports_it(tmp_path):
     assert (report.parent / "error_vs_sparsity_by_size_xx.png").stat().st_size > 0
     with pytest.raises(ConfigError, match="train_hours"):
         validate_sweep(SweepConfig(languages=[f"xx={manifest}"], train_hours=["0"]))
+
+
+def _probe_record(folder, curve, max_steps=6000, status="completed", metric="valid_cer"):
+    folder.mkdir(parents=True)
+    history = [{"step": step, metric: error} for step, error in curve]
+    (folder / "run.json").write_text(json.dumps({
+        "status": status, "arguments": {"train": {"max_steps": max_steps, "early_stopping_patience": 8}},
+        "history": history + [history[-1]]}))  # the restored best model's final validation, at the stop step
+
+
+def test_the_convergence_rule_takes_the_latest_best_step_over_two_stopped_seeds(tmp_path):
+    """N(d) by docs/results/converged/convergence.py: probes and a sweep's unpruned cells with the probe schedule
+    count; a cell of another schedule (a grid's N(d)-long cell) does not; one seed or a running one gives no N(d)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("convergence", ROOT / "docs/results/converged/convergence.py")
+    convergence = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(convergence)
+    probes, sweep = tmp_path / "probe", tmp_path / "sweep"
+    _probe_record(probes / "mboshi-h0.167-seed0", [(100, 0.9), (200, 0.70), (300, 0.72), (400, 0.71)])
+    _probe_record(sweep / "cells/mboshi/h0.167/none/s0/seed1", [(100, 0.9), (200, 0.8), (300, 0.69), (400, 0.75)])
+    _probe_record(sweep / "cells/mboshi/h0.167/none/s0/seed2", [(100, 0.5)], max_steps=1400)  # a grid cell
+    _probe_record(sweep / "cells/tus/none/s0/seed0", [(100, 0.9), (200, 0.6)], metric="valid_per")
+    _probe_record(sweep / "cells/tus/none/s0/seed1", [(100, 0.9), (200, 0.6), (300, 0.5)], status="running")
+    convergence.main(str(probes), str(tmp_path / "out"), [str(sweep)])
+    summary = json.loads((tmp_path / "out" / "convergence.json").read_text())
+    assert summary["mboshi-h0.167"]["n_updates"] == 300  # seed 1's best, the later one
+    assert sorted(summary["mboshi-h0.167"]["seeds"]) == ["0", "1"]
+    assert summary["tus-hall"] == {"seeds": summary["tus-hall"]["seeds"], "n_updates": None,
+                                   "all_seeds_stopped": False}
+    assert summary["tus-hall"]["seeds"]["0"]["best_cer"] == 0.6  # PER for East Tusom's phones
+    assert (tmp_path / "out" / "convergence.png").stat().st_size > 10_000

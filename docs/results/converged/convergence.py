@@ -9,7 +9,11 @@ writes
 The rule: N(d) is the latest best step over two or more seeds, rounded up to a validation; every seed then trained
 ``patience`` more validations without improving, the evidence that more updates do not help.
 
-    python docs/results/converged/convergence.py runs/converged/probe docs/results/converged
+The unpruned cells of a sweep run with the same schedule (``docs/results/real-languages/baselines-1h.yaml``) are
+probes too: name the sweep folder after ``--sweeps`` and its ``cells/LANG[/hH]/none/s0/seedN`` join the figure.
+
+    python docs/results/converged/convergence.py runs/converged/probe docs/results/converged \
+        [--sweeps runs/real-languages/baselines-1h runs/real-languages/baselines-all]
 """
 
 from __future__ import annotations
@@ -28,18 +32,44 @@ import matplotlib.pyplot as plt  # noqa: E402
 from parp.records import read_run  # noqa: E402
 
 
-def probes(folder: Path) -> dict[tuple[str, float], dict[int, dict]]:
+PROBE_SCHEDULE = (6000, 8)  # probe.sh's max_steps and early-stopping patience
+
+
+def probe_runs(folder: Path) -> list[tuple[str, str, str, Path]]:
+    """(language, hours or 'all', seed, run folder) of probe.sh's runs (``LANG-hH-seedN``)."""
+    return [(*re.fullmatch(r"(.+)-h([\d.]+|all)-seed(\d+)", d.name).groups(), d)
+            for d in sorted(folder.glob("*-h*-seed*"))]
+
+
+def sweep_runs(folder: Path) -> list[tuple[str, str, str, Path]]:
+    """The same for a sweep's unpruned cells: ``cells/LANG/hH/none/s0/seedN`` (a data size) or ``cells/LANG/none/...``
+    (all the data)."""
+    runs = []
+    for d in sorted(folder.glob("cells/*/none/s0/seed*")) + sorted(folder.glob("cells/*/h*/none/s0/seed*")):
+        parts = d.relative_to(folder / "cells").parts
+        hours = parts[1][1:] if len(parts) == 5 else "all"
+        runs.append((parts[0], hours, parts[-1][len("seed"):], d))
+    return runs
+
+
+def probes(folders: list[Path], sweeps: list[Path] = ()) -> dict[tuple[str, float], dict[int, dict]]:
     """(language, hours) -> seed -> {curve, best_step, best_cer, last_step, finished} from each probe's record (or,
-    while it runs, its last checkpoint)."""
+    while it runs, its last checkpoint). The error is CER, or PER for a phone vocabulary (East Tusom)."""
     result: dict[tuple[str, float], dict[int, dict]] = {}
-    for run_dir in sorted(folder.glob("*-h*-seed*")):
-        language, hours, seed = re.fullmatch(r"(.+)-h([\d.]+|all)-seed(\d+)", run_dir.name).groups()
+    found = [r for f in folders for r in probe_runs(f)] + [r for f in sweeps for r in sweep_runs(f)]
+    for language, hours, seed, run_dir in found:
         run = read_run(run_dir)
+        schedule = (run.arguments.get("train") or {}) if run else {}
+        if (schedule.get("max_steps"), schedule.get("early_stopping_patience")) != PROBE_SCHEDULE:
+            print(f"{run_dir}: not a probe (max_steps, patience = {schedule.get('max_steps')}, "
+                  f"{schedule.get('early_stopping_patience')}; probes: {PROBE_SCHEDULE}), left out", file=sys.stderr)
+            continue
         history, finished = (run.data.get("history") or [], run.completed) if run else ([], False)
         if not finished:  # still running: its last checkpoint holds the curve so far
             states = sorted(run_dir.glob("checkpoints/step-*/trainer_state.json"))
             history = json.loads(states[-1].read_text())["history"] if states else []
-        curve = [(h["step"], h["valid_cer"]) for h in history if "valid_cer" in h]
+        metric = "valid_per" if any("valid_per" in h for h in history) else "valid_cer"
+        curve = [(h["step"], h[metric]) for h in history if metric in h]
         if len(curve) >= 2 and curve[-1][0] == curve[-2][0]:
             curve = curve[:-1]  # the final validation of the restored best model, at the stop step: not a new point
         if not curve:
@@ -54,9 +84,10 @@ def _size(hours: float) -> str:
     return "all" if math.isinf(hours) else f"{hours:g} h"
 
 
-def main(probe_dir: str, out_dir: str, eval_every: int = 100) -> None:
-    data = probes(Path(probe_dir))
+def main(probe_dir: str, out_dir: str, sweeps: list[str] = (), eval_every: int = 100) -> None:
+    data = probes([Path(probe_dir)], [Path(s) for s in sweeps])
     out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     summary = {}
     fig, axes = plt.subplots(1, len(data), figsize=(5 * len(data), 3.6), squeeze=False)
     for ax, ((language, hours), seeds) in zip(axes[0], sorted(data.items())):
@@ -84,4 +115,6 @@ def main(probe_dir: str, out_dir: str, eval_every: int = 100) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    if len(sys.argv) < 3 or (len(sys.argv) > 3 and sys.argv[3] != "--sweeps"):
+        sys.exit("usage: convergence.py PROBE_DIR OUT_DIR [--sweeps SWEEP_DIR ...]")
+    main(sys.argv[1], sys.argv[2], sys.argv[4:])
