@@ -188,25 +188,39 @@ class Report:
 
     def section_cost(self) -> None:
         plt = pyplot()
-        cost = self.tables.cost_by_method()
-        methods = [m for m in self.tables.methods if cost[m]["steps"] is not None]
+        groups = self.tables.data_sizes() or [None]  # one cost table per data size: each has its own N(d)
+        costs = {g: self.tables.cost_by_method(**({"language": g} if g else {})) for g in groups}
+        methods = [m for m in self.tables.methods if any(c[m]["steps"] is not None for c in costs.values())]
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-        axes[0].bar(methods, [cost[m]["steps"] for m in methods], color="tab:blue")
+        width = 0.8 / len(groups)
+        for i, (group, cost) in enumerate(costs.items()):
+            x = [j + (i - (len(groups) - 1) / 2) * width for j in range(len(methods))]
+            size = {"label": group} if group else {}
+            axes[0].bar(x, [cost[m]["steps"] or 0 for m in methods], width, **(size or {"color": "tab:blue"}))
+            axes[1].bar(x, [cost[m]["wall"] or 0 for m in methods], width, **(size or {"color": "tab:orange"}))
         axes[0].set_ylabel("fine-tuning steps per cell")
-        axes[1].bar(methods, [cost[m]["wall"] or 0 for m in methods], color="tab:orange")
         axes[1].set_ylabel("wall seconds per cell")
         for ax in axes:
+            ax.set_xticks(range(len(methods)), methods)
             ax.grid(axis="y", alpha=0.3)
             ax.tick_params(axis="x", rotation=30)
+            if groups != [None]:
+                ax.legend(fontsize=7)
         fig.suptitle("Cost per method (mean over cells; reused dense phases counted)")
         name = self.save(fig, "cost.png")
-        omp = cost.get("omp", {}).get("steps")
-        self.lines += ["## Cost", "", f"![cost per method]({name})", "",
-                       "| method | steps | fine-tunings | wall s | steps vs OMP |", "|---|---|---|---|---|"]
-        for m in methods:
-            ratio = f"{cost[m]['steps'] / omp:.2f}x" if omp else "–"
-            self.lines.append(f"| {m} | {fmt(cost[m]['steps'], 0)} | {fmt(cost[m]['finetunings'], 1)} | "
-                              f"{fmt(cost[m]['wall'], 1)} | {ratio} |")
+        self.lines += ["## Cost", "", f"![cost per method]({name})", ""]
+        if groups != [None]:
+            self.lines += ["Per data size: each has its own schedule length N(d), so steps compare within a size.", ""]
+        self.lines += [("| data | " if groups != [None] else "| ") + "method | steps | fine-tunings | wall s | "
+                       "steps vs OMP |", "|---|---|---|---|---|" + ("---|" if groups != [None] else "")]
+        for group, cost in costs.items():
+            omp = cost.get("omp", {}).get("steps")
+            for m in methods:
+                if cost[m]["steps"] is None:
+                    continue
+                ratio = f"{cost[m]['steps'] / omp:.2f}x" if omp else "–"
+                self.lines.append(("| " + group + " " if group else "") + f"| {m} | {fmt(cost[m]['steps'], 0)} | "
+                                  f"{fmt(cost[m]['finetunings'], 1)} | {fmt(cost[m]['wall'], 1)} | {ratio} |")
         if any(r.get("reused_dense") for r in self.tables.rows):
             self.lines += ["", "OMP/IMP cells marked `reused_dense` loaded the finished unpruned fine-tune instead of "
                                "repeating it; its steps and wall time are included in their cost above."]

@@ -102,9 +102,18 @@ class Tables:
         return self._masks[str(full)]
 
 
-    def cost_by_method(self) -> dict[str, dict[str, float | None]]:
-        return {m: {"steps": self.mean("finetune_steps", method=m), "finetunings": self.mean("finetunings", method=m),
-                    "wall": self.mean("wall_seconds", method=m)} for m in self.methods}
+    def cost_by_method(self, **where) -> dict[str, dict[str, float | None]]:
+        """Mean steps, fine-tunings and wall seconds per cell of each method (``where``: e.g. one language)."""
+        return {m: {"steps": self.mean("finetune_steps", method=m, **where),
+                    "finetunings": self.mean("finetunings", method=m, **where),
+                    "wall": self.mean("wall_seconds", method=m, **where)} for m in self.methods}
+
+    def data_sizes(self) -> list[str]:
+        """The languages as sized by a sweep over data sizes (``mboshi-0.167h``, ``mboshi-all``); [] in other
+        sweeps. Each size has its own N(d), so cost is compared within a size."""
+        if all(r.get("train_hours") is None for r in self.rows):
+            return []
+        return self.languages
 
 
     def per_layer_sparsity(self) -> dict[tuple[str, float], dict[tuple[str, str], float]]:
