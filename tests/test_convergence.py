@@ -238,8 +238,8 @@ def test_a_sweep_over_data_sizes_keeps_each_size_apart_and_reports_it(tmp_path):
     model = tiny_model_dir(tmp_path / "model")
     config = SweepConfig(output_dir=str(tmp_path / "sweep"), languages=[f"xx={manifest}"], methods=["omp"],
                          sparsities=[0.5], train_hours=["all", "0.01"], model=str(model), mask_time_prob=0.0,
-                         max_steps=2, learning_rate=5e-2, warmup_steps=0, eval_every=0, save_every=0,
-                         max_batch_seconds=4, valid_fraction=0.25, progress=False)
+                         max_steps=3, learning_rate=5e-2, warmup_steps=0, eval_every=1, early_stopping_patience=1,
+                         save_every=0, max_batch_seconds=4, valid_fraction=0.25, progress=False)
     _, cells = validate_sweep(config)
     assert [(c.method, c.train_hours) for c in cells] == [("none", 0.01), ("omp", 0.01), ("none", None),
                                                           ("omp", None)]  # smallest first
@@ -250,6 +250,10 @@ def test_a_sweep_over_data_sizes_keeps_each_size_apart_and_reports_it(tmp_path):
     whole = load_run(Cell("xx", "omp", 0.5, 0).directory(tmp_path / "sweep")).data["data"]
     assert small["train_hours_requested"] == 0.01 and small["train_utterances"] < whole["train_utterances"]
     assert by[("omp", 0.01)]["reused_dense"] and by[("omp", 0.01)]["cell"].startswith("cells/xx/h0.01/omp/")
+    for key, row in by.items():  # which update won the scored (last) fine-tuning, as its record says
+        phase = [p for p in load_run(tmp_path / "sweep" / row["cell"]).data["phases"] if "steps" in p][-1]
+        assert (row["best_step"], row["stopped_early"]) == (phase["best_step"], phase["stopped_early"]), key
+        assert 1 <= row["best_step"] <= 3 and isinstance(row["stopped_early"], bool)
     assert Tables(rows, tmp_path).languages == ["xx-0.01h", "xx-all"]  # compared within one size
     report = build_report(tmp_path / "sweep" / "results.csv")
     assert "vs sparsity per data size](error_vs_sparsity_by_size_xx.png)" in report.read_text()

@@ -15,7 +15,7 @@ from .errors import ConfigError
 
 RESULT_COLUMNS = [
     "method", "language", "train_hours", "mask_from", "sparsity_target", "sparsity_achieved", "seed", "wer", "cer", "per", "finetune_steps",
-    "finetunings", "wall_seconds", "phase_wall_seconds", "dense_bytes", "compressed_bytes", "reused_dense",
+    "best_step", "stopped_early", "finetunings", "wall_seconds", "phase_wall_seconds", "dense_bytes", "compressed_bytes", "reused_dense",
     "iou_with_language_mask", "iou_with_pretrained_mask", "mask", "cell",
 ]
 
@@ -67,7 +67,7 @@ def _read_results(path: Path) -> list[dict[str, Any]]:
     numbers = {"train_hours", "sparsity_target", "sparsity_achieved", "wer", "cer", "per", "wall_seconds",
                "iou_with_language_mask",
                "iou_with_pretrained_mask"}
-    integers = {"seed", "finetune_steps", "finetunings", "dense_bytes", "compressed_bytes"}
+    integers = {"seed", "finetune_steps", "best_step", "finetunings", "dense_bytes", "compressed_bytes"}
     parsed = []
     for row in rows:
         out: dict[str, Any] = {}
@@ -80,7 +80,7 @@ def _read_results(path: Path) -> list[dict[str, Any]]:
                 out[key] = int(float(value))
             elif key == "phase_wall_seconds":
                 out[key] = json.loads(value)
-            elif key == "reused_dense":
+            elif key in ("reused_dense", "stopped_early"):
                 out[key] = value.lower() == "true"
             else:
                 out[key] = value

@@ -216,6 +216,7 @@ def cell_result(cell: Cell, output_dir: Path) -> dict[str, Any]:
     run = load_run(directory)
     metrics = run.metrics
     final = metrics.get("final", {})
+    last = ([p for p in run.phases if p.is_training] or [None])[-1]  # the fine-tuning whose model is scored
     return {
         "method": cell.method,
         "language": cell.language,
@@ -228,6 +229,8 @@ def cell_result(cell: Cell, output_dir: Path) -> dict[str, Any]:
         "cer": final.get("cer"),
         "per": final.get("per"),
         "finetune_steps": metrics.get("finetune_steps"),
+        "best_step": last.facts.get("best_step") if last else None,  # with early stopping: the update that won
+        "stopped_early": last.facts.get("stopped_early") if last else None,
         "finetunings": metrics.get("finetunings"),
         "wall_seconds": run.cost_seconds,
         "phase_wall_seconds": run.phase_costs,
