@@ -258,6 +258,7 @@ def test_a_sweep_over_data_sizes_keeps_each_size_apart_and_reports_it(tmp_path):
     report = build_report(tmp_path / "sweep" / "results.csv")
     assert "vs sparsity per data size](error_vs_sparsity_by_size_xx.png)" in report.read_text()
     assert (report.parent / "error_vs_sparsity_by_size_xx.png").stat().st_size > 0
+    assert "best step per seed" in report.read_text()
     cost = report.read_text().split("## Cost")[1].split("\n## ")[0]  # per data size: each has its own N(d)
     assert "| xx-0.01h | omp | 4 | 2.0 |" in cost and "| xx-all | none | 2 | 1.0 |" in cost
     with pytest.raises(ConfigError, match="train_hours"):

@@ -217,6 +217,8 @@ def cell_result(cell: Cell, output_dir: Path) -> dict[str, Any]:
     metrics = run.metrics
     final = metrics.get("final", {})
     last = ([p for p in run.phases if p.is_training] or [None])[-1]  # the fine-tuning whose model is scored
+    if not run.section("train").get("early_stopping_patience"):
+        last = None  # without early stopping the last model is scored, whichever validation was best
     return {
         "method": cell.method,
         "language": cell.language,

@@ -99,23 +99,33 @@ class Report:
         return path
 
     def section_results(self) -> None:
+        early = any(r.get("best_step") is not None for r in self.tables.rows)  # early stopping: which update won
         self.lines += ["## Results", "",
                        "| language | method | target | achieved | "
                        + "".join(f"{m.upper()} | " for m in self.tables.error_metrics)
-                       + "steps | fine-tunings | wall s | dense MB | compressed MB | seeds |",
-                       "|---|---|---|---|" + "---|" * len(self.tables.error_metrics) + "---|---|---|---|---|---|"]
+                       + "steps | " + ("best step per seed | " if early else "")
+                       + "fine-tunings | wall s | dense MB | compressed MB | seeds |",
+                       "|---|---|---|---|" + "---|" * len(self.tables.error_metrics) + "---|---|---|---|---|---|"
+                       + ("---|" if early else "")]
         for language in self.tables.languages:
             for method in self.tables.methods:
                 for s in self.tables.sparsities(method, language):
                     cells = self.tables.cells(language=language, method=method, sparsity_target=s)
                     mb = lambda key: mean(r[key] / 1e6 if r.get(key) else None for r in cells)  # noqa: E731
+                    best = ", ".join("–" if r.get("best_step") is None else str(r["best_step"])
+                                     for r in sorted(cells, key=lambda r: r["seed"]))
                     self.lines.append(
                         f"| {language} | {method} | {s:g} | {fmt(mean(r.get('sparsity_achieved') for r in cells), 4)}"
                         + "".join(f" | {fmt_spread([r.get(m) for r in cells])}" for m in self.tables.error_metrics)
                         + f" | {fmt(mean(r['finetune_steps'] for r in cells), 0)}"
-                        f" | {fmt(mean(r['finetunings'] for r in cells), 1)}"
+                        + (f" | {best}" if early else "")
+                        + f" | {fmt(mean(r['finetunings'] for r in cells), 1)}"
                         f" | {fmt(mean(r['wall_seconds'] for r in cells), 1)} | {fmt(mb('dense_bytes'), 2)}"
                         f" | {fmt(mb('compressed_bytes'), 2)} | {len(cells)} |")
+        if early:
+            self.lines += ["", "Steps are the updates each cell ran (with early stopping, up to the stop; OMP's include "
+                               "its dense fine-tuning); the best step is the update of the scored fine-tuning whose "
+                               "model won on validation and was exported."]
         self.lines.append("")
 
     def section_error_plots(self) -> None:
