@@ -18,7 +18,7 @@ NEUTRAL_TRAIN_FIELDS = {"output_dir", "progress", "resume", "save_every", "log_e
                         "dense_checkpoint", "compressed_checkpoint", "overwrite_output_dir",
                         # speed options: same schedule, at most float-rounding differences (and absent from
                         # records written before they existed)
-                        "torch_compile", "gradient_checkpointing", "tf32"}
+                        "torch_compile", "gradient_checkpointing", "tf32", "feature_cache_mb"}
 
 
 # pruning settings that must match for a run's masks to continue in another run

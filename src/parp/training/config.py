@@ -66,6 +66,9 @@ class TrainConfig:
     gradient_checkpointing: bool = field(default=False, metadata={
         "help": "Recompute activations in backward (less memory for large encoders on long clips); to be measured."})
     tf32: bool = field(default=False, metadata={"help": "Allow TF32 matmuls on Ampere+ GPUs; to be measured."})
+    feature_cache_mb: float = field(default=1024.0, metadata={
+        "help": "On the CPU, keep each clip's features from the frozen CNN feature encoder, up to this many MB, instead "
+                "of recomputing them every epoch and validation (exact: same numbers; 0 = off)."})
     report_to: str = field(default="auto", metadata={
         "help": "Live curves: tensorboard | wandb | none | all (auto: tensorboard when installed) in output_dir/logs."})
 
@@ -101,6 +104,8 @@ def validate_train_config(config: TrainConfig) -> None:
         raise bad("max_batch_seconds", "must be a positive number", config.max_batch_seconds)
     if not finite(config.max_grad_norm) or config.max_grad_norm < 0:
         raise bad("max_grad_norm", "must be >= 0", config.max_grad_norm)
+    if not finite(config.feature_cache_mb) or config.feature_cache_mb < 0:
+        raise bad("feature_cache_mb", "must be >= 0", config.feature_cache_mb)
     if not finite(config.weight_decay) or config.weight_decay < 0:
         raise bad("weight_decay", "must be >= 0", config.weight_decay)
     if config.lr_schedule not in LR_SCHEDULES:

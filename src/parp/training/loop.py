@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, Sequence
@@ -38,6 +39,7 @@ from . import tracking
 from .checkpoint import load_training_state, read_hook_tensors, read_trainer_state, save_training_state
 from .config import TrainConfig, validate_train_config
 from .divergence import DivergenceWatch, check_weights
+from .feature_cache import feature_cache
 from .hooks import LoopState, TrainingHook
 from .resume_check import refuse_changed
 from .speed import apply_speed_options
@@ -360,6 +362,8 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
     def out_of_time() -> bool:
         return bool(config.max_minutes) and time.time() - started >= 60 * config.max_minutes
 
+    features = ExitStack()  # the frozen CNN run once per clip, for training and validation alike
+    cache = features.enter_context(feature_cache(state.model, 0 if config.torch_compile else config.feature_cache_mb))
     for hook in hooks:
         hook.on_train_begin(state)
     check_weights(state.model, f"at step {state.step}, before training")
@@ -454,6 +458,9 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
     maybe_save_best(final_metrics)
     if accelerator.is_main_process:
         objective.export(state.model, output_dir / "model")
+    features.close()
+    if cache is not None and config.progress:
+        accelerator.print(f"parp: feature cache: {cache.hits} hits, {cache.misses} misses, {cache.bytes / 2**20:.0f} MB")
     if config.save_every:
         _save_checkpoint(accelerator, output_dir, state, progress, hooks, earlier_wall + time.time() - started,
                          resumable)
