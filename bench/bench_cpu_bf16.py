@@ -13,51 +13,24 @@ difference bf16 makes to the maths; whether it changes converged CER is an exper
 
 from __future__ import annotations
 
-import argparse
 import copy
-import os
-import sys
 import time
-from pathlib import Path
 
-import numpy as np
-import soundfile as sf
 import torch
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
-
-import transformers  # noqa: E402
-
-from parp.models.load import default_model_path  # noqa: E402
-
-MBOSHI = Path(os.environ.get("PARP_SHARED_DATA", REPO.parent / "shared" / "data")) / "mboshi" / "train.tsv"
+from embedded_steps import embedded_ctc_model, mboshi_audio, step_args
 
 
-def batch(seconds: float, clips: int = 4) -> torch.Tensor:
+def batch(seconds: float, clips: int = 4) -> tuple[torch.Tensor, str]:
     """``clips`` clips of ``seconds / clips`` each: real Mboshi speech when it is there."""
     length = int(16000 * seconds / clips)
-    if MBOSHI.is_file():
-        rows = [line.split("\t")[0] for line in MBOSHI.read_text(encoding="utf-8").splitlines()[1:]]
-        audio = np.concatenate([sf.read(MBOSHI.parent / path, dtype="float32")[0] for path in rows[:40]])
-        return torch.from_numpy(audio[: clips * length].reshape(clips, length).copy())
-    return torch.randn(clips, length, generator=torch.Generator().manual_seed(0))
+    audio, source = mboshi_audio(clips * length)
+    return torch.from_numpy(audio.reshape(clips, length).copy()), source
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--steps", type=int, default=6, help="timed steps per round and precision")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--batch-seconds", type=float, default=16.0)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    transformers.logging.set_verbosity_error()
-    torch.manual_seed(0)
-    base = transformers.Wav2Vec2ForCTC.from_pretrained(default_model_path(), vocab_size=48, pad_token_id=0,
-                                                        ctc_loss_reduction="mean")
-    base.freeze_feature_encoder()
-    x = batch(args.batch_seconds)
+    args = step_args(__doc__.splitlines()[0], "precision")
+    base = embedded_ctc_model()
+    x, source = batch(args.batch_seconds)
     labels = torch.randint(1, 48, (x.shape[0], int(args.batch_seconds * 3)), generator=torch.Generator().manual_seed(0))
     models = {"fp32": base, "bf16": copy.deepcopy(base)}
     optimizers = {name: torch.optim.AdamW(m.parameters(), lr=1e-4) for name, m in models.items()}
@@ -79,7 +52,7 @@ def main() -> None:
             for _ in range(args.steps):
                 step(name)
             best[name] = min(best[name], (time.perf_counter() - start) / args.steps)
-    print(f"embedded encoder, {args.batch_seconds:g} s batches ({'Mboshi' if MBOSHI.is_file() else 'noise'}), "
+    print(f"embedded encoder, {args.batch_seconds:g} s batches ({source}), "
           f"{args.threads} thread(s), best of {args.rounds} rounds x {args.steps} steps")
     print(f"first-step CTC loss: fp32 {first['fp32']:.4f}, bf16 {first['bf16']:.4f}")
     print(f"s per step: fp32 {best['fp32']:.3f}, bf16 {best['bf16']:.3f}; "

@@ -13,60 +13,34 @@ gradients are identical with and without it (they must be: the cache is exact). 
 
 from __future__ import annotations
 
-import argparse
 import copy
-import os
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
+from embedded_steps import embedded_ctc_model, mboshi_audio, step_args  # puts src/ on the path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
-
-import transformers  # noqa: E402
-
-from parp.models.load import default_model_path  # noqa: E402
 from parp.training.feature_cache import feature_cache  # noqa: E402
 
-MBOSHI = Path(os.environ.get("PARP_SHARED_DATA", REPO.parent / "shared" / "data")) / "mboshi" / "train.tsv"
 
-
-def batch(seconds: float, clips: int = 4) -> dict[str, torch.Tensor]:
+def batch(seconds: float, clips: int = 4) -> tuple[dict[str, torch.Tensor], str]:
     """``clips`` clips of unequal length, ``seconds`` of audio in all, zero-padded with an attention mask."""
     lengths = [int(16000 * seconds * share) for share in np.linspace(1.5, 0.5, clips) / clips]
-    if MBOSHI.is_file():
-        rows = [line.split("\t")[0] for line in MBOSHI.read_text(encoding="utf-8").splitlines()[1:]]
-        audio = np.concatenate([sf.read(MBOSHI.parent / path, dtype="float32")[0] for path in rows[:40]])
-    else:
-        audio = np.random.default_rng(0).standard_normal(sum(lengths)).astype(np.float32)
+    audio, source = mboshi_audio(sum(lengths))
     values = torch.zeros(clips, max(lengths))
     mask = torch.zeros(clips, max(lengths), dtype=torch.long)
     for i, n in enumerate(lengths):
         start = sum(lengths[:i])
         values[i, :n] = torch.from_numpy(audio[start: start + n].copy())
         mask[i, :n] = 1
-    return {"input_values": values, "attention_mask": mask}
+    return {"input_values": values, "attention_mask": mask}, source
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--steps", type=int, default=6, help="timed steps per round and setting")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--batch-seconds", type=float, default=16.0)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    transformers.logging.set_verbosity_error()
-    torch.manual_seed(0)
-    plain = transformers.Wav2Vec2ForCTC.from_pretrained(default_model_path(), vocab_size=48, pad_token_id=0,
-                                                         ctc_loss_reduction="mean")
-    plain.freeze_feature_encoder()
+    args = step_args(__doc__.splitlines()[0], "setting")
+    plain = embedded_ctc_model()
     cached = copy.deepcopy(plain)
-    x = batch(args.batch_seconds)
+    x, source = batch(args.batch_seconds)
     labels = torch.randint(1, 48, (x["input_values"].shape[0], int(args.batch_seconds * 3)),
                            generator=torch.Generator().manual_seed(0))
     models = {"uncached": plain, "cached": cached}
@@ -102,7 +76,7 @@ def main() -> None:
                         run(name)
                     best[kind, name] = min(best[kind, name], (time.perf_counter() - start) / args.steps)
     print(f"embedded encoder, {args.batch_seconds:g} s batches of 4 unequal clips "
-          f"({'Mboshi' if MBOSHI.is_file() else 'noise'}), {args.threads} thread(s), "
+          f"({source}), {args.threads} thread(s), "
           f"best of {args.rounds} rounds x {args.steps}; cache {cache.hits} hits, {cache.misses} misses")
     print(f"first step identical with the cache (loss and every gradient): {exact}")
     for kind in ("train step", "validation"):

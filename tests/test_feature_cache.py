@@ -51,14 +51,16 @@ def _step(model, batch, seed):
     return loss.detach(), grads
 
 
-@pytest.mark.parametrize("arch", ["wav2vec2", "hubert", "wavlm", "data2vec-audio"])
-def test_losses_and_gradients_are_identical_with_the_cache(arch):
+@pytest.mark.parametrize("arch, bf16", [("wav2vec2", False), ("hubert", False), ("wavlm", False),
+                                        ("data2vec-audio", False), ("wav2vec2", True)])
+def test_losses_and_gradients_are_identical_with_the_cache(arch, bf16):
     plain = _model(arch)
     cached = copy.deepcopy(plain)
     batches = [_batch(0), _batch(1), _batch(0)]  # the third is all hits
-    expected = [_step(plain, b, seed) for seed, b in enumerate(batches)]
-    with feature_cache(cached, 64) as cache:
-        got = [_step(cached, b, seed) for seed, b in enumerate(batches)]
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):  # --mixed-precision bf16 on the CPU
+        expected = [_step(plain, b, seed) for seed, b in enumerate(batches)]
+        with feature_cache(cached, 64) as cache:
+            got = [_step(cached, b, seed) for seed, b in enumerate(batches)]
     assert cache is not None and (cache.misses, cache.hits) == (6, 3)
     for (loss_a, grads_a), (loss_b, grads_b) in zip(expected, got):
         assert torch.equal(loss_a, loss_b)
