@@ -126,3 +126,12 @@ def test_a_negative_cache_size_is_one_line_naming_the_flag(tmp_path):
 
     with pytest.raises(ConfigError, match="--feature-cache-mb"):
         validate_train_config(TrainConfig(feature_cache_mb=-1))
+
+
+def test_the_patch_is_undone_when_training_stops_with_an_error():
+    model = _model("wav2vec2")
+    with pytest.raises(RuntimeError, match="diverged"):
+        with feature_cache(model, 64):
+            model(**_batch(0))
+            raise RuntimeError("diverged")
+    assert "forward" not in vars(model.wav2vec2.feature_extractor)

@@ -21,7 +21,6 @@ import os
 import re
 import shutil
 import time
-from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, Sequence
@@ -362,105 +361,105 @@ def train(model: torch.nn.Module, train_set, valid_set, config: TrainConfig, obj
     def out_of_time() -> bool:
         return bool(config.max_minutes) and time.time() - started >= 60 * config.max_minutes
 
-    features = ExitStack()  # the frozen CNN run once per clip, for training and validation alike
-    cache = features.enter_context(feature_cache(state.model, 0 if config.torch_compile else config.feature_cache_mb))
-    for hook in hooks:
-        hook.on_train_begin(state)
-    check_weights(state.model, f"at step {state.step}, before training")
-    watch = DivergenceWatch(accelerator.device, output_dir)
+    # the frozen CNN run once per clip, for training and validation alike; the model's own forward back at the end
+    with feature_cache(state.model, 0 if config.torch_compile else config.feature_cache_mb) as cache:
+        for hook in hooks:
+            hook.on_train_begin(state)
+        check_weights(state.model, f"at step {state.step}, before training")
+        watch = DivergenceWatch(accelerator.device, output_dir)
 
-    bar = tqdm(total=config.max_steps, initial=state.step, desc="train", unit="step", dynamic_ncols=True,
-               disable=not (config.progress and accelerator.is_local_main_process))
-    window_loss = torch.zeros((), device=accelerator.device)
-    window_n = 0
-    window_audio = torch.zeros((), dtype=torch.float64, device=accelerator.device)
+        bar = tqdm(total=config.max_steps, initial=state.step, desc="train", unit="step", dynamic_ncols=True,
+                   disable=not (config.progress and accelerator.is_local_main_process))
+        window_loss = torch.zeros((), device=accelerator.device)
+        window_n = 0
+        window_audio = torch.zeros((), dtype=torch.float64, device=accelerator.device)
 
-    def flush_audio() -> None:  # the one host read of the audio count, per log window / checkpoint / end
-        progress.train_audio_seconds += float(window_audio) * accelerator.num_processes
-        window_audio.zero_()
-    model.train()
-    while state.step < config.max_steps:
-        sampler.set_epoch(state.epoch)
-        # Accelerate's loader re-sets the sampler's epoch from its own pass counter, which restarts at 0 in a
-        # resumed process: align it, or a resumed run replays epoch 0's batch order.
-        train_loader.set_epoch(state.epoch)
-        skip = progress.batches_in_epoch
-        loader = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
-        finished_epoch = True
-        step_started = time.time()
-        for batch in loader:
-            with accelerator.accumulate(model):
-                loss = objective.loss(model, batch)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and config.max_grad_norm > 0:
-                    accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            progress.batches_in_epoch += 1
-            window_audio += _audio_seconds(batch, objective)
-            window_loss += loss.detach().float()
-            watch.observe(loss, state.step + 1)
-            window_n += 1
-            if not accelerator.sync_gradients:
-                continue
-            scheduler.step()
-            state.step += 1
-            for hook in hooks:
-                hook.on_step_end(state)
-            progress.train_seconds += time.time() - step_started
-            bar.update(1)
-            if state.step % config.log_every == 0 or state.step == config.max_steps:
-                watch.check(state.model, state.step, accelerator)
-                mean_loss = accelerator.reduce(window_loss / max(window_n, 1), "mean").item()
-                flush_audio()
-                state.history.append({"step": state.step, "epoch": state.epoch, "loss": round(mean_loss, 5),
-                                      "lr": scheduler.get_last_lr()[-1]})
-                bar.set_postfix(loss=f"{mean_loss:.3f}", refresh=False)
-                tracking.log_train(accelerator, state, hooks, loss=mean_loss, lr=scheduler.get_last_lr()[-1])
-                window_loss.zero_()
-                window_n = 0
-            if config.eval_every and state.step % config.eval_every == 0 and state.step < config.max_steps:
-                metrics = evaluate()
-                maybe_save_best(metrics)
-                bar.write(f"step {state.step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
-            if config.save_every and state.step % config.save_every == 0 and state.step < config.max_steps:
-                flush_audio()
-                watch.check(state.model, state.step, accelerator)  # never checkpoint a diverged model
-                _save_checkpoint(accelerator, output_dir, state, progress, hooks,
-                                 earlier_wall + time.time() - started, resumable)
+        def flush_audio() -> None:  # the one host read of the audio count, per log window / checkpoint / end
+            progress.train_audio_seconds += float(window_audio) * accelerator.num_processes
+            window_audio.zero_()
+        model.train()
+        while state.step < config.max_steps:
+            sampler.set_epoch(state.epoch)
+            # Accelerate's loader re-sets the sampler's epoch from its own pass counter, which restarts at 0 in a
+            # resumed process: align it, or a resumed run replays epoch 0's batch order.
+            train_loader.set_epoch(state.epoch)
+            skip = progress.batches_in_epoch
+            loader = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
+            finished_epoch = True
             step_started = time.time()
-            if state.step >= config.max_steps or out_of_time() or converged():
-                finished_epoch = False
+            for batch in loader:
+                with accelerator.accumulate(model):
+                    loss = objective.loss(model, batch)
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients and config.max_grad_norm > 0:
+                        accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+                progress.batches_in_epoch += 1
+                window_audio += _audio_seconds(batch, objective)
+                window_loss += loss.detach().float()
+                watch.observe(loss, state.step + 1)
+                window_n += 1
+                if not accelerator.sync_gradients:
+                    continue
+                scheduler.step()
+                state.step += 1
+                for hook in hooks:
+                    hook.on_step_end(state)
+                progress.train_seconds += time.time() - step_started
+                bar.update(1)
+                if state.step % config.log_every == 0 or state.step == config.max_steps:
+                    watch.check(state.model, state.step, accelerator)
+                    mean_loss = accelerator.reduce(window_loss / max(window_n, 1), "mean").item()
+                    flush_audio()
+                    state.history.append({"step": state.step, "epoch": state.epoch, "loss": round(mean_loss, 5),
+                                          "lr": scheduler.get_last_lr()[-1]})
+                    bar.set_postfix(loss=f"{mean_loss:.3f}", refresh=False)
+                    tracking.log_train(accelerator, state, hooks, loss=mean_loss, lr=scheduler.get_last_lr()[-1])
+                    window_loss.zero_()
+                    window_n = 0
+                if config.eval_every and state.step % config.eval_every == 0 and state.step < config.max_steps:
+                    metrics = evaluate()
+                    maybe_save_best(metrics)
+                    bar.write(f"step {state.step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+                if config.save_every and state.step % config.save_every == 0 and state.step < config.max_steps:
+                    flush_audio()
+                    watch.check(state.model, state.step, accelerator)  # never checkpoint a diverged model
+                    _save_checkpoint(accelerator, output_dir, state, progress, hooks,
+                                     earlier_wall + time.time() - started, resumable)
+                step_started = time.time()
+                if state.step >= config.max_steps or out_of_time() or converged():
+                    finished_epoch = False
+                    break
+            if finished_epoch:
+                state.epoch += 1
+                progress.batches_in_epoch = 0
+            if out_of_time():
+                accelerator.print(f"parp: --max-minutes {config.max_minutes} reached at step {state.step}")
                 break
-        if finished_epoch:
-            state.epoch += 1
-            progress.batches_in_epoch = 0
-        if out_of_time():
-            accelerator.print(f"parp: --max-minutes {config.max_minutes} reached at step {state.step}")
-            break
-        if converged():
-            accelerator.print(f"parp: early stopping at step {state.step}: {config.early_stopping_patience} "
-                              f"validations without improvement; the best, step {progress.best_step} "
-                              f"({objective.metric_for_best} {progress.best_value:.4f}), is exported")
-            break
-    bar.close()
-    flush_audio()
+            if converged():
+                accelerator.print(f"parp: early stopping at step {state.step}: {config.early_stopping_patience} "
+                                  f"validations without improvement; the best, step {progress.best_step} "
+                                  f"({objective.metric_for_best} {progress.best_value:.4f}), is exported")
+                break
+        bar.close()
+        flush_audio()
 
-    stopped_early = converged() and state.step < config.max_steps
-    if config.early_stopping_patience and progress.best_value is not None:
-        accelerator.wait_for_everyone()
-        restore_weights(state.model, output_dir / "best")  # the run's result is its best validated model
+        stopped_early = converged() and state.step < config.max_steps
+        if config.early_stopping_patience and progress.best_value is not None:
+            accelerator.wait_for_everyone()
+            restore_weights(state.model, output_dir / "best")  # the run's result is its best validated model
 
-    for hook in hooks:
-        hook.on_train_end(state)
-    watch.check(state.model, state.step, accelerator)
-    final_metrics = evaluate()
-    maybe_save_best(final_metrics)
-    if accelerator.is_main_process:
-        objective.export(state.model, output_dir / "model")
-    features.close()
+        for hook in hooks:
+            hook.on_train_end(state)
+        watch.check(state.model, state.step, accelerator)
+        final_metrics = evaluate()
+        maybe_save_best(final_metrics)
+        if accelerator.is_main_process:
+            objective.export(state.model, output_dir / "model")
     if cache is not None and config.progress:
-        accelerator.print(f"parp: feature cache: {cache.hits} hits, {cache.misses} misses, {cache.bytes / 2**20:.0f} MB")
+        accelerator.print(f"parp: feature cache: {cache.hits} hits, {cache.misses} misses, "
+                          f"{cache.bytes / 2**20:.0f} MB")
     if config.save_every:
         _save_checkpoint(accelerator, output_dir, state, progress, hooks, earlier_wall + time.time() - started,
                          resumable)
