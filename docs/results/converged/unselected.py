@@ -28,8 +28,9 @@ COLUMNS = ["cell", "method", "sparsity_target", "seed", "selected_cer", "unselec
            "unselected_utterances"]
 
 
-def unselected_manifest(data: DataArguments, folder: Path) -> Path | None:
-    """The validation utterances outside the seeded subset the run validated on, as a manifest (None: none)."""
+def unselected_manifest(data: DataArguments, folder: Path) -> tuple[Path, int] | None:
+    """The validation utterances outside the seeded subset the run validated on, as a manifest, and their number
+    (None: there are none)."""
     _, selected, _ = load_utterances(data)
     _, everything, _ = load_utterances(replace(data, max_valid_utterances=None))
     seen = {u.path for u in selected}
@@ -41,7 +42,7 @@ def unselected_manifest(data: DataArguments, folder: Path) -> Path | None:
         f.write("path\ttext\n")
         for u in rest:
             f.write(f"{Path(u.path).resolve()}\t{u.text}\n")  # read_manifest made paths relative to the cwd
-    return path
+    return path, len(rest)
 
 
 def main(sweep: Path, output: Path) -> None:
@@ -49,7 +50,7 @@ def main(sweep: Path, output: Path) -> None:
     if output.is_file():
         with open(output, encoding="utf-8", newline="") as f:
             done = {row["cell"]: row for row in csv.DictReader(f)}
-    manifests: dict[str, Path | None] = {}
+    manifests: dict[str, tuple[Path, int] | None] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for row in read_results(sweep):
             model = sweep / row["cell"] / "model"
@@ -62,8 +63,8 @@ def main(sweep: Path, output: Path) -> None:
                 manifests[key] = unselected_manifest(data, Path(tempfile.mkdtemp(dir=tmp)))
             if manifests[key] is None:
                 continue
-            n = sum(1 for _ in open(manifests[key], encoding="utf-8")) - 1
-            metrics = evaluate(str(model), str(manifests[key]), output_dir=str(Path(tmp) / "eval"), progress=False,
+            manifest, n = manifests[key]
+            metrics = evaluate(str(model), str(manifest), output_dir=str(Path(tmp) / "eval"), progress=False,
                                allow_unknown_chars=True)
             done[row["cell"]] = {"cell": row["cell"], "method": row["method"], "sparsity_target": row["sparsity_target"],
                                  "seed": row["seed"], "selected_cer": row["cer"], "unselected_cer": metrics["cer"],
