@@ -339,12 +339,35 @@ def test_a_language_of_a_sweep_can_have_its_own_units_and_clip_lengths():
     ({"tokens": "phone"}, "language 'tus': unknown option(s) tokens"),
     ({"token_unit": "phones"}, "language 'tus': token_unit must be char | phone | ipa-phone"),
     ({"max_seconds": "long"}, "language 'tus': max_seconds must be a number of seconds"),
-    ({"allow_unknown_chars": "yes"}, "language 'tus': allow_unknown_chars must be true or false")])
+    ({"allow_unknown_chars": "yes"}, "language 'tus': allow_unknown_chars must be true or false"),
+    ({"max_steps": 0}, "language 'tus': max_steps must be a whole number of updates >= 1, got 0"),
+    ({"max_steps": "2300"}, "language 'tus': max_steps must be a whole number of updates >= 1, got '2300'")])
 def test_a_languages_own_options_are_checked_before_any_cell_runs(options, message):
     from parp.experiments.grid import parse_languages
 
     with pytest.raises(ConfigError, match=re.escape(message)):
         parse_languages({"tus": {"train": "tus/train.tsv", **options}})
+
+
+def test_a_language_can_train_to_its_own_convergence_budget(tmp_path):
+    """Languages converge at different speeds (N(d) per language): a language's own max_steps reaches every cell
+    trained on it (unpruned, OMP's second phase, PARP-P' onto it), the others keep the grid's, and its data
+    settings are untouched by it."""
+    from parp.experiments.cells import cell_arguments, data_arguments
+    from parp.experiments.grid import SweepConfig, validate_sweep
+
+    config = SweepConfig(max_steps=1400, methods=["omp", "parp"], sparsities=[0.5], transfer=True,
+                         languages={"yo": {"train": "yo/train.tsv", "max_steps": 2300}, "rw": "rw/train.tsv"})
+    languages, cells = validate_sweep(config)
+    by_name = {lang.name: lang for lang in languages}
+    steps = {(c.language, c.method, c.mask_from): cell_arguments(config, by_name[c.language], c, tmp_path)[2].max_steps
+             for c in cells}
+    assert {k: v for k, v in steps.items() if k[0] == "yo"} == {
+        ("yo", "none", None): 2300, ("yo", "omp", None): 2300, ("yo", "parp", None): 2300,
+        ("yo", "transfer", "rw"): 2300, ("yo", "transfer-random", "rw"): 2300}
+    assert set(v for k, v in steps.items() if k[0] == "rw") == {1400}
+    assert vars(data_arguments(config, by_name["yo"])) == {**vars(data_arguments(config, by_name["rw"])),
+                                                           "train_manifest": "yo/train.tsv"}
 
 
 def test_multilingual_needs_two_languages_that_share_a_vocabulary():

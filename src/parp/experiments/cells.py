@@ -34,6 +34,10 @@ SOURCE_METHOD = "omp"  # the method whose masks are transferred
 #: DataArguments a language of a sweep may set for itself (``languages: {tus: {train: ..., token_unit: ipa-phone}}``):
 #: how its text is cut into units and which of its clips are usable; everything else is the grid's, shared.
 LANGUAGE_OPTIONS = ("token_unit", "allow_unknown_chars", "text_column", "min_seconds", "max_seconds")
+#: The one schedule setting a language may set for itself: its own N(d), the updates its unpruned model needs to
+#: converge (``docs/results/converged/convergence.py``), so that a grid of languages that converge at different
+#: speeds trains each one, and every cell that starts from it (OMP's second phase, PARP-P' onto it), to convergence.
+LANGUAGE_SCHEDULE_OPTIONS = ("max_steps",)
 
 
 @dataclass(frozen=True)
@@ -41,11 +45,16 @@ class LanguageData:
     name: str
     train_manifest: str
     valid_manifest: str | None = None
-    options: tuple[tuple[str, Any], ...] = ()  # (LANGUAGE_OPTIONS name, value) pairs overriding the grid's
+    options: tuple[tuple[str, Any], ...] = ()  # (LANGUAGE_OPTIONS or _SCHEDULE_ name, value) overriding the grid's
 
     def data_options(self, config: SweepConfig) -> dict[str, Any]:
         """The grid's data settings with this language's own ones on top."""
-        return {**shared_values(config, DataArguments), **dict(self.options)}
+        own = {k: v for k, v in self.options if k in LANGUAGE_OPTIONS}
+        return {**shared_values(config, DataArguments), **own}
+
+    def schedule_options(self) -> dict[str, Any]:
+        """This language's own schedule settings (its ``max_steps``), overriding the grid's."""
+        return {k: v for k, v in self.options if k in LANGUAGE_SCHEDULE_OPTIONS}
 
 
 @dataclass(frozen=True)
@@ -97,10 +106,12 @@ def data_sizes(config: SweepConfig) -> list[float | None]:
     return sorted(sizes, key=lambda h: float("inf") if h is None else h)
 
 
-def train_config_for(config: SweepConfig, directory: Path, seed: int) -> TrainConfig:
-    """The shared schedule, with only the cell's folder and seed changed."""
+def train_config_for(config: SweepConfig, directory: Path, seed: int,
+                     language: LanguageData | None = None) -> TrainConfig:
+    """The shared schedule, with only the cell's folder and seed changed (and the language's own max_steps)."""
     schedule = {f.name: getattr(config, f.name) for f in dataclasses.fields(TrainConfig)}
-    return TrainConfig(**{**schedule, "output_dir": str(directory), "seed": seed})
+    own = language.schedule_options() if language else {}
+    return TrainConfig(**{**schedule, **own, "output_dir": str(directory), "seed": seed})
 
 
 def cell_arguments(config: SweepConfig, language: LanguageData, cell: Cell, output_dir: Path,
@@ -116,7 +127,7 @@ def cell_arguments(config: SweepConfig, language: LanguageData, cell: Cell, outp
                                     imp_checkpoint=str(earlier.directory(output_dir)) if earlier else None)
     return (data_arguments(config, language, cell.train_hours),
             ModelArguments(**shared_values(config, ModelArguments)),
-            train_config_for(config, cell.directory(output_dir), cell.seed), prune)
+            train_config_for(config, cell.directory(output_dir), cell.seed, language), prune)
 
 
 def previous_imp_cell(config: SweepConfig, cell: Cell) -> Cell | None:

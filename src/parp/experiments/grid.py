@@ -22,8 +22,8 @@ from ..models import ModelArguments, encoder_identity
 from ..records import is_completed, jsonable, read_run
 from ..sparsity import validate_sparsity
 from ..training.config import TrainConfig
-from .cells import (LANGUAGE_OPTIONS, MULTILINGUAL, Cell, LanguageData, cell_arguments, data_sizes, prerequisite,
-                    seeds_of)
+from .cells import (LANGUAGE_OPTIONS, LANGUAGE_SCHEDULE_OPTIONS, MULTILINGUAL, Cell, LanguageData, cell_arguments,
+                    data_sizes, prerequisite, seeds_of)
 from .multilingual import union_languages
 from .transfer import transfer_cells
 
@@ -40,7 +40,8 @@ class SweepConfig(TrainConfig):
                              help="Sweep folder: cells/, results.csv, report.")
     languages: list[str] = field(default_factory=list, metadata={
         "help": "NAME=TRAIN.tsv[,VALID.tsv] per language (in YAML also a mapping name -> path or {train, valid, "
-                "and the language's own token_unit, allow_unknown_chars, text_column, min_seconds, max_seconds}).",
+                "and the language's own token_unit, allow_unknown_chars, text_column, min_seconds, max_seconds, "
+                "and max_steps: its own N(d), for it and every cell trained on it}).",
         CONFIG_TYPE_KEY: dict})
     methods: list[str] = field(default_factory=lambda: ["omp", "parp"], metadata={
         "help": "Pruning methods (parp omp imp mpi random); the unpruned 'none' cell always runs as reference."})
@@ -116,7 +117,8 @@ def load_sweep_config(path: str | Path, **overrides: Any) -> SweepConfig:
 
 def parse_languages(languages: Any) -> list[LanguageData]:
     """``["fi=train.tsv,valid.tsv"]`` or ``{"fi": "train.tsv"}`` / ``{"fi": {"train": ..., "valid": ...}}``, the
-    mapping form also with the language's own data options (``LANGUAGE_OPTIONS``, e.g. ``token_unit: ipa-phone``)."""
+    mapping form also with the language's own data options (``LANGUAGE_OPTIONS``, e.g. ``token_unit: ipa-phone``)
+    and updates (``max_steps``)."""
     entries: list[tuple[str, Any]] = []
     if isinstance(languages, dict):
         entries = list(languages.items())
@@ -132,10 +134,11 @@ def parse_languages(languages: Any) -> list[LanguageData]:
         if isinstance(value, dict):
             train, valid = value.get("train"), value.get("valid")
             options = {k: v for k, v in value.items() if k not in ("train", "valid")}
-            unknown = sorted(set(options) - set(LANGUAGE_OPTIONS))
+            allowed = LANGUAGE_OPTIONS + LANGUAGE_SCHEDULE_OPTIONS
+            unknown = sorted(set(options) - set(allowed))
             if unknown:
                 raise ConfigError(f"language {name!r}: unknown option(s) {', '.join(map(str, unknown))} (a language "
-                                  f"may set train, valid, {', '.join(LANGUAGE_OPTIONS)})")
+                                  f"may set train, valid, {', '.join(allowed)})")
         else:
             train, _, valid = str(value).partition(",")
         if not train:
@@ -160,6 +163,9 @@ def _checked_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
                 value = float(value)
             except (TypeError, ValueError):
                 raise ConfigError(f"language {name!r}: {key} must be a number of seconds, got {value!r}") from None
+        elif key == "max_steps":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"language {name!r}: max_steps must be a whole number of updates >= 1, got {value!r}")
         elif key == "allow_unknown_chars":
             if not isinstance(value, bool):
                 raise ConfigError(f"language {name!r}: allow_unknown_chars must be true or false, got {value!r}")

@@ -1,7 +1,7 @@
 """``parp sweep``: languages x methods x sparsities x seeds, every cell with the SAME fine-tuning schedule.
 
 A sweep is one ``TrainConfig`` (steps, learning rate, warm-up, freezing: identical for every method, so the
-comparison is fair) plus the grid. Each cell is one ``run_prune`` into
+comparison is fair; a language may set its own ``max_steps``, its N(d), for all of its cells) plus the grid. Each cell is one ``run_prune`` into
 ``output_dir/cells/<lang>/<method>/s<sparsity>/seed<seed>/``; a cell whose ``run.json`` says ``completed`` is
 never rerun, and a killed cell resumes from the loop's checkpoints. Results are rebuilt from the cells' records
 after every cell, so ``results.csv`` / ``results.json`` are always current, even after a crash.
