@@ -13,8 +13,7 @@
 #          bash scripts/gpu/make_gpu_carry.sh                                              (.whl)
 #   there: bash scripts/gpu/gpu_converged.sh    call 1: carry [".whl", ".gpu/audio"]
 #                                               call 2, at once (warm): carry [".whl", ".gpu/audio2"]
-#   back here, per grid: parp sweep --config docs/results/converged/NAME.yaml --max_steps N(d) \
-#                            --languages LANG=runs/gpu-audio/LANG/manifest.tsv --collect_only
+#   back here, per grid: parp sweep --config runs/gpu-converged/NAME.yaml --collect_only   (the YAML it ran, packed)
 #
 # A trial on a CPU: PYTHON=.venv/bin/python NO_WHEELS=1 DEADLINE=60 LIMIT=90 PROBE_STEPS=4 WORKERS=2 \
 #                   bash scripts/gpu/gpu_converged.sh      (tiny probes, then the grids until the deadline)
@@ -65,23 +64,16 @@ wait_for "$DEADLINE" "${probes[@]}"
 "$PY" docs/results/converged/convergence.py runs/converged/probe "$W" > "$W/n.json" 2>> "$W/session.log"
 log "N(d): $(cat "$W/n.json")"
 
-# 3. grids whose N(d) is known
+# 3. grids whose N(d) is known: a copy of each grid's YAML that reads the carried audio and gives every language
+#    its own N(d) (its max_steps), its own data options (allow_unknown_chars, ...) kept
 workers=()
 for entry in $PLAN; do
-    IFS=: read -r name langs size <<< "$entry"
-    n=$("$PY" - "$W/n.json" "$langs" "$size" <<'PY'
-import json, sys
-n = json.load(open(sys.argv[1]))
-steps = [n.get(f"{lang}-h{sys.argv[3]}") for lang in sys.argv[2].split(",")]
-print(max(steps) if steps and all(steps) else "")
-PY
-)
-    [[ -z "$n" ]] && { log "$name: no N(d) yet, not run"; continue; }
-    languages=(); for lang in ${langs//,/ }; do languages+=("$lang=runs/gpu-audio/$lang/manifest.tsv"); done
-    log "$name: N(d) = $n updates, $WORKERS workers"
+    IFS=: read -r name _ size <<< "$entry"
+    config=$("$PY" scripts/gpu/grid_here.py "docs/results/converged/$name.yaml" "$W/n.json" "$size" "$W/$name.yaml")
+    [[ -z "$config" ]] && { log "$name: no N(d) yet for all of its languages, not run"; continue; }
+    log "$name: $config, $WORKERS workers"
     for i in $(seq "$WORKERS"); do
-        OMP_NUM_THREADS=1 "$PY" -m parp sweep --config "docs/results/converged/$name.yaml" --max_steps "$n" \
-            --languages "${languages[@]}" > "$W/$name-worker-$i.log" 2>&1 &
+        OMP_NUM_THREADS=1 "$PY" -m parp sweep --config "$W/$name.yaml" > "$W/$name-worker-$i.log" 2>&1 &
         workers+=($!)
         sleep 1
     done
@@ -93,7 +85,7 @@ stop_all "${probes[@]}" "${workers[@]}"
 # 4. records (small) and masks back
 find runs/converged \( -name checkpoints -o -name logs -o -name best -o -name gpu-audio \) -prune -o -type f \
     \( -name '*.json' -o -name '*.csv' -o -name '*.md' \) -size -2M -print > "$W/records.list"
-tar czf "$OUT/converged-records.tar.gz" -T "$W/records.list" "$W"/*.log "$W"/*.json "$W"/*.png 2>/dev/null
+tar czf "$OUT/converged-records.tar.gz" -T "$W/records.list" "$W"/*.log "$W"/*.json "$W"/*.png "$W"/*.yaml 2>/dev/null
 find runs/converged -path '*/checkpoints' -prune -o -type f -name mask.safetensors -print | head -n 100 \
     > "$W/masks.list"
 [[ -s "$W/masks.list" ]] && tar cf - -T "$W/masks.list" | split -b 15M - "$OUT/converged-masks.tar.part-"
