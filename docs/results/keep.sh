@@ -12,6 +12,7 @@ sweeps=(
   "docs/results/converged/mboshi-0.167h.yaml --max_steps 1400" docs/results/converged/records/mboshi-0.167h
   "docs/results/converged/mboshi-1h.yaml --max_steps 2200" docs/results/converged/records/mboshi-1h
   "docs/results/real-languages/cross-1h.yaml" docs/results/real-languages/records/1h
+  "docs/results/real-languages/baselines-all.yaml" docs/results/real-languages/records/all
 )
 for ((i = 0; i < ${#sweeps[@]}; i += 2)); do
   config=${sweeps[i]} records=${sweeps[i + 1]}
