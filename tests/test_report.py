@@ -341,6 +341,25 @@ def test_claims_use_cer_when_words_are_almost_never_right(sweep_dir):
     assert claims_of(sweep_dir)["a"].metric == "cer"
 
 
+def test_metric_option_judges_the_claims_on_the_named_error_rate(sweep_dir, capsys):
+    """--metric cer: where words are sometimes right (WER 0.38-0.54, so auto picks WER) the claims still go on CER."""
+    from parp.reports.tables import Tables
+    from parp.results import read_results
+
+    rows = read_results(sweep_dir / "results.csv")
+    for row in rows:  # CER ranks the methods the other way round from WER
+        row["cer"] = {"none": 0.2, "omp": 0.1}.get(row["method"], 0.3)
+    write_results(sweep_dir, rows)
+    assert claims_of(sweep_dir)["a"].metric == "wer"
+    claims = {c.claim: c for c in Tables(rows, sweep_dir, metric="cer").claims()}
+    assert claims["a"].metric == "cer" and claims["a"].verdict is Verdict.FAILS
+    assert main(["report", "--results", str(sweep_dir), "--metric", "cer", "--output_dir", str(sweep_dir / "r")]) == 0
+    assert "PARP − OMP CER" in (sweep_dir / "r" / "report.md").read_text()
+    assert main(["report", "--results", str(sweep_dir), "--metric", "per"]) == 2
+    assert capsys.readouterr().err.strip().endswith("--metric per: no result row has a PER (phone targets have PER, "
+                                                    "character targets WER and CER)")
+
+
 def test_several_results_merge_later_rows_over_earlier_ones_with_their_own_mask_paths(sweep_dir):
     """A committed copy of lost cells first, then the live folder: the live rows win, old masks still resolve."""
     from parp.results import read_results

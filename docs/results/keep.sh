@@ -11,6 +11,7 @@ parp=${PARP:-.venv/bin/parp} python=${PYTHON:-.venv/bin/python}
 sweeps=(
   "docs/results/converged/mboshi-0.167h.yaml --max_steps 1400" docs/results/converged/records/mboshi-0.167h
   "docs/results/converged/mboshi-1h.yaml --max_steps 2200" docs/results/converged/records/mboshi-1h
+  docs/results/converged/real-1h.yaml docs/results/converged/records/real-1h
   "docs/results/real-languages/cross-1h.yaml" docs/results/real-languages/records/1h
   "docs/results/real-languages/baselines-all.yaml" docs/results/real-languages/records/all
 )

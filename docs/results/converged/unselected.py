@@ -8,6 +8,10 @@ Needs the cells' model folders (the session's runs/); resumable: cells already i
 
     OMP_NUM_THREADS=1 python docs/results/converged/unselected.py runs/converged/mboshi-0.167h \
         docs/results/converged/records/mboshi-0.167h/unselected.csv
+
+It also writes OUTPUT's folder/unselected/results.csv: the rows of OUTPUT's folder/results.csv (the records) that
+have an unselected score, with that score as their WER and CER, so that ``parp report --metric cer --results
+.../unselected`` judges the claims on it (a cell not rescored yet is left out rather than mixed in).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from pathlib import Path
 from parp.api import evaluate
 from parp.data import DataArguments
 from parp.data.arguments import load_utterances
-from parp.results import read_results
+from parp.results import read_results, write_results
 
 COLUMNS = ["cell", "method", "sparsity_target", "seed", "selected_cer", "unselected_cer", "unselected_wer",
            "unselected_utterances"]
@@ -79,7 +83,27 @@ def main(sweep: Path, output: Path) -> None:
             output.with_suffix(".tmp").replace(output)
 
 
+def write_rescored(records: Path, scores: Path) -> None:
+    """records/unselected/results.{csv,json}: the records' rows scored on the unselected utterances."""
+    if not (records / "results.csv").is_file() or not scores.is_file():
+        return
+    with open(scores, encoding="utf-8", newline="") as f:
+        unselected = {row["cell"]: row for row in csv.DictReader(f)}
+    rows = []
+    for row in read_results(records):
+        score = unselected.get(row["cell"])
+        if score is None:
+            continue
+        for key in ("cell", "mask"):  # relative to the records folder, one level up from unselected/
+            if row.get(key) and not Path(row[key]).is_absolute():
+                row[key] = f"../{row[key]}"
+        rows.append({**row, "cer": float(score["unselected_cer"]), "wer": float(score["unselected_wer"])})
+    (records / "unselected").mkdir(exist_ok=True)
+    write_results(records / "unselected", rows)
+
+
 if __name__ == "__main__":
     if len(sys.argv) != 3:
         raise SystemExit("usage: unselected.py SWEEP_FOLDER OUTPUT.csv")
     main(Path(sys.argv[1]), Path(sys.argv[2]))
+    write_rescored(Path(sys.argv[2]).parent, Path(sys.argv[2]))

@@ -43,6 +43,9 @@ class ReportArguments:
     extra_masks: list[str] | None = field(default=None, metadata={
         "help": "NAME=SWEEP_FOLDER ...: another sweep's masks join the mask analyses as language NAME (same method "
                 "and sparsity; its error rates stay out), e.g. mboshi=runs/mboshi-seeds/s600."})
+    metric: str = field(default="auto", metadata={
+        "help": "The error rate the claims are judged on: auto (WER, or CER where every WER is >= 0.95, or PER for "
+                "phone targets), wer, cer or per.", "choices": ("auto", "wer", "cer", "per")})
 
 
 
@@ -520,17 +523,19 @@ def merged_results(sources: str | Path | list) -> tuple[list[dict[str, Any]], Pa
 
 
 def build_report(results: str | Path | list, output_dir: str | Path | None = None,
-                 budget_results: list[str | Path] | tuple = (), extra_masks: list[str] | None = None) -> Path:
+                 budget_results: list[str | Path] | tuple = (), extra_masks: list[str] | None = None,
+                 metric: str = "auto") -> Path:
     """Write ``report.md`` and its PNG plots; returns the report's path. ``extra_masks``: ``NAME=SWEEP_FOLDER``
-    items whose masks join the mask analyses (``parp.reports.extra_masks``)."""
+    items whose masks join the mask analyses (``parp.reports.extra_masks``); ``metric``: see ReportArguments."""
     rows, base = merged_results(results)
     budget_rows = [row for extra in budget_results for row in read_results(extra)]
     extra = extra_mask_rows(extra_masks, base, rows)
-    return Report(Tables(rows, base, extra), Path(output_dir) if output_dir else base, budget_rows).build()
+    tables = Tables(rows, base, extra, metric=metric)
+    return Report(tables, Path(output_dir) if output_dir else base, budget_rows).build()
 
 
 def run_report(args: ReportArguments) -> Path:
-    path = build_report(args.results, args.output_dir, args.budget_results, args.extra_masks)
+    path = build_report(args.results, args.output_dir, args.budget_results, args.extra_masks, args.metric)
     print(f"report: {path}")
     return path
 

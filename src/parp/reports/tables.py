@@ -54,9 +54,14 @@ def by_data_size(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 class Tables:
     """Result rows (one per cell and seed) with the aggregations and verdicts a report states."""
 
-    def __init__(self, rows: list[dict[str, Any]], base: Path, extra_rows: list[dict[str, Any]] = ()):
+    def __init__(self, rows: list[dict[str, Any]], base: Path, extra_rows: list[dict[str, Any]] = (),
+                 metric: str = "auto"):
         if not rows:
             raise ConfigError("the results file has no rows: no sweep cell has finished yet")
+        if metric != "auto" and not any(r.get(metric) is not None for r in rows):
+            raise ConfigError(f"--metric {metric}: no result row has a {metric.upper()} (phone targets have PER, "
+                              "character targets WER and CER)")
+        self.metric = metric
         rows = by_data_size(rows)
         # transfer cells (a mask from another language) have their own section; every other table is per language
         self.transfer_rows = [r for r in rows if r.get("mask_from")]
@@ -233,7 +238,9 @@ class Tables:
     @property
     def claim_metric(self) -> str:
         """WER, unless every WER is saturated (>= WER_SATURATED: short runs spell almost no word right, and WER
-        moves by noise between 0.98 and 1.01) while CER still differs; PER for phone targets."""
+        moves by noise between 0.98 and 1.01) while CER still differs; PER for phone targets. ``--metric`` overrides."""
+        if self.metric != "auto":
+            return self.metric
         if self.error_metrics == ("per",):
             return "per"
         wers = [r["wer"] for r in self.rows if r.get("wer") is not None]
