@@ -295,3 +295,24 @@ def test_the_convergence_rule_takes_the_latest_best_step_over_two_stopped_seeds(
                                    "all_seeds_stopped": False}
     assert summary["tus-hall"]["seeds"]["0"]["best_cer"] == 0.6  # PER for East Tusom's phones
     assert (tmp_path / "out" / "convergence.png").stat().st_size > 10_000
+
+
+def test_a_kept_sweep_record_counts_as_a_probe_through_its_validation_curve(tmp_path):
+    """records/ keeps a sweep cell's run.json only: no training log, its fine-tuning phase's validations instead."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("convergence", ROOT / "docs/results/converged/convergence.py")
+    convergence = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(convergence)
+    for seed, curve in ((0, [(100, 0.8), (200, 0.5), (300, 0.55)]), (1, [(100, 0.7), (200, 0.6), (300, 0.4)])):
+        folder = tmp_path / f"records/cells/yo/h1/none/s0/seed{seed}"
+        folder.mkdir(parents=True)
+        (folder / "run.json").write_text(json.dumps({
+            "status": "completed", "arguments": {"train": {"max_steps": 6000, "early_stopping_patience": 8}},
+            "phases": [{"name": "finetune", "validation_curve": [{"step": st, "valid_wer": 1.0, "valid_cer": c}
+                                                                 for st, c in curve]}, {"name": "export"}]}))
+    (tmp_path / "probe").mkdir()
+    convergence.main(str(tmp_path / "probe"), str(tmp_path / "out"), [str(tmp_path / "records")])
+    summary = json.loads((tmp_path / "out" / "convergence.json").read_text())
+    assert summary["yo-h1"]["n_updates"] == 300
+    assert summary["yo-h1"]["seeds"]["0"]["best_step"] == 200 and summary["yo-h1"]["seeds"]["0"]["best_cer"] == 0.5

@@ -65,6 +65,9 @@ def probes(folders: list[Path], sweeps: list[Path] = ()) -> dict[tuple[str, floa
                   f"{schedule.get('early_stopping_patience')}; probes: {PROBE_SCHEDULE}), left out", file=sys.stderr)
             continue
         history, finished = (run.data.get("history") or [], run.completed) if run else ([], False)
+        if not history and run:  # a sweep cell's record keeps its fine-tuning's validations, not the whole log
+            phases = [p for p in run.data.get("phases") or [] if p.get("name") == "finetune"]
+            history = phases[-1].get("validation_curve") or [] if phases else []
         if not finished:  # still running: its last checkpoint holds the curve so far
             states = sorted(run_dir.glob("checkpoints/step-*/trainer_state.json"))
             history = json.loads(states[-1].read_text())["history"] if states else []
@@ -105,7 +108,7 @@ def main(probe_dir: str, out_dir: str, sweeps: list[str] = (), eval_every: int =
         state = "" if done else " (one seed so far)" if all(s["finished"] for s in seeds.values()) else " (running)"
         ax.set_title(f"{language}, {_size(hours)} of training audio" + state)
         ax.set_xlabel("updates")
-        ax.set_ylabel("validation CER (200 utterances)")
+        ax.set_ylabel("validation CER (at most 200 utterances)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
