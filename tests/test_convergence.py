@@ -273,14 +273,20 @@ def _probe_record(folder, curve, max_steps=6000, status="completed", metric="val
         "history": history + [history[-1]]}))  # the restored best model's final validation, at the stop step
 
 
-def test_the_convergence_rule_takes_the_latest_best_step_over_two_stopped_seeds(tmp_path):
-    """N(d) by docs/results/converged/convergence.py: probes and a sweep's unpruned cells with the probe schedule
-    count; a cell of another schedule (a grid's N(d)-long cell) does not; one seed or a running one gives no N(d)."""
+def _convergence_script():
+    """docs/results/converged/convergence.py, a script rather than a package module, loaded by path."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("convergence", ROOT / "docs/results/converged/convergence.py")
     convergence = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(convergence)
+    return convergence
+
+
+def test_the_convergence_rule_takes_the_latest_best_step_over_two_stopped_seeds(tmp_path):
+    """N(d) by docs/results/converged/convergence.py: probes and a sweep's unpruned cells with the probe schedule
+    count; a cell of another schedule (a grid's N(d)-long cell) does not; one seed or a running one gives no N(d)."""
+    convergence = _convergence_script()
     probes, sweep = tmp_path / "probe", tmp_path / "sweep"
     _probe_record(probes / "mboshi-h0.167-seed0", [(100, 0.9), (200, 0.70), (300, 0.72), (400, 0.71)])
     _probe_record(sweep / "cells/mboshi/h0.167/none/s0/seed1", [(100, 0.9), (200, 0.8), (300, 0.69), (400, 0.75)])
@@ -299,11 +305,7 @@ def test_the_convergence_rule_takes_the_latest_best_step_over_two_stopped_seeds(
 
 def test_a_kept_sweep_record_counts_as_a_probe_through_its_validation_curve(tmp_path):
     """records/ keeps a sweep cell's run.json only: no training log, its fine-tuning phase's validations instead."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("convergence", ROOT / "docs/results/converged/convergence.py")
-    convergence = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(convergence)
+    convergence = _convergence_script()
     for seed, curve in ((0, [(100, 0.8), (200, 0.5), (300, 0.55)]), (1, [(100, 0.7), (200, 0.6), (300, 0.4)])):
         folder = tmp_path / f"records/cells/yo/h1/none/s0/seed{seed}"
         folder.mkdir(parents=True)

@@ -58,8 +58,8 @@ def main(records: Path, language: str | None = None) -> None:
         selected = [c["cer"] if c else None for c in cells]
         held_out = [unselected.get(c["cell"]) if c else None for c in cells]
         scores[key] = ([v for v in selected if v is not None], [v for v in held_out if v is not None])
-        print(f"| {NAMES.get(key[0], key[0])} | {key[1] * 100:.0f} % | {fmt(selected)} | {spread(selected)} | {fmt(held_out)} | "
-              f"{spread(held_out)} | {' / '.join(str(c['finetune_steps']) if c else '–' for c in cells)} | "
+        print(f"| {NAMES.get(key[0], key[0])} | {key[1] * 100:.0f} % | {fmt(selected)} | {spread(selected)} | "
+              f"{fmt(held_out)} | {spread(held_out)} | {' / '.join(str(c['finetune_steps']) if c else '–' for c in cells)} | "
               f"{' / '.join(str(c.get('best_step')) if c else '–' for c in cells)} |")
     print()
     print("| claim | target | on the selected utterances | on the unselected utterances |")
