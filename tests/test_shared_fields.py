@@ -111,7 +111,7 @@ def test_the_flags_are_those_of_before():
     assert names == {"languages", "methods", "sparsities", "seeds", "train_hours", "model", "mask_time_prob", "ctc_head_init",
                      "max_train_utterances",
                      "max_valid_utterances", "valid_fraction", "text_column", "token_unit", "allow_unknown_chars",
-                     "split_seed", "max_seconds", "prune_every", "imp_rounds", "imp_chain", "scope", "reuse_dense", "multilingual",
+                     "split_seed", "max_seconds", "prune_every", "imp_rounds", "imp_chain", "scope", "reuse_dense", "reuse_cells_from", "multilingual",
                      "multilingual_steps", "transfer", "transfer_sources", "only_cells", "collect_only"}
     assert [f.name for f in dataclasses.fields(DemoArguments)] == [
         "model", "output_dir", "language", "utterances", "valid_fraction", "methods", "sparsities", "max_steps",

@@ -465,3 +465,33 @@ def test_a_finished_cell_of_another_encoder_is_refused(setup, tmp_path):
     (model / "pretraining.json").write_text(json.dumps({"steps": 200}))  # the same folder, pretrained longer
     with pytest.raises(ConfigError, match="another encoder .*100 pretraining updates.*200 pretraining updates"):
         run_sweep(_config(setup, out, model=str(model), methods=[], sparsities=[0.0]))
+
+
+def test_cells_another_sweep_finished_with_the_same_recipe_are_adopted_not_rerun(setup, tmp_path, capsys):
+    """reuse_cells_from: overlapping grids (the cross-lingual 1-hour grid holds the convergence grids' cells) share
+    finished cells; a cell whose recipe differs in anything that changes weights is run, never adopted."""
+    first, second, other = tmp_path / "first", tmp_path / "second", tmp_path / "other"
+    ran = {r["method"]: r for r in run_sweep(_config(setup, first))}  # none + omp
+    before = _mtimes(first)
+
+    capsys.readouterr()
+    rows = run_sweep(_config(setup, second, methods=["omp", "parp"], reuse_cells_from=[str(first)]))
+    assert "2 cell(s) adopted" in capsys.readouterr().out
+    assert _mtimes(first) == before
+    by_method = {r["method"]: r for r in rows}
+    for method in ("none", "omp"):
+        assert by_method[method]["cer"] == ran[method]["cer"]
+        cell = Cell("xx", method, 0.5 if method == "omp" else 0.0, 0)
+        record = json.loads((cell.directory(second) / "run.json").read_text())
+        assert record["adopted_from"] == str(cell.directory(first))
+        original = first / ran[method]["mask"]
+        assert (second / by_method[method]["mask"]).samefile(original), "the mask was not linked from the first sweep"
+        assert not (cell.directory(second) / "finetune" / "checkpoints").exists()
+    assert "adopted_from" not in json.loads((Cell("xx", "parp", 0.5, 0).directory(second) / "run.json").read_text())
+
+    # another schedule: nothing adopted, the cell runs (and the first sweep's cell is untouched)
+    capsys.readouterr()
+    run_sweep(_config(setup, other, methods=[], sparsities=[0.0], max_steps=STEPS + 1, reuse_cells_from=[str(first)]))
+    assert "adopted" not in capsys.readouterr().out
+    assert "adopted_from" not in json.loads(next(other.glob("cells/**/run.json")).read_text())
+    assert _mtimes(first) == before

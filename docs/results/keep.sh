@@ -7,22 +7,23 @@ set -uo pipefail
 cd "$(git rev-parse --show-toplevel)" || exit 1
 export OMP_NUM_THREADS=1
 parp=${PARP:-.venv/bin/parp} python=${PYTHON:-.venv/bin/python}
-# "CONFIG [EXTRA FLAGS]" RECORDS
+# "CONFIG [EXTRA FLAGS]" "RECORDS [--masks: keep the pruned cells' masks too, for the mask analyses]"
 sweeps=(
   "docs/results/converged/mboshi-0.167h.yaml --max_steps 1400" docs/results/converged/records/mboshi-0.167h
   "docs/results/converged/mboshi-1h.yaml --max_steps 2200" docs/results/converged/records/mboshi-1h
   docs/results/converged/real-1h.yaml docs/results/converged/records/real-1h
-  "docs/results/real-languages/cross-1h.yaml" docs/results/real-languages/records/1h
+  docs/results/real-languages/probes-1h.yaml docs/results/real-languages/records/1h
+  docs/results/real-languages/cross-1h.yaml "docs/results/real-languages/records/cross-1h --masks"
   "docs/results/real-languages/baselines-all.yaml" docs/results/real-languages/records/all
 )
 for ((i = 0; i < ${#sweeps[@]}; i += 2)); do
-  config=${sweeps[i]} records=${sweeps[i + 1]}
+  config=${sweeps[i]} records=${sweeps[i + 1]%% *} keep_flags=${sweeps[i + 1]#"$records"}
   out=$(awk '/^output_dir:/ {print $2}' "${config%% *}")
   [[ -d $out/cells ]] || continue
   # shellcheck disable=SC2086
   $parp sweep --config $config --collect_only > /dev/null || continue
   (( $(wc -l < "$out/results.csv") > 1 )) || continue
-  $python docs/results/keep_records.py "$out" "$records" > /dev/null \
+  $python docs/results/keep_records.py "$out" "$records" $keep_flags > /dev/null \
     && nice -n 5 $python docs/results/converged/unselected.py "$out" "$records/unselected.csv"
 done
 for probe in runs/converged/probe/*/; do

@@ -85,6 +85,9 @@ class SweepConfig(TrainConfig):
     reuse_dense: bool = field(default=True, metadata={
         "help": "OMP/IMP load the finished 'none' cell instead of repeating their identical first fine-tuning "
                 "(its steps and wall time still count in their cost)."})
+    reuse_cells_from: list[str] | None = field(default=None, metadata={
+        "help": "Other sweeps' output folders: a cell one of them finished with this grid's exact recipe (data "
+                "subset, schedule, seed, encoder) is linked in instead of run again (experiments/adopt.py)."})
     multilingual: bool = field(default=False, metadata={
         "help": "Also run PARP once on the union of all languages (method 'parp-multi') and score it per language."})
     multilingual_steps: int | None = field(default=None, metadata={

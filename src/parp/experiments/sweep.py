@@ -25,6 +25,7 @@ from ..errors import ConfigError
 from ..methods import run_prune
 from ..records import is_completed
 from ..results import write_results
+from .adopt import adopt_cells, adopted_line
 from .cell_masks import write_missing_masks
 from .cells import (Cell, CellRunner, LanguageData, cell_arguments, collect_results, done_line, prerequisite,
                     previous_imp_cell)
@@ -78,6 +79,10 @@ def run_sweep(config: SweepConfig, poll_seconds: float = 10.0, launch: LaunchArg
     output_dir = Path(config.output_dir)
     by_name = {lang.name: lang for lang in languages}
     join_process_group()
+    if config.reuse_cells_from and not config.collect_only and is_main():
+        adopted = adopt_cells(config, by_name, cells, output_dir)
+        if adopted:
+            print(adopted_line(adopted, config.reuse_cells_from), flush=True)
     from_main(lambda: check_finished_cells(config, by_name, cells, output_dir))
     if config.collect_only:
         return from_main(lambda: _collect_only(output_dir, cells))
