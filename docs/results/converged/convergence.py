@@ -9,7 +9,7 @@ writes
 The rule: N(d) is the latest best step over two or more seeds, rounded up to a validation; every seed then trained
 ``patience`` more validations without improving, the evidence that more updates do not help.
 
-The unpruned cells of a sweep run with the same schedule (``docs/results/real-languages/cross-1h.yaml``) are
+The unpruned cells of a sweep run with the same schedule (``docs/results/real-languages/probes-1h.yaml``) are
 probes too: name the sweep folder after ``--sweeps`` and its ``cells/LANG[/hH]/none/s0/seedN`` join the figure.
 
     python docs/results/converged/convergence.py runs/converged/probe docs/results/converged \
