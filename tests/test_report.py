@@ -205,7 +205,7 @@ def test_overlap_is_set_against_the_pretrained_start(sweep_dir):
     write_results(sweep_dir, rows)
     assert main(["report", "--results", str(sweep_dir / "results.csv"), "--output-dir", str(sweep_dir / "rep")]) == 0
     text = (sweep_dir / "rep" / "report.md").read_text()
-    row = re.search(r"\| parp \| 0\.5 \| (\d\.\d{3}) \| (\d\.\d{3}) \| 0\.333 \|", text)
+    row = re.search(r"\| parp \| 0\.5 \| (\d\.\d{3}) \| 1\.000 ± 0\.000 \| (\d\.\d{3}) \| 0\.333 \|", text)
     assert row and float(row.group(2)) > 0.8, text
     overlap = claims_of(sweep_dir)["c"]
     assert all(p.figures["pretrained"] > 0.8 and p.figures["start_explains"] for p in overlap.parts)
@@ -381,3 +381,22 @@ def test_several_results_merge_later_rows_over_earlier_ones_with_their_own_mask_
     assert main(["report", "--results", str(sweep_dir / "results.csv"), str(live),
                  "--output-dir", str(sweep_dir / "merged")]) == 0
     assert "| aa | parp | 0.5 | 0.5000 | 0.381 ± 0.001 | 0.123 ± 0.000 |" in (sweep_dir / "merged" / "report.md").read_text()
+
+
+def test_claim_c_sets_the_languages_overlap_against_two_seeds_of_one_language(sweep_dir):
+    """Issue 26: the IoU across languages means little until set against two seeds of ONE language (training noise
+    alone). The fixture's seeds share one mask per language (seed IoU 1.0), its languages do not: languages differ
+    more than seeds, beyond the spread; a difference within the spread is said to be not separable."""
+    from parp.reports.markdown import _languages_vs_seeds, render_claim
+    from parp.reports.stats import Difference
+
+    for p in claims_of(sweep_dir)["c"].parts:
+        f = p.figures
+        assert f["across_seeds"] == pytest.approx(1.0) and f["seed_languages"] == 2
+        assert f["languages_vs_seeds"].diff == pytest.approx(f["mean"] - 1.0) and f["languages_vs_seeds"].separable
+    text = render_claim(claims_of(sweep_dir)["c"])
+    assert "two seeds of one language overlap 1.000 ± 0.000 (mean over 2 language(s))" in text
+    assert "languages differ more than seeds do, beyond the spread" in text
+    close = {"across_seeds": 0.43, "across_seeds_sd": 0.02, "seed_languages": 3,
+             "languages_vs_seeds": Difference(-0.006, 0.017)}
+    assert _languages_vs_seeds(close).endswith("languages differ no more than seeds do (not separable)")

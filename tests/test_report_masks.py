@@ -116,6 +116,14 @@ def test_per_layer_iou_across_languages_on_hand_made_masks():
     assert list(random_line.get_ydata()) == pytest.approx(summary["random"])
     band = figure.axes[0].collections[0].get_paths()[0].vertices[:, 1]  # min to max over pairs
     assert (band.min(), band.max()) == pytest.approx((0.0, 1.0))
+    assert summary["seeds"] is None  # no language has two seeds
+
+    # a second seed of l1: its two masks' per-layer IoU is what training noise alone leaves shared
+    masks["l1"][1] = _mask([F, T, T, T], [F, T, T, F])
+    summary = layer_iou_summary(masks)
+    assert summary["seeds"] == pytest.approx([0.5, 0.5])  # pruned sets: layer 0 {0,1} vs {0}; layer 1 {0} vs {0,3}
+    seeds_line = layer_iou_figure({"omp": summary}, 0.5).axes[0].get_lines()[-1]
+    assert list(seeds_line.get_ydata()) == pytest.approx([0.5, 0.5])
 
 
 def test_reprune_history_is_the_seed_mean_iou_with_the_start(tmp_path):

@@ -119,13 +119,29 @@ def shared_start_note(part: ClaimVerdict) -> str:
                if part.figures["start_explains"] else "the languages share more than the pretrained start explains"))
 
 
+def _languages_vs_seeds(f: dict) -> str:
+    """Two languages' masks against two seeds' of one language: the floor set by training noise alone."""
+    versus = f.get("languages_vs_seeds")
+    if versus is None:
+        return ""
+    seeds = f"{f['across_seeds']:.3f}" + (f" ± {f['across_seeds_sd']:.3f}" if f["seed_languages"] > 1 else "")
+    if not versus.separable:
+        verdict = "languages differ no more than seeds do (not separable)"
+    elif versus.diff < 0:
+        verdict = "languages differ more than seeds do, beyond the spread"
+    else:
+        verdict = "languages overlap more than seeds do, beyond the spread"
+    return (f"; two seeds of one language overlap {seeds} (mean over {f['seed_languages']} language(s)), languages "
+            f"minus seeds {versus}: {verdict}")
+
+
 def _overlap(claim: ClaimVerdict) -> str:
     parts = []
     for part in claim.parts:
         f = part.figures
         parts.append(f"{part.subject} {f['sparsity']:g}: IoU {f['mean']:.3f} vs {f['random']:.3f} for random masks"
                      + (f" ({f['random_matched']:.3f} layer-matched)" if f["random_matched"] else "")
-                     + shared_start_note(part))
+                     + shared_start_note(part) + _languages_vs_seeds(f))
     return (f"{_VERDICT_TEXT[claim.verdict]} (strong = IoU ≥ 0.5 and at least 0.1 above random): "
             + "; ".join(parts) + ".")
 

@@ -128,8 +128,9 @@ def transfer_heatmaps(panels: dict[str, tuple[list[str], list[str], list[list[fl
 
 
 def layer_iou_figure(summaries: dict[str, dict], sparsity: float):
-    """Per encoder layer: mean IoU over language pairs (line), min-max over pairs (band), and the IoU random masks
-    with the same per-tensor sparsities would reach (dashed), one colour per method."""
+    """Per encoder layer: mean IoU over language pairs (line), min-max over pairs (band), the IoU random masks
+    with the same per-tensor sparsities would reach (dashed) and that of two seeds of one language (dotted), one
+    colour per method."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.4), layout="constrained")
     for index, (method, summary) in enumerate(summaries.items()):
@@ -138,6 +139,9 @@ def layer_iou_figure(summaries: dict[str, dict], sparsity: float):
         ax.plot(xs, summary["mean"], marker="o", color=colour, label=f"{method}: mean of {summary['pairs']} pairs")
         ax.fill_between(xs, summary["min"], summary["max"], color=colour, alpha=0.2, label=f"{method}: min-max")
         ax.plot(xs, summary["random"], linestyle="--", color=colour, linewidth=1, label=f"{method}: random masks")
+        if summary.get("seeds"):
+            ax.plot(xs, summary["seeds"], linestyle=":", marker="x", color=colour, linewidth=1.2,
+                    label=f"{method}: two seeds, one language")
         ax.set_xticks(xs)
     ax.set_xlabel("encoder layer")
     ax.set_ylabel("IoU of pruned sets across languages")

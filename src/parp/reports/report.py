@@ -316,10 +316,17 @@ class Report:
                        "",
                        "'Each vs pretrained' is the mean IoU of each language's mask with the magnitude mask of the "
                        "pretrained weights at the same sparsity: how close each mask stays to the shared start.", "",
-                       "| method | target | mean IoU across languages | each vs pretrained | random s/(2-s) | "
-                       "random (layer-matched) |", "|---|---|---|---|---|---|"]
+                       "'Two seeds, one language' is the IoU of two seeds' masks of the same language (mean ± std "
+                       "over the languages with two): the overlap training noise alone leaves, the level two "
+                       "languages' masks would reach if the languages themselves made no difference.", "",
+                       "| method | target | mean IoU across languages | two seeds, one language | each vs pretrained | "
+                       "random s/(2-s) | random (layer-matched) |", "|---|---|---|---|---|---|---|"]
+        seeds = {(p.subject, p.figures["sparsity"]): p.figures for p in self.tables.claim_overlap().parts}
         for (method, s), info in sorted(self.tables.overlap.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-            self.lines.append(f"| {method} | {s:g} | {info['mean']:.3f} | {fmt(info.get('pretrained'))} | "
+            f = seeds.get((method, s), {})
+            across = (f"{f['across_seeds']:.3f}" + (f" ± {f['across_seeds_sd']:.3f}" if f["seed_languages"] > 1 else "")
+                      if f.get("across_seeds") is not None else "–")
+            self.lines.append(f"| {method} | {s:g} | {info['mean']:.3f} | {across} | {fmt(info.get('pretrained'))} | "
                               f"{info['random']:.3f} | {fmt(info['random_matched'])} |")
         self.lines.append("")
         sources = sorted({(r["language"], r["extra_from"]) for r in self.tables.extra_rows})
@@ -377,16 +384,19 @@ class Report:
                        "sparsity and seed; mean over seeds), summarised over every pair of languages: mean (line), "
                        "min to max (band), and the IoU that random masks with the same per-tensor sparsities would "
                        "reach in that layer (dashed). A layer near its random level is pruned language-specifically, "
-                       "one far above it is shared.", ""]
+                       "one far above it is shared. Dotted: two seeds of one language (mean over the languages with "
+                       "two), what training noise alone leaves shared; languages below it differ beyond that noise.",
+                       ""]
         for s, summaries, name in figures:
             self.lines += [f"![per-layer IoU across languages at {s:g}]({name})", "",
-                           "| method | target | layer | mean IoU | min | max | random masks |",
-                           "|---|---|---|---|---|---|---|"]
+                           "| method | target | layer | mean IoU | min | max | random masks | two seeds, one language |",
+                           "|---|---|---|---|---|---|---|---|"]
             for method, summary in summaries.items():
                 for i, layer in enumerate(summary["layers"]):
+                    seeds = fmt(summary["seeds"][i]) if summary.get("seeds") else "–"
                     self.lines.append(f"| {method} | {s:g} | {layer} | {summary['mean'][i]:.3f} | "
                                       f"{summary['min'][i]:.3f} | {summary['max'][i]:.3f} | "
-                                      f"{summary['random'][i]:.3f} |")
+                                      f"{summary['random'][i]:.3f} | {seeds} |")
             self.lines.append("")
 
     def section_pretrained_overlap(self) -> None:

@@ -176,6 +176,7 @@ class Tables:
                        if not math.isnan(matrix[i][j])]
                 if off:
                     result[(method, s)] = {"languages": languages, "matrix": matrix, "mean": statistics.fmean(off),
+                                           "pairs_sd": std(off) if len(off) > 1 else None,
                                            "random": random_iou(s), "random_matched": mean(matched),
                                            "pretrained": self.mean("iou_with_pretrained_mask", method=method,
                                                                    sparsity_target=s)}
@@ -346,10 +347,18 @@ class Tables:
             baseline = max(info["random"], info["random_matched"] or 0.0)
             strong = info["mean"] >= 0.5 and info["mean"] >= baseline + 0.1
             pretrained = info.get("pretrained")
+            seeds = [o["across_seeds"][method] for (_, t), o in self.method_mask_overlap().items()
+                     if t == s and method in o["across_seeds"]]
+            # languages vs seeds, by the noise rule: are two languages' masks further apart than two seeds' of one?
+            versus = difference([info["mean"]], seeds) if seeds else None
+            spread = max(info.get("pairs_sd") or 0.0, std(seeds)) if len(seeds) > 1 else None
             parts.append(ClaimVerdict("c", Verdict.HOLDS if strong else Verdict.FAILS, subject=method, figures={
                 "sparsity": s, "mean": info["mean"], "random": info["random"],
                 "random_matched": info["random_matched"], "pretrained": pretrained,
-                "start_explains": None if pretrained is None else info["mean"] <= pretrained + 0.05}))
+                "start_explains": None if pretrained is None else info["mean"] <= pretrained + 0.05,
+                "pairs_sd": info.get("pairs_sd"), "across_seeds": mean(seeds), "across_seeds_sd": std(seeds),
+                "seed_languages": len(seeds),
+                "languages_vs_seeds": None if versus is None else Difference(versus.diff, spread)}))
         return ClaimVerdict("c", combine(parts), parts=tuple(parts))
 
     def claims(self) -> list[ClaimVerdict]:
