@@ -12,6 +12,7 @@ sweeps=(
   "docs/results/converged/mboshi-0.167h.yaml --max_steps 1400" docs/results/converged/records/mboshi-0.167h
   "docs/results/converged/mboshi-1h.yaml --max_steps 2200" docs/results/converged/records/mboshi-1h
   docs/results/converged/real-1h.yaml docs/results/converged/records/real-1h
+  "docs/results/converged/mboshi-all.yaml --max_steps 4600" docs/results/converged/records/mboshi-all
   docs/results/real-languages/probes-1h.yaml docs/results/real-languages/records/1h
   docs/results/real-languages/cross-1h.yaml "docs/results/real-languages/records/cross-1h --masks"
   "docs/results/real-languages/baselines-all.yaml" docs/results/real-languages/records/all
